@@ -1,0 +1,65 @@
+"""The connector's exception tree. Every error the connector raises on purpose is one of these.
+
+```
+ConnectorError
+├── ConfigError            a setting is missing or invalid (raised at start, names the setting)
+├── RecordError            one Kafka record cannot be delivered; the pipeline dead-letters it and goes on
+│   ├── DecodeError        the bytes are not a record of a known schema
+│   └── MappingError       the record decodes but RD would refuse it (or it is too large to send)
+└── BrokerError            the embedded broker (tests and demo) failed to start or stop
+```
+
+`RecordError.reason` is a stable, machine-readable code (part of the public contract: operators filter
+dead letters by it, see README "Dead letters"); `str(error)` is the human message naming field and value.
+Lower-level errors are translated with `raise ... from exc` at the edge where they happen.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BrokerError",
+    "ConfigError",
+    "ConnectorError",
+    "DecodeError",
+    "MappingError",
+    "RecordError",
+]
+
+
+class ConnectorError(Exception):
+    """Base of every error the connector raises on purpose."""
+
+
+class ConfigError(ConnectorError):
+    """A configuration value is missing or invalid. The message names the setting, the value
+    (never a secret's value) and what is accepted."""
+
+
+class BrokerError(ConnectorError):
+    """The embedded broker could not be started or stopped."""
+
+
+class RecordError(ConnectorError):
+    """One record cannot be delivered. `stage` is where it failed (`decode`, `map`, `send`)."""
+
+    stage = "record"
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(reason={self.reason!r}, message={self.message!r})"
+
+
+class DecodeError(RecordError):
+    """The value is not a decodable record: bad framing, unknown schema, truncated or corrupt body."""
+
+    stage = "decode"
+
+
+class MappingError(RecordError):
+    """The record decoded but cannot become an RD event RD would accept."""
+
+    stage = "map"

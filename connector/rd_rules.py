@@ -1,0 +1,174 @@
+"""What RD Station accepts, as one table (source: ../shared/rd-api.md; where RD answers differently, RD wins,
+and this is the one place to change).
+
+Pure: no I/O. Used by the mapper (to refuse locally what RD would refuse) and by the mock RD API (to answer
+as RD does). `payload_errors` returns RD's field-keyed error map (`{"field": [{"error_type", "error_message"}]}`),
+empty when the payload is acceptable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Final
+
+__all__ = [
+    "EVENT_FAMILY",
+    "EVENT_TYPES",
+    "LIMITS",
+    "REMOVED_EVENT_TYPES",
+    "URL_FIELDS",
+    "is_valid_email",
+    "is_valid_url",
+    "payload_errors",
+]
+
+EVENT_FAMILY: Final = "CDP"
+
+_ECOMMERCE_TOTALS = ("email", "identifier", "currency", "price", "total_items")
+
+#: event_type -> fields RD requires in the payload (non-null, non-blank).
+EVENT_TYPES: Final[Mapping[str, tuple[str, ...]]] = {
+    "CONVERSION": ("conversion_identifier", "email"),
+    "OPPORTUNITY": ("email", "funnel_name"),
+    "SALE": ("email", "funnel_name"),
+    "OPPORTUNITY_LOST": ("email", "funnel_name"),
+    "CHAT_STARTED": ("email", "chat_subject", "cf_chat_status"),
+    "CHAT_FINISHED": ("email", "chat_subject", "cf_chat_status", "cf_chat_transcript_message"),
+    "CALL_FINISHED": ("email", "call_from_number", "call_status"),
+    "MEDIA_PLAYBACK_STARTED": ("email", "media_type", "media_identifier"),
+    "MEDIA_PLAYBACK_STOPPED": ("email", "media_type", "media_identifier"),
+    "ECOMMERCE_CHECKOUT_STARTED": (*_ECOMMERCE_TOTALS, "checkout_url"),
+    "ECOMMERCE_CART_ABANDONED": (*_ECOMMERCE_TOTALS, "checkout_url"),
+    "ECOMMERCE_ORDER_PLACED": _ECOMMERCE_TOTALS,
+    "ECOMMERCE_ORDER_PAID": _ECOMMERCE_TOTALS,
+    "ECOMMERCE_ORDER_FULFILLED": ("email", "identifier"),
+    "ECOMMERCE_SHIPMENT_DELIVERED": ("email", "identifier", "order_identifier"),
+    "ECOMMERCE_ORDER_CANCELLED": ("email", "identifier"),
+    "ECOMMERCE_ORDER_REFUNDED": ("email", "identifier"),
+}
+
+#: Legacy types RD removed on 2025-12-31 -> what to send instead.
+REMOVED_EVENT_TYPES: Final[Mapping[str, str]] = {
+    "ORDER_PLACED": "use ECOMMERCE_ORDER_PLACED with line_items",
+    "ORDER_PLACED_ITEM": "use ECOMMERCE_ORDER_PLACED with line_items",
+    "CART_ABANDONED": "use ECOMMERCE_CART_ABANDONED with line_items",
+    "CART_ABANDONED_ITEM": "use ECOMMERCE_CART_ABANDONED with line_items",
+}
+
+#: RD's documented caps. Lists and titles over a cap are trimmed by the mapper (and counted).
+LIMITS: Final[Mapping[str, int]] = {
+    "line_items": 20,
+    "categories": 10,
+    "payment_methods": 5,
+    "product_title": 255,
+    "product_id": 150,
+}
+
+#: Payload fields that must be http/https URLs (top level and inside line items).
+URL_FIELDS: Final = frozenset({"checkout_url", "order_url", "tracking_url", "product_url", "image_url"})
+
+_NON_NEGATIVE: Final = frozenset({"price", "shipping_price", "value"})
+_CANCEL_REASONS: Final = frozenset({"customer", "declined", "fraud", "inventory", "other"})
+_LEGAL_TYPES: Final = frozenset(
+    {
+        "pre_existent_contract",
+        "consent",
+        "legitimate_interest",
+        "judicial_process",
+        "vital_interest",
+        "public_interest",
+    }
+)
+_EMAIL_RE: Final = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_URL_RE: Final = re.compile(r"^https?://[^\s/?#]+[^\s]*$", re.IGNORECASE)
+_CURRENCY_RE: Final = re.compile(r"^[A-Z]{3}$")
+
+
+def is_valid_email(value: str) -> bool:
+    return bool(_EMAIL_RE.match(value))
+
+
+def is_valid_url(value: str) -> bool:
+    return bool(_URL_RE.match(value))
+
+
+def _err(errors: dict[str, list[dict[str, str]]], field: str, error_type: str, message: str) -> None:
+    errors.setdefault(field, []).append({"error_type": error_type, "error_message": message})
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_required(errors: dict[str, list[dict[str, str]]], event_type: str, payload: Mapping[str, Any]) -> None:
+    for field in EVENT_TYPES[event_type]:
+        value = payload.get(field)
+        if value is None:
+            _err(errors, field, "CANNOT_BE_NULL", f"{field} cannot be null.")
+        elif isinstance(value, str) and not value.strip():
+            _err(errors, field, "CANNOT_BE_BLANK", f"{field} cannot be blank.")
+
+
+def _check_field(errors: dict[str, list[dict[str, str]]], path: str, field: str, value: Any) -> None:
+    if value is None:
+        return
+    if field == "email" and (not isinstance(value, str) or not is_valid_email(value)):
+        _err(errors, path, "INVALID_FORMAT", f"{path} is not a valid email.")
+    elif field in URL_FIELDS and (not isinstance(value, str) or not is_valid_url(value)):
+        _err(errors, path, "INVALID_FORMAT", f"{path} must be an http or https URL.")
+    elif field in _NON_NEGATIVE and (not _is_number(value) or value < 0):
+        _err(errors, path, "MUST_BE_GREATER_THAN_OR_EQUAL", f"{path} must be a number >= 0.")
+    elif field == "currency" and (not isinstance(value, str) or not _CURRENCY_RE.match(value)):
+        _err(errors, path, "INVALID_OPTION", f"{path} must be an ISO 4217 code.")
+    elif field == "cancel_reason" and value not in _CANCEL_REASONS:
+        _err(errors, path, "MUST_BE_VALID_OPTION", f"{path} must be one of {sorted(_CANCEL_REASONS)}.")
+    elif field in LIMITS and isinstance(value, list | str) and len(value) > LIMITS[field]:
+        _err(errors, path, "TOO_LONG", f"{path} is too long (maximum is {LIMITS[field]}).")
+
+
+def _check_line_items(errors: dict[str, list[dict[str, str]]], items: Any) -> None:
+    if not isinstance(items, list):
+        _err(errors, "line_items", "MUST_BE_ARRAY", "line_items must be an array.")
+        return
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            _err(errors, f"line_items[{i}]", "INVALID", "line item must be an object.")
+            continue
+        for field in ("product_id", "product_title", "price", "quantity"):
+            if item.get(field) is None:
+                _err(errors, f"line_items[{i}].{field}", "CANNOT_BE_NULL", f"{field} cannot be null.")
+        quantity = item.get("quantity")
+        if quantity is not None and (not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1):
+            _err(errors, f"line_items[{i}].quantity", "MUST_BE_GREATER_THAN_OR_EQUAL", "quantity must be >= 1.")
+        for field, value in item.items():
+            _check_field(errors, f"line_items[{i}].{field}", field, value)
+
+
+def _check_legal_bases(errors: dict[str, list[dict[str, str]]], bases: Any) -> None:
+    if not isinstance(bases, list):
+        _err(errors, "legal_bases", "MUST_BE_ARRAY", "legal_bases must be an array.")
+        return
+    for i, base in enumerate(bases):
+        ok = (
+            isinstance(base, dict)
+            and base.get("category") == "communications"
+            and base.get("type") in _LEGAL_TYPES
+            and base.get("status") in ("granted", "declined")
+        )
+        if not ok:
+            _err(errors, f"legal_bases[{i}]", "INVALID", "legal basis needs category, type and status.")
+
+
+def payload_errors(event_type: str, payload: Mapping[str, Any]) -> dict[str, list[dict[str, str]]]:
+    """RD's field-keyed validation errors for `payload` of a known `event_type` (empty: acceptable)."""
+    errors: dict[str, list[dict[str, str]]] = {}
+    _check_required(errors, event_type, payload)
+    for field, value in payload.items():
+        if field == "line_items":
+            _check_line_items(errors, value)
+        elif field == "legal_bases":
+            _check_legal_bases(errors, value)
+        else:
+            _check_field(errors, field, field, value)
+    return errors

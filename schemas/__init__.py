@@ -1,0 +1,1 @@
+"""Avro schemas (the public input contract), shipped inside the package."""
