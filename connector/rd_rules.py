@@ -131,6 +131,8 @@ def _check_line_items(errors: dict[str, list[dict[str, str]]], items: Any) -> No
     if not isinstance(items, list):
         _err(errors, "line_items", "MUST_BE_ARRAY", "line_items must be an array.")
         return
+    if len(items) > LIMITS["line_items"]:
+        _err(errors, "line_items", "TOO_LONG", f"line_items is too long (maximum is {LIMITS['line_items']}).")
     for i, item in enumerate(items):
         if not isinstance(item, dict):
             _err(errors, f"line_items[{i}]", "INVALID", "line item must be an object.")
