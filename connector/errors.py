@@ -6,6 +6,8 @@ ConnectorError
 ├── RecordError            one Kafka record cannot be delivered; the pipeline dead-letters it and goes on
 │   ├── DecodeError        the bytes are not a record of a known schema
 │   └── MappingError       the record decodes but RD would refuse it (or it is too large to send)
+├── SchemaRegistryUnavailable  the Schema Registry cannot be reached or refuses us (not the record's fault:
+│                          retry later, never dead-letter the record for it)
 └── BrokerError            the embedded broker (tests and demo) failed to start or stop
 ```
 
@@ -23,6 +25,7 @@ __all__ = [
     "DecodeError",
     "MappingError",
     "RecordError",
+    "SchemaRegistryUnavailable",
 ]
 
 
@@ -63,3 +66,8 @@ class MappingError(RecordError):
     """The record decoded but cannot become an RD event RD would accept."""
 
     stage = "map"
+
+
+class SchemaRegistryUnavailable(ConnectorError):
+    """The Schema Registry could not answer (transport error, timeout, 5xx, 401/403). The record may be
+    fine: the caller retries it later (or stops); it is never a reason to dead-letter the record."""

@@ -1,0 +1,200 @@
+"""The schema catalog: every known Avro record schema, parsed once, by full name and by fingerprint.
+
+Schemas come from the bundled `connector.schemas` package (the public input contract) and, optionally,
+from one extra directory of `.avsc` files the user configures. One file holds one named type; a file may
+reference a type of another file by its full name (e.g. `io.rdconnector.events.Customer`). Each type is
+expanded into a standalone schema (referenced types inlined at first use, as the Avro spec requires), so
+its parsing canonical form, its CRC-64-AVRO fingerprint and what we register in a Schema Registry are
+the same everywhere.
+
+Each entry keeps two parsed forms: `schema` (with logical types: what writers use) and `raw_schema`
+(logical types stripped: what the decoder reads with, see `connector.avro.decoder`).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, cast
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from connector.errors import ConfigError
+
+__all__ = [
+    "NAMESPACE",
+    "SchemaCatalog",
+    "SchemaEntry",
+    "default_catalog",
+    "parse_standalone",
+    "single_object_header",
+    "strip_logical_types",
+]
+
+NAMESPACE = "io.rdconnector.events"
+
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+_NAMED = frozenset({"record", "enum", "fixed", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaEntry:
+    """One record schema: `full_name`, the standalone JSON (`definition`), both parsed forms and the
+    single-object header (`C3 01` + little-endian CRC-64-AVRO fingerprint of the canonical form)."""
+
+    full_name: str
+    definition: dict[str, Any]
+    schema: dict[str, Any]
+    raw_schema: dict[str, Any]
+    canonical: str
+    header: bytes
+
+
+def _full_name(node: Mapping[str, Any], namespace: str | None) -> str:
+    name = str(node["name"])
+    if "." in name:
+        return name
+    space = node.get("namespace", namespace)
+    return f"{space}.{name}" if space else name
+
+
+def _expand(node: Any, types: Mapping[str, Any], seen: set[str], namespace: str | None) -> Any:
+    """`node` with every reference to a type of `types` not yet defined (in `seen`) inlined."""
+    if isinstance(node, str):
+        if node in _PRIMITIVES:
+            return node
+        full = node if "." in node or not namespace else f"{namespace}.{node}"
+        if full in seen or full not in types:
+            return full
+        return _expand(types[full], types, seen, namespace)
+    if isinstance(node, list):
+        return [_expand(branch, types, seen, namespace) for branch in node]
+    if not isinstance(node, dict):
+        return node
+    out = dict(node)
+    kind = node.get("type")
+    if kind in _NAMED:
+        full = _full_name(node, namespace)
+        seen.add(full)
+        namespace = full.rpartition(".")[0] or None
+    if kind in ("record", "error"):
+        out["fields"] = [{**f, "type": _expand(f["type"], types, seen, namespace)} for f in node["fields"]]
+    elif kind == "array":
+        out["items"] = _expand(node["items"], types, seen, namespace)
+    elif kind == "map":
+        out["values"] = _expand(node["values"], types, seen, namespace)
+    elif isinstance(kind, list | dict) or (isinstance(kind, str) and kind not in _PRIMITIVES | _NAMED):
+        out["type"] = _expand(kind, types, seen, namespace)
+    return out
+
+
+def strip_logical_types(node: Any) -> Any:
+    """A copy of a schema JSON without `logicalType` (same binary layout; values stay raw: decimals as
+    big-endian two's-complement bytes, timestamps as int, uuids as str)."""
+    if isinstance(node, list):
+        return [strip_logical_types(n) for n in node]
+    if isinstance(node, dict):
+        return {k: strip_logical_types(v) for k, v in node.items() if k != "logicalType"}
+    return node
+
+
+def single_object_header(canonical: str) -> bytes:
+    """The Avro single-object encoding header for a schema of parsing canonical form `canonical`."""
+    return b"\xc3\x01" + bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
+
+
+def parse_standalone(definition: Any) -> dict[str, Any]:
+    """Parse a standalone schema JSON with fastavro (each call has its own named-type scope)."""
+    parsed: Any = fastavro.parse_schema(definition, named_schemas={})
+    return cast(dict[str, Any], parsed)
+
+
+def _entry(full_name: str, definition: dict[str, Any]) -> SchemaEntry:
+    schema = parse_standalone(definition)
+    canonical = to_parsing_canonical_form(schema)
+    raw = parse_standalone(strip_logical_types(definition))
+    return SchemaEntry(full_name, definition, schema, raw, canonical, single_object_header(canonical))
+
+
+def _read_files(files: Iterable[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
+    nodes: list[tuple[str, dict[str, Any]]] = []
+    for label, text in files:
+        try:
+            node = json.loads(text)
+            nodes.append((_full_name(node, None), node))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"schema file {label} is not a named Avro schema: {exc}") from exc
+    return nodes
+
+
+def _entries(nodes: list[tuple[str, dict[str, Any]]], types: Mapping[str, Any]) -> list[SchemaEntry]:
+    entries = []
+    for full_name, node in nodes:
+        if node.get("type") not in ("record", "error"):
+            continue
+        try:
+            entries.append(_entry(full_name, _expand(node, types, set(), None)))
+        except Exception as exc:  # fastavro raises several types for a bad schema
+            raise ConfigError(f"schema {full_name} is invalid: {exc}") from exc
+    return entries
+
+
+class SchemaCatalog:
+    """Known record schemas by full name (reader schemas) and by single-object header (writer schemas).
+
+    `bundled` types are the reader schemas. `extra` types (a user directory) add new records, and may
+    also hold other versions of a bundled record (same full name, other fingerprint): those are known
+    writer schemas, resolved against the bundled reader of that name. Built once at start; read-only.
+    Raises `ConfigError` when a file is not a valid Avro schema (naming the file)."""
+
+    def __init__(
+        self,
+        bundled: list[tuple[str, dict[str, Any]]],
+        extra: Sequence[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        bundled_types = dict(bundled)
+        readers = _entries(bundled, bundled_types)
+        writers = _entries(list(extra), {**bundled_types, **dict(extra)})
+        self._by_name = {e.full_name: e for e in readers}
+        for entry in writers:
+            self._by_name.setdefault(entry.full_name, entry)
+        self._by_header = {e.header: e for e in writers}
+        self._by_header.update({e.header: e for e in readers})
+
+    @classmethod
+    def load(cls, extra_dir: str | Path | None = None) -> SchemaCatalog:
+        """The bundled schemas plus every `*.avsc` of `extra_dir` (which may reference bundled types)."""
+        bundled = importlib.resources.files("connector.schemas")
+        files = [(p.name, p.read_text("utf-8")) for p in bundled.iterdir() if p.name.endswith(".avsc")]
+        extra: list[tuple[str, str]] = []
+        if extra_dir is not None:
+            directory = Path(extra_dir)
+            if not directory.is_dir():
+                raise ConfigError(f"extra schema directory {str(directory)!r} does not exist")
+            extra = [(str(p), p.read_text("utf-8")) for p in sorted(directory.glob("*.avsc"))]
+        return cls(_read_files(files), _read_files(extra))
+
+    def get(self, full_name: str) -> SchemaEntry | None:
+        """The reader schema of `full_name` (bundled first), if known."""
+        return self._by_name.get(full_name)
+
+    def __getitem__(self, full_name: str) -> SchemaEntry:
+        return self._by_name[full_name]
+
+    def by_header(self, header: bytes) -> SchemaEntry | None:
+        """The writer schema whose single-object header (10 bytes) is `header`, if any."""
+        return self._by_header.get(header)
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)
+
+
+@lru_cache(maxsize=1)
+def default_catalog() -> SchemaCatalog:
+    """The bundled schemas only (parsed once per process)."""
+    return SchemaCatalog.load()

@@ -1,0 +1,177 @@
+"""Kafka value bytes -> (record full name, record dict). The pipeline calls `Decoder.decode` in its hot loop.
+
+Framings (chosen per value, except on topics configured as plain):
+- Confluent wire format: `00` + 4-byte big-endian schema id + body. The writer schema comes from the
+  Schema Registry (once per id) and is resolved against our reader schema of the same full name.
+- Avro single-object encoding: `C3 01` + 8-byte little-endian CRC-64-AVRO fingerprint + body. The writer
+  schema is a catalog schema (bundled or the extra directory), resolved against the reader of its name.
+- Plain Avro body: for topics listed in `plain_topics` (topic -> record full name), the whole value is
+  the body; no magic byte is looked at.
+
+Record values are *raw* by default (`logical_types=False`): decimals stay big-endian two's-complement
+bytes (use `connector.mapping.decimal_to_float`), timestamp-millis stay int, uuids stay str. Skipping
+fastavro's conversions is measurably faster and the RD payload needs none of them.
+
+Tombstones (value None) are not this module's business: the pipeline skips and counts them before
+calling `decode`.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Mapping
+from typing import Any, NamedTuple, Protocol
+
+from fastavro import schemaless_reader
+from fastavro.read import SchemaResolutionError
+from fastavro.schema import to_parsing_canonical_form
+
+from connector.avro.catalog import SchemaCatalog, SchemaEntry, parse_standalone, strip_logical_types
+from connector.errors import ConfigError, DecodeError
+
+__all__ = ["DecodedRecord", "Decoder", "SchemaSource"]
+
+_CONFLUENT_MAGIC = 0
+_SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+
+
+class DecodedRecord(NamedTuple):
+    """A decoded value: the writer record's full name (picks the mapper) and the record."""
+
+    full_name: str
+    record: dict[str, Any]
+
+
+class SchemaSource(Protocol):
+    """Where Confluent schema ids are looked up (`SchemaRegistryClient` or a test fake)."""
+
+    def get_schema(self, schema_id: int) -> dict[str, Any]:
+        """The writer schema JSON of `schema_id`; raises `DecodeError` or `SchemaRegistryUnavailable`."""
+        ...
+
+
+class _Plan(NamedTuple):
+    full_name: str
+    writer: dict[str, Any]
+    reader: dict[str, Any] | None  # None: writer is the reader, no resolution needed
+
+
+class Decoder:
+    """Decodes values of the three framings. Build once at start; `decode` is thread-compatible
+    (the plan caches only grow) and blocks on HTTP only for a Confluent schema id not seen before."""
+
+    def __init__(
+        self,
+        catalog: SchemaCatalog,
+        *,
+        registry: SchemaSource | None = None,
+        plain_topics: Mapping[str, str] | None = None,
+        logical_types: bool = False,
+    ) -> None:
+        """`plain_topics` maps a topic to the full name of its writer schema (must be in `catalog`:
+        `ConfigError` otherwise). `logical_types=True` returns fastavro's Decimal/datetime/UUID values."""
+        self._catalog = catalog
+        self._registry = registry
+        self._logical = logical_types
+        self._by_id: dict[int, _Plan] = {}
+        self._by_header: dict[bytes, _Plan] = {}
+        self._plain: dict[str, _Plan] = {}
+        for topic, full_name in (plain_topics or {}).items():
+            entry = catalog.get(full_name)
+            if entry is None:
+                raise ConfigError(f"plain Avro topic {topic!r}: writer schema {full_name!r} is not a known schema")
+            self._plain[topic] = self._plan_for(entry)
+
+    def decode(self, value: bytes, topic: str) -> DecodedRecord:
+        """Decode one Kafka value read from `topic`.
+
+        Raises `DecodeError` (reasons: `bad_magic_byte`, `truncated_body`, `unknown_fingerprint`,
+        `unknown_schema_id`, `unsupported_schema`, `incompatible_schema`, `corrupt_body`) and
+        `SchemaRegistryUnavailable` when a new Confluent schema id cannot be fetched."""
+        plan = self._plain.get(topic)
+        if plan is not None:
+            return self._read(plan, value, 0)
+        if len(value) >= 10 and value[0] == 0xC3 and value[1] == 0x01:
+            return self._read(self._single_object_plan(value[:10]), value, 10)
+        if len(value) >= 5 and value[0] == _CONFLUENT_MAGIC:
+            return self._read(self._confluent_plan(int.from_bytes(value[1:5], "big")), value, 5)
+        raise _framing_error(value)
+
+    def _single_object_plan(self, header: bytes) -> _Plan:
+        plan = self._by_header.get(header)
+        if plan is None:
+            entry = self._catalog.by_header(header)
+            if entry is None:
+                raise DecodeError(
+                    "unknown_fingerprint",
+                    f"single-object fingerprint {header[2:].hex()} matches no known schema"
+                    " (bundled or extra schema directory)",
+                )
+            plan = self._by_header[header] = self._plan_for(entry)
+        return plan
+
+    def _confluent_plan(self, schema_id: int) -> _Plan:
+        plan = self._by_id.get(schema_id)
+        if plan is None:
+            if self._registry is None:
+                raise DecodeError(
+                    "unknown_schema_id",
+                    f"Confluent-framed value (schema id {schema_id}) but no Schema Registry is configured",
+                )
+            plan = self._by_id[schema_id] = self._plan_for_writer(schema_id, self._registry.get_schema(schema_id))
+        return plan
+
+    def _plan_for(self, writer: SchemaEntry) -> _Plan:
+        reader = self._catalog.get(writer.full_name)
+        if reader is None or reader.canonical == writer.canonical:
+            return _Plan(writer.full_name, self._pick(writer), None)
+        return _Plan(writer.full_name, self._pick(writer), self._pick(reader))
+
+    def _pick(self, entry: SchemaEntry) -> dict[str, Any]:
+        return entry.schema if self._logical else entry.raw_schema
+
+    def _plan_for_writer(self, schema_id: int, definition: dict[str, Any]) -> _Plan:
+        try:
+            full_name = _full_name(definition)
+            writer = parse_standalone(definition if self._logical else strip_logical_types(definition))
+            canonical = to_parsing_canonical_form(writer)
+        except Exception as exc:  # fastavro raises several types for a bad schema
+            raise DecodeError("unsupported_schema", f"schema id {schema_id} does not parse: {exc}") from exc
+        reader = self._catalog.get(full_name)
+        if reader is None or reader.canonical == canonical:
+            return _Plan(full_name, writer, None)
+        return _Plan(full_name, writer, self._pick(reader))
+
+    def _read(self, plan: _Plan, value: bytes, offset: int) -> DecodedRecord:
+        stream = io.BytesIO(value)
+        stream.seek(offset)
+        try:
+            record: Any = schemaless_reader(stream, plan.writer, plan.reader)
+        except SchemaResolutionError as exc:
+            raise DecodeError("incompatible_schema", f"{plan.full_name}: writer and reader differ: {exc}") from exc
+        except (EOFError, IndexError) as exc:
+            raise DecodeError("truncated_body", f"{plan.full_name}: body ends early ({len(value)} bytes)") from exc
+        except Exception as exc:  # fastavro raises many types on corrupt input
+            raise DecodeError("corrupt_body", f"{plan.full_name}: body does not decode: {exc!r}"[:300]) from exc
+        left = len(value) - stream.tell()
+        if left:
+            raise DecodeError("corrupt_body", f"{plan.full_name}: {left} bytes left after the record")
+        return DecodedRecord(plan.full_name, record)
+
+
+def _full_name(definition: Mapping[str, Any]) -> str:
+    name = str(definition["name"])
+    if "." in name or not definition.get("namespace"):
+        return name
+    return f"{definition['namespace']}.{name}"
+
+
+def _framing_error(value: bytes) -> DecodeError:
+    if not value:
+        return DecodeError("truncated_body", "value is empty (a tombstone is None, not b'')")
+    if value[0] == _CONFLUENT_MAGIC or value[:2] == _SINGLE_OBJECT_MAGIC or value == b"\xc3":
+        return DecodeError("truncated_body", f"value of {len(value)} bytes is shorter than its framing header")
+    return DecodeError(
+        "bad_magic_byte",
+        f"first bytes {value[:2].hex()} are neither Confluent (00) nor single-object (c301) framing",
+    )
