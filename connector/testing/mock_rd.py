@@ -1,0 +1,241 @@
+"""A mock RD Station Marketing API on loopback, faithful to ../shared/rd-api.md, for tests, demo and benchmarks.
+
+Use::
+
+    with MockRdServer(latency_ms=20, seed=1) as rd:      # listening on a free port, loop in a daemon thread
+        httpx.post(f"{rd.url}/platform/events/batch", json=[...], headers={"Authorization": "Bearer x"})
+        rd.configure(error_5xx_ratio=0.5)                # or POST /_mock/config {"error_5xx_ratio": 0.5}
+        assert rd.accepted[0].event["event_type"] == "CONVERSION"
+
+Endpoints: `POST /platform/events/batch`, `POST /platform/events`, `POST /auth/token` (RD's), and the
+control plane `GET /_mock/stats`, `GET|POST /_mock/config`, `POST /_mock/reset`,
+`GET /_mock/events?since=N[&limit=M]`, `GET /_mock/requests?since=N[&limit=M]`, `POST /_mock/expire_tokens`.
+Fault names (constructor keywords, CLI flags with dashes, /_mock/config keys): see `Faults`.
+Modules: mock_rd_http (HTTP/1.1), mock_rd_app (routing, auth, faults), mock_rd_validation (RD's 400
+bodies), mock_rd_state (settings, tokens, recordings).
+
+Throughput measured here (benchmarks/mock_rd_throughput.py, 2 cores, client in another process with
+httpx keep-alive): MEASURED_PLACEHOLDER
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from types import FrameType, TracebackType
+from typing import Any
+
+from connector.testing.mock_rd_app import RdMockApp
+from connector.testing.mock_rd_http import HttpServer
+from connector.testing.mock_rd_state import (
+    FAULT_NAMES,
+    RATE_LIMIT_HEADERS,
+    AcceptedEvent,
+    Faults,
+    RecordedRequest,
+    Recorder,
+    TokenStore,
+)
+
+__all__ = ["FAULT_NAMES", "AcceptedEvent", "Faults", "MockRdServer", "RecordedRequest", "cli"]
+
+_log = logging.getLogger(__name__)
+
+
+class MockRdServer:
+    """The mock RD API served from a daemon thread running its own event loop.
+
+    `start()` returns once listening (`url`, `port` are then set); `stop()` closes every connection and
+    joins the thread. Also a context manager. Readers (`accepted`, `requests`, `stats()`) return copies
+    and are safe from any thread. `faults` are the `Faults` names (ValueError on unknown ones).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        client_id: str | None = None,
+        client_secret: str | None = None,
+        refresh_tokens: Iterable[str] | None = None,
+        **faults: Any,
+    ) -> None:
+        self.host = host
+        self._requested_port = port
+        tokens = TokenStore(client_id, client_secret, refresh_tokens)
+        self._app = RdMockApp(Faults().updated(faults), tokens, Recorder())
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._http: HttpServer | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. "http://127.0.0.1:8765" (valid after `start`)."""
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> MockRdServer:
+        """Bind and serve in a background thread; returns once listening. Raises OSError if bind fails."""
+        if self._thread is not None:
+            raise RuntimeError("already started")
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._thread = threading.Thread(target=self._run, args=(ready, failure), name="mock-rd", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        _log.info("mock_rd listening url=%s", self.url)
+        return self
+
+    def stop(self) -> None:
+        """Stop listening, close all connections, stop the loop and join its thread. Idempotent."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._shutdown(), loop).result(timeout=10)
+        thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> MockRdServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _run(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        self._http = HttpServer(self._app.handle)
+        try:
+            loop.run_until_complete(self._http.start(self.host, self._requested_port))
+        except BaseException as exc:
+            failure.append(exc)
+            loop.close()
+            ready.set()
+            return
+        self.port = self._http.port
+        self._loop = loop
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            _cancel_pending(loop)
+            loop.close()
+
+    async def _shutdown(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        asyncio.get_running_loop().call_soon(asyncio.get_running_loop().stop)
+
+    # recordings and settings (any thread)
+
+    @property
+    def accepted(self) -> list[AcceptedEvent]:
+        """Every accepted event since the last reset, in arrival order (a copy)."""
+        return self._app.recorder.accepted()
+
+    def accepted_since(self, index: int) -> list[AcceptedEvent]:
+        """Accepted events from position `index` on (a copy)."""
+        return self._app.recorder.accepted(index)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """Every non-/_mock request since the last reset, in arrival order (a copy)."""
+        return self._app.recorder.requests()
+
+    def wait_for_accepted(self, count: int, timeout: float = 10.0) -> bool:
+        """Block until `count` events were accepted (True) or `timeout` seconds pass (False)."""
+        return self._app.recorder.wait_for_accepted(count, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters (as GET /_mock/stats, without the config)."""
+        return self._app.recorder.stats()
+
+    @property
+    def faults(self) -> Faults:
+        return self._app.faults
+
+    def configure(self, **faults: Any) -> Faults:
+        """Change fault settings at run time; returns the new settings. ValueError on a bad name/value."""
+        return self._app.configure(faults)
+
+    def reset(self) -> None:
+        """Forget recordings and counters, restore the start-up faults (issued tokens stay valid)."""
+        self._app.reset()
+
+    def expire_access_tokens(self) -> None:
+        """Make every access token issued so far expired."""
+        self._app.tokens.expire_all()
+
+
+def _cancel_pending(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel connection tasks still running (e.g. sleeping for latency) so the loop closes cleanly."""
+    tasks = asyncio.all_tasks(loop)
+    if not tasks:
+        return
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+
+
+def _parser() -> argparse.ArgumentParser:
+    defaults = Faults()
+    parser = argparse.ArgumentParser(prog="rd-connector mock-rd", description="Serve a mock RD Station API.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed)")
+    parser.add_argument("--latency-ms", type=float, default=defaults.latency_ms)
+    parser.add_argument("--rate-limit-per-s", type=int, default=defaults.rate_limit_per_s)
+    parser.add_argument("--rate-limit-header", choices=RATE_LIMIT_HEADERS, default=defaults.rate_limit_header)
+    parser.add_argument("--error-5xx-ratio", type=float, default=defaults.error_5xx_ratio)
+    parser.add_argument("--drop-ratio", type=float, default=defaults.drop_ratio)
+    parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
+    parser.add_argument("--strict-auth", action="store_true")
+    parser.add_argument("--rotate-refresh-token", action="store_true")
+    parser.add_argument("--client-id")
+    parser.add_argument("--client-secret")
+    parser.add_argument("--refresh-token", action="append", dest="refresh_tokens", help="repeatable")
+    return parser
+
+
+def cli(argv: Sequence[str] | None = None) -> int:
+    """Serve in the foreground until SIGINT/SIGTERM; prints "mock-rd listening on <url>". Returns 0, or 2
+    on a bad setting or a port that cannot be bound."""
+    args = vars(_parser().parse_args(argv))
+    host, port = args.pop("host"), args.pop("port")
+    auth = {name: args.pop(name) for name in ("client_id", "client_secret", "refresh_tokens")}
+    try:
+        server = MockRdServer(host, port, **auth, **args).start()
+    except (ValueError, OSError) as exc:
+        print(f"mock-rd: {exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"mock-rd listening on {server.url}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        server.stop()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli())

@@ -1,0 +1,281 @@
+"""State of the mock RD API: fault settings, issued tokens, the rate window and the recordings.
+
+Threading: the event-loop thread writes; test threads read. `Recorder` and `TokenStore` guard their data
+with a lock and hand out copies; `Faults` is immutable and replaced as a whole.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import secrets
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "FAULT_NAMES",
+    "RATE_LIMIT_HEADERS",
+    "AcceptedEvent",
+    "AuthRefused",
+    "Faults",
+    "RateWindow",
+    "RecordedRequest",
+    "Recorder",
+    "TokenStore",
+]
+
+#: `rate_limit_header` styles: `Retry-After`, RD's gateway (`retry-after-quotas`), RD's app (`remaining_time`).
+RATE_LIMIT_HEADERS = ("retry-after", "quotas", "remaining_time")
+
+
+@dataclass(frozen=True, slots=True)
+class Faults:
+    """Fault and auth settings (the names are a public interface: constructor, CLI and /_mock/config).
+
+    latency_ms: delay before answering an events request. rate_limit_per_s: events requests allowed per
+    fixed 1 s window (None: unlimited). error_5xx_ratio / drop_ratio: share of events requests answered
+    500/503 or dropped unanswered. token_ttl_s: lifetime of issued access tokens. strict_auth: accept only
+    issued tokens. rotate_refresh_token: each refresh revokes the refresh token used and issues a new one.
+    max_body_bytes: RD's body cap (413 above it). seed: seeds the fault dice (None: random).
+    """
+
+    latency_ms: float = 0.0
+    rate_limit_per_s: int | None = None
+    rate_limit_header: str = "retry-after"
+    error_5xx_ratio: float = 0.0
+    drop_ratio: float = 0.0
+    token_ttl_s: float = 86_400.0
+    strict_auth: bool = False
+    rotate_refresh_token: bool = False
+    max_body_bytes: int = 200_000
+    seed: int | None = None
+
+    def updated(self, changes: Mapping[str, Any]) -> Faults:
+        """A copy with `changes` applied. Raises ValueError naming an unknown setting or a bad value."""
+        unknown = sorted(set(changes) - set(FAULT_NAMES))
+        if unknown:
+            raise ValueError(f"unknown mock settings {unknown}; known: {list(FAULT_NAMES)}")
+        checked = {name: _check_setting(name, value) for name, value in changes.items()}
+        return dataclasses.replace(self, **checked)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+FAULT_NAMES: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Faults))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_setting(name: str, value: Any) -> Any:
+    """`value` normalised for `name`, or ValueError."""
+    if name in ("strict_auth", "rotate_refresh_token"):
+        ok = isinstance(value, bool)
+    elif name in ("error_5xx_ratio", "drop_ratio"):
+        ok = _is_number(value) and 0 <= value <= 1
+    elif name == "rate_limit_header":
+        ok = value in RATE_LIMIT_HEADERS
+    elif name in ("rate_limit_per_s", "seed"):
+        ok = value is None or (isinstance(value, int) and not isinstance(value, bool) and value >= 0)
+        if name == "rate_limit_per_s" and value == 0:
+            value = None
+    elif name == "max_body_bytes":
+        ok = isinstance(value, int) and not isinstance(value, bool) and value > 0
+    elif name == "token_ttl_s":
+        ok = _is_number(value) and value > 0
+    else:  # latency_ms
+        ok = _is_number(value) and value >= 0
+    if not ok:
+        raise ValueError(f"bad value for {name}: {value!r}")
+    return value
+
+
+class RateWindow:
+    """Fixed 1 s windows: the first request opens a window; up to `limit` requests pass in it."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._start = -math.inf
+        self._count = 0
+
+    def admit(self, now: float) -> float | None:
+        """None if the request passes, else the seconds until the window closes (> 0)."""
+        if now - self._start >= 1.0:
+            self._start, self._count = now, 0
+        self._count += 1
+        if self._count <= self.limit:
+            return None
+        return max(self._start + 1.0 - now, 0.001)
+
+
+class AuthRefused(Exception):
+    """POST /auth/token refused: `error_type` and `message` go into RD's 401 body."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        super().__init__(message)
+        self.error_type = error_type
+        self.message = message
+
+
+class TokenStore:
+    """Issued access tokens (with expiry), known and revoked refresh tokens.
+
+    Credentials are checked only when configured (`client_id`/`client_secret` not None). With
+    `refresh_tokens=None` any non-empty refresh token that was not revoked is accepted; with a list,
+    only those and the ones this store issued by rotation.
+    """
+
+    def __init__(self, client_id: str | None, client_secret: str | None, refresh_tokens: Iterable[str] | None) -> None:
+        self._lock = threading.Lock()
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._known: set[str] | None = None if refresh_tokens is None else set(refresh_tokens)
+        self._revoked: set[str] = set()
+        self._access: dict[str, float] = {}  # token -> monotonic expiry
+
+    def refresh(self, body: Mapping[str, Any], *, ttl_s: float, rotate: bool, now: float) -> dict[str, Any]:
+        """RD's token answer for a refresh request body, or AuthRefused (ACCESS_DENIED, INVALID_REFRESH_TOKEN)."""
+        self._check_client(body.get("client_id"), body.get("client_secret"))
+        refresh_token = body.get("refresh_token")
+        with self._lock:
+            if not self._refresh_ok(refresh_token):
+                raise AuthRefused("INVALID_REFRESH_TOKEN", "The provided refresh token is invalid or was revoked")
+            assert isinstance(refresh_token, str)
+            if rotate:
+                self._revoked.add(refresh_token)
+                refresh_token = f"mock-rt-{secrets.token_hex(16)}"
+                if self._known is not None:
+                    self._known.add(refresh_token)
+            access_token = f"mock-at-{secrets.token_hex(16)}"
+            self._access[access_token] = now + ttl_s
+        expires_in = int(ttl_s) if float(ttl_s).is_integer() else ttl_s
+        return {"access_token": access_token, "expires_in": expires_in, "refresh_token": refresh_token}
+
+    def check_access(self, token: str, *, strict: bool, now: float) -> str | None:
+        """None if `token` may call the API, else "expired" or "invalid"."""
+        with self._lock:
+            expiry = self._access.get(token)
+        if expiry is None:
+            return "invalid" if strict else None
+        return "expired" if now >= expiry else None
+
+    def expire_all(self) -> None:
+        """Make every issued access token expired (a test hook: no waiting for `token_ttl_s`)."""
+        with self._lock:
+            self._access = dict.fromkeys(self._access, -math.inf)
+
+    def _check_client(self, client_id: Any, client_secret: Any) -> None:
+        if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
+            raise AuthRefused("ACCESS_DENIED", "Wrong credentials provided.")
+        configured = self._client_id is not None or self._client_secret is not None
+        if configured and (client_id, client_secret) != (self._client_id, self._client_secret):
+            raise AuthRefused("ACCESS_DENIED", "Wrong credentials provided.")
+
+    def _refresh_ok(self, token: Any) -> bool:
+        if not isinstance(token, str) or not token or token in self._revoked:
+            return False
+        return self._known is None or token in self._known
+
+
+@dataclass(frozen=True, slots=True)
+class AcceptedEvent:
+    """One event RD accepted: `index` is its position among all accepted events since the last reset."""
+
+    index: int
+    event_uuid: str
+    event_batch_uuid: str | None  # None for the single-event endpoint
+    event: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request to a non-/_mock path. `status` 0: dropped unanswered. `at`: time.monotonic() of arrival."""
+
+    method: str
+    path: str
+    status: int
+    body_bytes: int
+    at: float
+
+    def as_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class Recorder:
+    """Accepted events and requests in arrival order, plus counters. Safe to read from any thread."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._clear()
+
+    def _clear(self) -> None:
+        self._accepted: list[AcceptedEvent] = []
+        self._requests: list[RecordedRequest] = []
+        self._by_status: dict[int, int] = {}
+        self._batches = 0
+        self._events_bodies = 0
+        self._body_max = 0
+        self._body_total = 0
+        self._token_refreshes = 0
+
+    def record_token_issue(self) -> None:
+        with self._cond:
+            self._token_refreshes += 1
+
+    def record_request(self, request: RecordedRequest, *, events_endpoint: bool) -> None:
+        with self._cond:
+            self._requests.append(request)
+            self._by_status[request.status] = self._by_status.get(request.status, 0) + 1
+            if events_endpoint:
+                self._events_bodies += 1
+                self._body_max = max(self._body_max, request.body_bytes)
+                self._body_total += request.body_bytes
+
+    def record_accepted(self, events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None) -> None:
+        with self._cond:
+            start = len(self._accepted)
+            self._accepted.extend(
+                AcceptedEvent(start + i, uuid, batch_uuid, event)
+                for i, (uuid, event) in enumerate(zip(uuids, events, strict=True))
+            )
+            self._batches += batch_uuid is not None
+            self._cond.notify_all()
+
+    def accepted(self, since: int = 0) -> list[AcceptedEvent]:
+        with self._cond:
+            return self._accepted[since:]
+
+    def requests(self, since: int = 0) -> list[RecordedRequest]:
+        with self._cond:
+            return self._requests[since:]
+
+    def wait_for_accepted(self, count: int, timeout: float) -> bool:
+        """Block until at least `count` events were accepted (True) or `timeout` seconds pass (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: len(self._accepted) >= count, timeout)
+
+    def stats(self) -> dict[str, Any]:
+        """Counters only (no bodies, no tokens). Status keys are strings so the dict is JSON-ready."""
+        with self._cond:
+            return {
+                "requests": len(self._requests),
+                "requests_by_status": {str(k): v for k, v in sorted(self._by_status.items())},
+                "accepted_events": len(self._accepted),
+                "batches": self._batches,
+                "dropped": self._by_status.get(0, 0),
+                "body_bytes_max": self._body_max,
+                "body_bytes_mean": self._body_total / self._events_bodies if self._events_bodies else 0.0,
+                "token_refreshes": self._token_refreshes,
+            }
+
+    def reset(self) -> None:
+        """Forget every recording and counter."""
+        with self._cond:
+            self._clear()
