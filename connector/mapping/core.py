@@ -1,0 +1,66 @@
+"""`map_record`: a decoded record -> the RD event to send; `encode_event`: that event -> JSON bytes. Pure.
+
+Mappers are chosen by the record's Avro full name (built-ins: our eight e-commerce records and the
+`RdEvent` passthrough; a later issue adds user-declared ones beside them). Every payload is trimmed to
+RD's caps and checked with `rd_rules`, so anything RD would refuse is a `MappingError` here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, NamedTuple
+
+import orjson
+
+from connector import rd_rules
+from connector.avro.catalog import NAMESPACE
+from connector.errors import MappingError
+from connector.mapping.ecommerce import ECOMMERCE_MAPPERS, Mapper
+from connector.mapping.passthrough import map_passthrough
+from connector.mapping.rules import check_payload, trim_payload
+
+__all__ = ["BUILTIN_MAPPERS", "RdEvent", "encode_event", "map_record"]
+
+#: Avro record full name -> mapper `(record) -> (event_type, payload)`.
+BUILTIN_MAPPERS: Mapping[str, Mapper] = {**ECOMMERCE_MAPPERS, f"{NAMESPACE}.RdEvent": map_passthrough}
+
+
+class RdEvent(NamedTuple):
+    """An event ready to send: `body` is `{"event_type", "event_family": "CDP", "payload"}`;
+    `trims` counts the lists and strings cut to RD's caps (0 normally)."""
+
+    event_type: str
+    body: dict[str, Any]
+    trims: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        payload: dict[str, Any] = self.body["payload"]
+        return payload
+
+
+def map_record(full_name: str, record: Mapping[str, Any], mappers: Mapping[str, Mapper] = BUILTIN_MAPPERS) -> RdEvent:
+    """The RD event for `record` (an Avro record of type `full_name`, raw or logical values).
+
+    Raises only `MappingError`: `unknown_record`, the passthrough's reasons, or a field reason
+    (`missing_required_field`, `invalid_email`, `invalid_url`, `invalid_currency`, `negative_amount`,
+    `invalid_quantity`, `value_too_long`, `invalid_option`, `invalid_legal_basis`, `invalid_field`)."""
+    mapper = mappers.get(full_name)
+    if mapper is None:
+        raise MappingError("unknown_record", f"no mapping for Avro record {full_name!r}")
+    try:
+        event_type, payload = mapper(record)
+    except MappingError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise MappingError("invalid_field", f"{full_name}: record does not fit its mapping: {exc!r}") from exc
+    trims = trim_payload(payload)
+    check_payload(event_type, payload)
+    return RdEvent(
+        event_type, {"event_type": event_type, "event_family": rd_rules.EVENT_FAMILY, "payload": payload}, trims
+    )
+
+
+def encode_event(event: RdEvent) -> bytes:
+    """The compact UTF-8 JSON of `event.body` (the exact bytes the batcher counts and sends)."""
+    return orjson.dumps(event.body)
