@@ -33,7 +33,7 @@ class FakeSchemaRegistry:
         self._auth = None if username is None else "Basic " + _b64(f"{username}:{password or ''}")
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
