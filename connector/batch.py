@@ -1,0 +1,110 @@
+"""Byte-exact batch packing (pure: the clock is an argument).
+
+The body RD receives is exactly `[` + events joined by `,` + `]`, each event encoded once. A batch of n
+events whose encodings have lengths l1..ln is therefore `2 + sum(li) + (n - 1)` bytes, and `Batcher`
+keeps that figure exact while appending, so no body ever exceeds `max_bytes`. A batch closes when:
+- the next event would push the body past `max_bytes` (the event opens the next batch), or
+- it holds `max_events` events, or
+- its oldest event has waited `linger_s` (checked with `due(now)`).
+Events too large to fit alone (`2 + len > max_bytes`) must be refused by the caller (`fits_alone`);
+`add` raises `ValueError` for them, never sends an oversize body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+__all__ = ["Batch", "Batcher", "Item"]
+
+
+class Item(NamedTuple):
+    """One event in flight, with the coordinates of the Kafka record it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event_type: str
+    event_id: str | None
+    event: bytes  # compact UTF-8 JSON of {"event_type", "event_family", "payload"}
+    value: bytes | None = None  # the original Kafka value, for a dead letter if RD rejects the event
+    headers: list[tuple[str, str | bytes | None]] | None = None  # the original Kafka headers, likewise
+
+
+@dataclass(slots=True)
+class Batch:
+    """Events to send in one request, in order. `size` is the exact body length in bytes."""
+
+    opened_at: float
+    items: list[Item] = field(default_factory=list)
+    size: int = 2
+
+    def body(self) -> bytes:
+        return b"[" + b",".join([item.event for item in self.items]) + b"]"
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class Batcher:
+    """Accumulates encoded events into byte-exact batches. Not thread-safe: one owner."""
+
+    __slots__ = ("_open", "linger_s", "max_bytes", "max_events")
+
+    def __init__(self, max_bytes: int, max_events: int, linger_s: float) -> None:
+        if max_bytes < 3 or max_events < 1 or linger_s < 0:
+            raise ValueError("max_bytes >= 3, max_events >= 1 and linger_s >= 0 are required")
+        self.max_bytes = max_bytes
+        self.max_events = max_events
+        self.linger_s = linger_s
+        self._open: Batch | None = None
+
+    def fits_alone(self, event_len: int) -> bool:
+        """Whether an event of `event_len` bytes can be sent at all (a one-event body is `2 + len`)."""
+        return event_len + 2 <= self.max_bytes
+
+    def add(self, item: Item, now: float) -> list[Batch]:
+        """Append `item`; return the batches this closed (zero, one, or two when a full batch is followed
+        by an event that fills the count cap on its own)."""
+        length = len(item.event)
+        if not self.fits_alone(length):
+            raise ValueError(f"event of {length} bytes cannot fit a body of at most {self.max_bytes} bytes")
+        closed: list[Batch] = []
+        batch = self._open
+        if batch is not None and batch.size + 1 + length > self.max_bytes:
+            closed.append(batch)
+            batch = None
+        if batch is None:
+            batch = Batch(opened_at=now)
+            batch.items.append(item)
+            batch.size += length
+        else:
+            batch.items.append(item)
+            batch.size += 1 + length
+        if len(batch.items) >= self.max_events:
+            closed.append(batch)
+            batch = None
+        self._open = batch
+        return closed
+
+    def due(self, now: float) -> Batch | None:
+        """Close and return the open batch if its oldest event has waited `linger_s`."""
+        batch = self._open
+        if batch is not None and now - batch.opened_at >= self.linger_s:
+            self._open = None
+            return batch
+        return None
+
+    def deadline(self) -> float | None:
+        """When the open batch becomes due (None if there is none)."""
+        return None if self._open is None else self._open.opened_at + self.linger_s
+
+    def flush(self) -> Batch | None:
+        """Close and return the open batch, whatever its age (shutdown, rebalance)."""
+        batch, self._open = self._open, None
+        return batch
+
+    @property
+    def pending(self) -> int:
+        return 0 if self._open is None else len(self._open.items)

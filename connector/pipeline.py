@@ -1,0 +1,331 @@
+"""The runner's loop: consume -> decode -> map -> encode -> batch -> lanes; settle -> commit.
+
+This thread owns the consumer, the batchers, the offset tracker and the producer's delivery reports, so
+none of them needs a lock. Lanes (threads) only post to RD and produce results. The loop never waits on
+the network: consume and producer polls are bounded by the next linger deadline.
+
+Guarantees kept here:
+- An offset is committed only when it and all earlier offsets of its partition are settled (delivered
+  and result acknowledged, or dead-lettered and acknowledged, or a skipped tombstone).
+- On revoke: batches are sent now; the loop waits (bounded) for what is in flight, commits what settled,
+  abandons the rest (it will be redelivered to the next owner), then lets the partitions go.
+- On stop: the same with `shutdown_timeout_s`, then the consumer is closed.
+- Memory: when buffered event bytes pass `max_buffered_bytes` the assignment is paused (the loop keeps
+  polling, so the group never evicts us) and resumed below half of it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from connector.avro.decoder import Decoder
+from connector.batch import Batcher, Item
+from connector.errors import ConnectorError, MappingError, RecordError, SchemaRegistryUnavailable
+from connector.mapping import encode_event, map_record
+from connector.offsets import OffsetTracker, TopicPartitionKey
+from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
+from connector.sender import Lane
+
+__all__ = ["Pipeline", "PipelineStats"]
+
+_log = logging.getLogger("connector.pipeline")
+
+_CONSUME_BATCH = 1000
+_COMMIT_INTERVAL_S = 0.2
+_REGISTRY_RETRY_S = 2.0
+
+
+@dataclass(slots=True)
+class PipelineStats:
+    consumed: int = 0
+    delivered: int = 0
+    dead_lettered: int = 0
+    tombstones: int = 0
+    trimmed: int = 0
+    commits: int = 0
+
+
+class Pipeline:
+    """Wires the steps; `run()` blocks until `stop()` (or a fatal lane error) and returns the exit code."""
+
+    def __init__(
+        self,
+        *,
+        consumer: Consumer,
+        topics: Sequence[str],
+        decoder: Decoder,
+        reporter_factory: Callable[[SettledCallback], Reporter],
+        lane_factory: Callable[[int, Reporter], Lane],
+        lanes: int,
+        batch_max_bytes: int,
+        batch_max_events: int,
+        linger_s: float,
+        shutdown_timeout_s: float,
+        max_buffered_bytes: int = 64 * 1024 * 1024,
+        revoke_timeout_s: float = 30.0,
+    ) -> None:
+        self._consumer = consumer
+        self._topics = list(topics)
+        self._decoder = decoder
+        self._reporter = reporter_factory(self._on_settled)
+        self._lanes = [lane_factory(i, self._reporter) for i in range(lanes)]
+        self._batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in range(lanes)]
+        self._tracker = OffsetTracker()
+        self._shutdown_timeout_s = shutdown_timeout_s
+        self._revoke_timeout_s = revoke_timeout_s
+        self._max_buffered = max_buffered_bytes
+        self._buffered = 0
+        self._paused = False
+        self._held: dict[TopicPartitionKey, float] = {}  # partitions waiting for the schema registry
+        self._assigned: set[TopicPartitionKey] = set()
+        self._stop = threading.Event()
+        self._last_commit = 0.0
+        self.stats = PipelineStats()
+
+    # -- public --------------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask `run` to finish (thread- and signal-safe)."""
+        self._stop.set()
+
+    @property
+    def buffered_bytes(self) -> int:
+        return self._buffered
+
+    def run(self) -> int:
+        """Consume until stopped; drain, commit and close. Returns 0, or a lane's fatal exit code."""
+        self._consumer.subscribe(
+            self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        fatal: ConnectorError | None = None
+        try:
+            while not self._stop.is_set():
+                fatal = self._lane_fatal()
+                if fatal is not None:
+                    break
+                self._step()
+        finally:
+            self._drain(time.monotonic() + (0 if fatal else self._shutdown_timeout_s))
+            self._commit(force=True)
+            self._abandon_all()
+            self._closing = True
+            self._consumer.close()
+            for lane in self._lanes:
+                lane.close(1.0)
+            self._reporter.flush(5.0)
+        if fatal is None:
+            fatal = self._lane_fatal()
+        return int(getattr(fatal, "exit_code", 1)) if fatal is not None else 0
+
+    # -- the loop ------------------------------------------------------------------------------------
+
+    def _step(self) -> None:
+        now = time.monotonic()
+        timeout = self._poll_timeout(now)
+        messages = self._consumer.consume(_CONSUME_BATCH, timeout)
+        now = time.monotonic()
+        for message in messages:
+            self._handle(message, now)
+        for lane, batcher in zip(self._lanes, self._batchers, strict=True):
+            batch = batcher.due(now)
+            if batch is not None:
+                lane.submit(batch)
+        self._reporter.poll(0)
+        self._release_held(now)
+        self._apply_backpressure()
+        self._commit()
+
+    def _poll_timeout(self, now: float) -> float:
+        deadlines = [d for d in (b.deadline() for b in self._batchers) if d is not None]
+        if not deadlines:
+            return 0.1
+        return max(0.0, min(0.1, min(deadlines) - now))
+
+    def _handle(self, message: Message, now: float) -> None:
+        error = message.error()
+        if error is not None:
+            if error.code() != KafkaError._PARTITION_EOF:
+                _log.warning("consume_error error=%s", error)
+            return
+        topic, partition, offset = (
+            cast(str, message.topic()),
+            cast(int, message.partition()),
+            cast(int, message.offset()),
+        )
+        tp = (topic, partition)
+        if tp in self._held:
+            return  # re-fetched after the registry is back (we seeked to the held offset)
+        value = message.value()
+        self.stats.consumed += 1
+        if value is None:
+            self._tracker.track(tp, offset)
+            self.stats.tombstones += 1
+            self._tracker.settle(tp, (offset,))
+            return
+        lane = zlib.crc32(f"{topic}\x00{partition}".encode()) % len(self._lanes)
+        batcher = self._batchers[lane]
+        try:
+            decoded = self._decoder.decode(value, topic)
+            event = map_record(decoded.full_name, decoded.record)
+            data = encode_event(event)
+            if not batcher.fits_alone(len(data)):
+                raise MappingError(
+                    "event_too_large",
+                    f"{event.event_type} event is {len(data)} bytes; a batch body is capped at {batcher.max_bytes}",
+                )
+        except SchemaRegistryUnavailable as exc:
+            self._hold(tp, offset, now, exc)
+            return
+        except RecordError as exc:
+            self._tracker.track(tp, offset)
+            self._dead_letter(message, exc)
+            return
+        self._tracker.track(tp, offset)
+        self.stats.trimmed += event.trims
+        event_id = decoded.record.get("event_id")
+        headers = cast(Headers | None, message.headers())
+        item = Item(topic, partition, offset, message.key(), event.event_type, event_id, data, value, headers)
+        self._buffered += len(data)
+        for batch in batcher.add(item, now):
+            self._lanes[lane].submit(batch)
+
+    def _dead_letter(self, message: Message, exc: RecordError) -> None:
+        self._reporter.dead_letter(
+            DeadLetter(
+                topic=cast(str, message.topic()),
+                partition=cast(int, message.partition()),
+                offset=cast(int, message.offset()),
+                key=message.key(),
+                value=message.value(),
+                headers=cast(Headers | None, message.headers()),
+                stage=exc.stage,
+                reason=exc.reason,
+                detail=exc.message,
+            )
+        )
+
+    def _on_settled(self, topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:
+        """Kafka acknowledged the result (delivered) or the dead letter of this record."""
+        self._tracker.settle((topic, partition), (offset,))
+        self._buffered -= weight
+        if delivered:
+            self.stats.delivered += 1
+        else:
+            self.stats.dead_lettered += 1
+
+    # -- schema registry outage: hold the partition, retry later ---------------------------------------
+
+    def _hold(self, tp: TopicPartitionKey, offset: int, now: float, exc: Exception) -> None:
+        _log.warning("registry_unavailable topic=%s partition=%d offset=%d retry_s=%.1f error=%s",
+                     tp[0], tp[1], offset, _REGISTRY_RETRY_S, exc)  # fmt: skip
+        self._held[tp] = now + _REGISTRY_RETRY_S
+        partition = TopicPartition(tp[0], tp[1], offset)
+        self._consumer.pause([partition])
+        self._consumer.seek(partition)
+
+    def _release_held(self, now: float) -> None:
+        ready = [tp for tp, at in self._held.items() if at <= now]
+        for tp in ready:
+            del self._held[tp]
+            if tp in self._assigned and not self._paused:
+                self._consumer.resume([TopicPartition(*tp)])
+
+    # -- backpressure ----------------------------------------------------------------------------------
+
+    def _apply_backpressure(self) -> None:
+        if not self._paused and self._buffered >= self._max_buffered:
+            self._paused = True
+            self._consumer.pause([TopicPartition(*tp) for tp in self._assigned])
+            _log.info("paused buffered_bytes=%d", self._buffered)
+        elif self._paused and self._buffered < self._max_buffered // 2:
+            self._paused = False
+            self._consumer.resume([TopicPartition(*tp) for tp in self._assigned if tp not in self._held])
+            _log.info("resumed buffered_bytes=%d", self._buffered)
+
+    # -- commits ---------------------------------------------------------------------------------------
+
+    def _commit(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_commit < _COMMIT_INTERVAL_S:
+            return
+        self._last_commit = now
+        positions = self._tracker.committable()
+        if not positions:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            _log.warning("commit_failed error=%s (will retry; at worst records are redelivered)", exc)
+            return
+        self._tracker.mark_committed(positions)
+        self.stats.commits += 1
+        _log.debug("committed %s", positions)
+
+    # -- draining, rebalance ---------------------------------------------------------------------------
+
+    def _drain(self, deadline: float) -> None:
+        """Send every open batch and wait until everything tracked is settled or `deadline` passes."""
+        for lane, batcher in zip(self._lanes, self._batchers, strict=True):
+            batch = batcher.flush()
+            if batch is not None:
+                lane.submit(batch)
+        while self._tracker.unsettled() and time.monotonic() < deadline and self._lane_fatal() is None:
+            self._reporter.poll(0.05)
+            self._commit()
+        self._reporter.poll(0)
+
+    def _abandon_all(self) -> None:
+        for lane in self._lanes:
+            lane.abandon()
+        self._buffered = 0
+
+    def _lane_fatal(self) -> ConnectorError | None:
+        return next((lane.fatal for lane in self._lanes if lane.fatal is not None), None)
+
+    _closing = False
+
+    def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        _log.info("assigned partitions=%s", [f"{p.topic}/{p.partition}" for p in partitions])
+        self._assigned.update((p.topic, p.partition) for p in partitions)
+        if self._paused:
+            consumer.pause(partitions)
+
+    def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        revoked = [(p.topic, p.partition) for p in partitions]
+        _log.info("revoked partitions=%s", [f"{t}/{p}" for t, p in revoked])
+        if not self._closing:
+            self._drain(time.monotonic() + self._revoke_timeout_s)
+            self._commit(force=True)
+            if self._tracker.unsettled():
+                _log.warning("revoke_abandoned unsettled=%d (they will be redelivered)", self._tracker.unsettled())
+            self._abandon_all()
+            # Abandoned work of partitions we keep (cooperative rebalancing) must be read again.
+            for tp in set(self._assigned) - set(revoked):
+                self._rewind(tp)
+        self._forget(revoked)
+
+    def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        lost = [(p.topic, p.partition) for p in partitions]
+        _log.warning("lost partitions=%s (nothing more is committed for them)", [f"{t}/{p}" for t, p in lost])
+        self._forget(lost)
+
+    def _forget(self, tps: list[TopicPartitionKey]) -> None:
+        self._tracker.forget(tps)
+        for tp in tps:
+            self._assigned.discard(tp)
+            self._held.pop(tp, None)
+
+    def _rewind(self, tp: TopicPartitionKey) -> None:
+        first = self._tracker.first_unsettled(tp)
+        if first is not None:
+            self._tracker.forget([tp])
+            self._consumer.seek(TopicPartition(tp[0], tp[1], first))

@@ -1,0 +1,62 @@
+"""The HTTP edge to RD Station: posts a batch body and returns the raw answer.
+
+The `httpx.Client` is injected (tests pass `httpx.MockTransport`, integration tests a real server on
+loopback). Tokens come from a `TokenProvider`, so the refresh flow slots in without touching the sender.
+The token is never logged: it only ever appears in the `Authorization` header.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import httpx
+
+from connector.config import Secret
+
+__all__ = ["BATCH_PATH", "RdClient", "StaticToken", "TokenProvider"]
+
+BATCH_PATH = "/platform/events/batch"
+
+
+class TokenProvider(Protocol):
+    def token(self) -> Secret:
+        """The access token to use now (may block while a refresh is in flight)."""
+        ...
+
+    def refresh(self, rejected: Secret) -> bool:
+        """Called after a 401 for `rejected`; True if a new token is available to retry with."""
+        ...
+
+
+class StaticToken:
+    """A fixed bearer token (`RDC_RD_ACCESS_TOKEN`): it cannot be refreshed."""
+
+    def __init__(self, token: Secret) -> None:
+        self._token = token
+
+    def token(self) -> Secret:
+        return self._token
+
+    def refresh(self, rejected: Secret) -> bool:
+        return False
+
+
+class RdClient:
+    """Posts batch bodies. Thread-safe (httpx.Client is); one per process, shared by the lanes."""
+
+    def __init__(self, base_url: str, tokens: TokenProvider, client: httpx.Client) -> None:
+        self._url = base_url.rstrip("/") + BATCH_PATH
+        self._tokens = tokens
+        self._client = client
+
+    @property
+    def tokens(self) -> TokenProvider:
+        return self._tokens
+
+    def post_batch(self, body: bytes, token: Secret) -> httpx.Response:
+        """POST `body` (a JSON array) with `token`. Raises httpx transport errors as they come."""
+        headers = {"Authorization": f"Bearer {token.reveal()}", "Content-Type": "application/json"}
+        return self._client.post(self._url, content=body, headers=headers)
+
+    def close(self) -> None:
+        self._client.close()

@@ -1,0 +1,151 @@
+"""The Kafka edge that reports outcomes: results (one `DeliveryResult` per delivered event) and dead letters.
+
+`produce` may be called from any thread (confluent-kafka's Producer is thread-safe), but delivery reports
+are served only by the pipeline thread (`poll`), so `on_settled` always runs there. A record is settled
+only when Kafka acknowledged its report; a failed report is produced again (never dropped, never
+settled without an acknowledgement).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, Protocol
+
+from connector.avro.encoder import encode_delivery_result
+from connector.batch import Item
+
+__all__ = ["DeadLetter", "KafkaProducer", "Reporter"]
+
+_log = logging.getLogger("connector.reporter")
+
+Headers = list[tuple[str, str | bytes | None]]
+#: (topic, partition, offset, buffered bytes released, delivered to RD (else dead-lettered))
+SettledCallback = Callable[[str, int, int, int, bool], None]
+
+
+class KafkaProducer(Protocol):
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None: ...
+    def poll(self, timeout: float = ...) -> int: ...
+    def flush(self, timeout: float = ...) -> int: ...
+
+
+class DeadLetter:
+    """A record that can never be delivered: its original bytes and why."""
+
+    __slots__ = ("detail", "headers", "key", "offset", "partition", "reason", "stage", "topic", "value", "weight")
+
+    def __init__(
+        self,
+        *,
+        topic: str,
+        partition: int,
+        offset: int,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        stage: str,
+        reason: str,
+        detail: str,
+        weight: int = 0,
+    ) -> None:
+        self.topic, self.partition, self.offset = topic, partition, offset
+        self.key, self.value, self.headers = key, value, headers
+        self.stage, self.reason, self.detail = stage, reason, detail
+        self.weight = weight  # buffered bytes released when it settles
+
+    def report_headers(self) -> Headers:
+        ours: Headers = [
+            ("rdc.error.stage", self.stage.encode()),
+            ("rdc.error.reason", self.reason.encode()),
+            ("rdc.error.detail", self.detail.encode()[:4000]),
+            ("rdc.source.topic", self.topic.encode()),
+            ("rdc.source.partition", str(self.partition).encode()),
+            ("rdc.source.offset", str(self.offset).encode()),
+        ]
+        return [*(self.headers or []), *ours]
+
+
+class Reporter:
+    """Produces results and dead letters; calls `on_settled` once Kafka acknowledged each."""
+
+    def __init__(
+        self,
+        producer: KafkaProducer,
+        results_topic: str,
+        dlq_topic: str,
+        on_settled: SettledCallback,
+        result_schema_id: int | None = None,
+    ) -> None:
+        self._producer = producer
+        self._results_topic = results_topic
+        self._dlq_topic = dlq_topic
+        self._on_settled = on_settled
+        self._schema_id = result_schema_id
+
+    def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
+        """One DeliveryResult per item, `uuids[i]` for `items[i]`."""
+        delivered_at = int(time.time() * 1000)
+        for item, event_uuid in zip(items, uuids, strict=True):
+            value = encode_delivery_result(
+                event_uuid=event_uuid,
+                event_batch_uuid=batch_uuid,
+                event_type=item.event_type,
+                source_topic=item.topic,
+                source_partition=item.partition,
+                source_offset=item.offset,
+                source_event_id=item.event_id,
+                delivered_at_ms=delivered_at,
+                schema_id=self._schema_id,
+            )
+            self._produce(self._results_topic, item.key, value, None, partial(self._result_acked, item, value))
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        _log.warning(
+            "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%r",
+            letter.topic,
+            letter.partition,
+            letter.offset,
+            letter.stage,
+            letter.reason,
+            letter.detail[:300],
+        )
+        headers = letter.report_headers()
+        self._produce(self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers))
+
+    def _produce(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None, on_delivery: Any
+    ) -> None:
+        while True:
+            try:
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                return
+            except BufferError:  # local queue full: wait for acknowledgements to drain it
+                time.sleep(0.005)
+
+    def _result_acked(self, item: Item, value: bytes, err: Any, _msg: Any) -> None:
+        if err is not None:
+            _log.warning(
+                "result_retry topic=%s partition=%d offset=%d error=%s", item.topic, item.partition, item.offset, err
+            )
+            self._produce(self._results_topic, item.key, value, None, partial(self._result_acked, item, value))
+            return
+        self._on_settled(item.topic, item.partition, item.offset, len(item.event), True)
+
+    def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
+        if err is not None:
+            _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
+            self._produce(
+                self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers)
+            )
+            return
+        self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
+
+    def poll(self, timeout: float = 0.0) -> int:
+        """Serve delivery reports (call from the pipeline thread only)."""
+        return self._producer.poll(timeout)
+
+    def flush(self, timeout: float) -> int:
+        return self._producer.flush(timeout)

@@ -1,0 +1,131 @@
+"""`rd-connector run`: build the pipeline from `Settings`, run it until SIGTERM/SIGINT, exit with a code.
+
+Exit codes: 0 stopped cleanly; 1 unexpected error; 2 configuration error; 3 RD refused us for good
+(auth, forbidden, not found); 4 ambiguous RD answer (a 200 without one UUID per event).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from types import FrameType
+
+import httpx
+from confluent_kafka import Consumer, Producer
+
+from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
+from connector.config import Settings, load_settings
+from connector.errors import ConfigError, ConnectorError
+from connector.pipeline import Pipeline
+from connector.rd_client import RdClient, StaticToken
+from connector.reporter import Reporter, SettledCallback
+from connector.sender import Lane
+
+__all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli", "configure_logging"]
+
+EXIT_CRASH = 1
+EXIT_CONFIG = 2
+
+_log = logging.getLogger("connector.runner")
+
+
+def configure_logging(level: str) -> None:
+    """key=value lines on stderr: `ts level logger message`."""
+    logging.basicConfig(
+        level=level,
+        stream=sys.stderr,
+        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+        force=True,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+def _registry(settings: Settings) -> SchemaRegistryClient | None:
+    if not settings.schema_registry_url:
+        return None
+    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
+    return SchemaRegistryClient(
+        settings.schema_registry_url, username=settings.schema_registry_username, password=password
+    )
+
+
+def build_pipeline(settings: Settings) -> Pipeline:
+    """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`."""
+    settings.require_pipeline()
+    if settings.rd_access_token is None:
+        raise ConfigError("the OAuth refresh flow is not available yet: set RDC_RD_ACCESS_TOKEN")
+    catalog = SchemaCatalog.load(settings.schema_dir)
+    registry = _registry(settings)
+    decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
+    result_schema_id = None
+    if registry is not None:
+        result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)
+    producer = Producer(settings.producer_config())
+    http = httpx.Client(
+        timeout=settings.http_timeout_s, limits=httpx.Limits(max_connections=8, max_keepalive_connections=8)
+    )
+    client = RdClient(settings.rd_base_url, StaticToken(settings.rd_access_token), http)
+
+    def reporter(on_settled: SettledCallback) -> Reporter:
+        return Reporter(producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id)
+
+    def lane(index: int, report: Reporter) -> Lane:
+        return Lane(
+            index,
+            client,
+            report,
+            backoff_initial_s=settings.retry_backoff_initial_ms / 1000,
+            backoff_max_s=settings.retry_backoff_max_ms / 1000,
+            max_bytes=settings.batch_max_bytes,
+        )
+
+    return Pipeline(
+        consumer=Consumer(settings.consumer_config()),
+        topics=settings.topics,
+        decoder=decoder,
+        reporter_factory=reporter,
+        lane_factory=lane,
+        lanes=1,
+        batch_max_bytes=settings.batch_max_bytes,
+        batch_max_events=settings.batch_max_events,
+        linger_s=settings.batch_linger_ms / 1000,
+        shutdown_timeout_s=settings.shutdown_timeout_s,
+    )
+
+
+def cli(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="rd-connector run", description="Run the connector.")
+    parser.add_argument("--config", help="TOML configuration file (environment variables win)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(os.environ, args.config)
+        configure_logging(settings.log_level)
+        pipeline = build_pipeline(settings)
+    except ConfigError as exc:
+        print(f"rd-connector: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ConnectorError as exc:
+        print(f"rd-connector: cannot start: {exc}", file=sys.stderr)
+        return EXIT_CRASH
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _log.info("stopping signal=%s", signal.Signals(signum).name)
+        pipeline.stop()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    began = time.monotonic()
+    _log.info("started topics=%s group=%s rd=%s", ",".join(settings.topics), settings.group_id, settings.rd_base_url)
+    code = pipeline.run()
+    stats = pipeline.stats
+    _log.info(
+        "stopped exit_code=%d consumed=%d delivered=%d dead_lettered=%d tombstones=%d trimmed=%d seconds=%.1f",
+        code, stats.consumed, stats.delivered, stats.dead_lettered, stats.tombstones, stats.trimmed,
+        time.monotonic() - began,
+    )  # fmt: skip
+    return code
