@@ -168,7 +168,8 @@ class Lane:
             first, last = items[0], items[-1]
             raise AmbiguousAnswer(
                 f"RD answered 200 with {len(uuids)} event UUIDs for a batch of {len(items)} events "
-                f"(from {first.topic}/{first.partition}@{first.offset} to {last.topic}/{last.partition}@{last.offset}); "
+                f"(from {first.topic}/{first.partition}@{first.offset} "
+                f"to {last.topic}/{last.partition}@{last.offset}); "
                 "nothing of this batch is committed"
             )
         self._reporter.publish_results(items, uuids, batch_uuid)
