@@ -5,7 +5,7 @@ Contract:
   order), hands each to the async `Handler` and writes its `Response`.
 - Request bodies: `Content-Length` or `Transfer-Encoding: chunked`; `Expect: 100-continue` is honoured.
   A body over `max_body_bytes` (the transport's hard cap, far above RD's) gets 413 and the connection is
-  closed without reading it. A malformed head gets 400 and a close.
+  closed without reading it. A malformed head gets 400, a head over 64 KiB 431; both close.
 - Keep-alive: HTTP/1.1 connections stay open unless the client sends `Connection: close`; HTTP/1.0 ones
   close unless it sends `Connection: keep-alive`. A `Response` with `close=True` closes after writing.
 - A handler returning `None` means "drop": the connection is closed without an answer (the request was
@@ -18,7 +18,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http import HTTPStatus
 from urllib.parse import parse_qsl
 
@@ -49,7 +49,7 @@ class Response:
 
     status: int
     body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = field(default=())
+    headers: tuple[tuple[str, str], ...] = ()
     content_type: str = "application/json"
     close: bool = False
 
@@ -101,8 +101,8 @@ class HttpServer:
             await self._serve_requests(reader, writer)
         except _BadRequest as exc:
             _write(writer, Response(exc.status, close=True), keep_alive=False)
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass  # the client went away or sent an oversized head: nothing to answer
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away mid-request: nothing to answer
         except asyncio.CancelledError:
             pass  # server shutdown; this is the task's outermost frame (3.11 streams log a re-raised cancel)
         finally:
@@ -138,6 +138,8 @@ class HttpServer:
             if exc.partial.strip():
                 raise _BadRequest(400, "truncated head") from exc
             return None
+        except asyncio.LimitOverrunError as exc:
+            raise _BadRequest(431, "request head over 64 KiB") from exc
         received_at = time.monotonic()
         method, target, version, headers = _parse_head(head)
         if headers.get("expect", "").lower() == "100-continue":

@@ -693,3 +693,9 @@ def test_cli_serves_until_sigint() -> None:
 def test_cli_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["--port", "0", "--drop-ratio", "2"]) == 2
     assert "drop_ratio" in capsys.readouterr().err
+
+
+def test_oversized_head_gets_431(rd: MockRdServer) -> None:
+    huge = f"GET /_mock/stats HTTP/1.1\r\nX-Pad: {'a' * 70_000}\r\n\r\n".encode()
+    (answer,) = raw_exchange(rd, huge, 1)
+    assert answer.startswith(b"HTTP/1.1 431")
