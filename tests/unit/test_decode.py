@@ -153,3 +153,38 @@ def test_register_failure_is_unavailable() -> None:
     client = SchemaRegistryClient("http://registry.test", client=httpx.Client(transport=transport))
     with pytest.raises(SchemaRegistryUnavailable, match="409"):
         client.register("orders-value", {"type": "record", "name": "X", "fields": []})
+
+
+def test_sample_generator_mix_and_malformed_kinds() -> None:
+    from connector.mapping import map_record
+
+    messages = generate_messages(600, seed=11, malformed=25)
+    assert messages == generate_messages(600, seed=11, malformed=25)  # seeded: reproducible
+    decoder = Decoder(default_catalog())
+    kinds, reasons, items = set(), {}, []
+    for message in messages:
+        try:
+            decoded = decoder.decode(message.value, "t")
+            event = map_record(*decoded)
+        except RecordError as error:
+            reasons[message.malformed] = error.reason
+            continue
+        assert message.malformed is None and message.key
+        kinds.add(decoded.full_name)
+        items += [len(decoded.record["line_items"])] if "line_items" in decoded.record else []
+        assert event.trims == 0
+    assert len(kinds) == 9 and 2.5 <= sum(items) / len(items) <= 3.5
+    assert reasons == {
+        "garbage": "bad_magic_byte",
+        "unknown_fingerprint": "unknown_fingerprint",
+        "truncated": "truncated_body",
+        "removed_event_type": "removed_event_type",
+        "invalid_email": "invalid_email",
+    }
+
+
+def test_produce_sample_cli_needs_a_broker(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connector.sample import cli
+
+    monkeypatch.delenv("RDC_KAFKA_BOOTSTRAP_SERVERS", raising=False)
+    assert cli(["--topic", "t", "--count", "1"]) == 2
