@@ -240,6 +240,9 @@ class Settings:
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
             "partition.assignment.strategy": "range",
+            # A fetch that finds no data waits at most this long: it bounds the latency of a lone event
+            # on brokers that hold empty fetches for the whole wait (Tansu does; librdkafka's default is 500).
+            "fetch.wait.max.ms": 100,
         }
         config.update(self.kafka_common())
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})

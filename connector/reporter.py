@@ -2,13 +2,16 @@
 
 `produce` may be called from any thread (confluent-kafka's Producer is thread-safe), but delivery reports
 are served only by the pipeline thread (`poll`), so `on_settled` always runs there. A record is settled
-only when Kafka acknowledged its report; a failed report is produced again (never dropped, never
-settled without an acknowledgement).
+only when Kafka acknowledged its report; a failed report is produced again by the next `poll` (never
+dropped, never settled without an acknowledgement, never produced from inside a delivery callback).
+When librdkafka's local queue is full, the pipeline thread serves delivery reports to make room; a lane
+thread waits for the pipeline thread to do so.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -60,12 +63,17 @@ class DeadLetter:
         ours: Headers = [
             ("rdc.error.stage", self.stage.encode()),
             ("rdc.error.reason", self.reason.encode()),
-            ("rdc.error.detail", self.detail.encode()[:4000]),
+            ("rdc.error.detail", _cap_utf8(self.detail, 4000)),
             ("rdc.source.topic", self.topic.encode()),
             ("rdc.source.partition", str(self.partition).encode()),
             ("rdc.source.offset", str(self.offset).encode()),
         ]
         return [*(self.headers or []), *ours]
+
+
+def _cap_utf8(text: str, limit: int) -> bytes:
+    """`text` as UTF-8, cut to at most `limit` bytes on a character boundary."""
+    return text.encode()[:limit].decode("utf-8", "ignore").encode()
 
 
 class Reporter:
@@ -84,6 +92,8 @@ class Reporter:
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
         self._schema_id = result_schema_id
+        self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
+        self._failed: list[tuple[str, bytes | None, bytes | None, Headers | None, Any]] = []
 
     def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
         """One DeliveryResult per item, `uuids[i]` for `items[i]`."""
@@ -122,30 +132,36 @@ class Reporter:
             try:
                 self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
                 return
-            except BufferError:  # local queue full: wait for acknowledgements to drain it
-                time.sleep(0.005)
+            except BufferError:  # local queue full: acknowledgements must be served to make room
+                if threading.get_ident() == self._owner:
+                    self._producer.poll(0.005)
+                else:
+                    time.sleep(0.005)
 
     def _result_acked(self, item: Item, value: bytes, err: Any, _msg: Any) -> None:
         if err is not None:
             _log.warning(
                 "result_retry topic=%s partition=%d offset=%d error=%s", item.topic, item.partition, item.offset, err
             )
-            self._produce(self._results_topic, item.key, value, None, partial(self._result_acked, item, value))
+            self._failed.append((self._results_topic, item.key, value, None, partial(self._result_acked, item, value)))
             return
         self._on_settled(item.topic, item.partition, item.offset, len(item.event), True)
 
     def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
         if err is not None:
             _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
-            self._produce(
-                self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers)
-            )
+            retry = partial(self._letter_acked, letter, headers)
+            self._failed.append((self._dlq_topic, letter.key, letter.value, headers, retry))
             return
         self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
 
     def poll(self, timeout: float = 0.0) -> int:
-        """Serve delivery reports (call from the pipeline thread only)."""
-        return self._producer.poll(timeout)
+        """Serve delivery reports, then produce again the reports that failed (pipeline thread only)."""
+        served = self._producer.poll(timeout)
+        failed, self._failed = self._failed, []
+        for topic, key, value, headers, on_delivery in failed:
+            self._produce(topic, key, value, headers, on_delivery)
+        return served
 
     def flush(self, timeout: float) -> int:
         return self._producer.flush(timeout)

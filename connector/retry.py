@@ -59,7 +59,9 @@ def wait_from_429(headers: Mapping[str, str], body: bytes, now: float) -> float 
         remaining = orjson.loads(body).get("remaining_time") if body else None
     except (orjson.JSONDecodeError, AttributeError):
         remaining = None
-    return float(remaining) if isinstance(remaining, int | float) and remaining >= 0 else None
+    if isinstance(remaining, bool) or not isinstance(remaining, int | float) or remaining < 0:
+        return None
+    return float(remaining)
 
 
 def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float | None = None) -> Decision:

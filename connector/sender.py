@@ -99,6 +99,7 @@ class Lane:
             generation, batch = work
             if generation != self._generation or self.fatal is not None:
                 continue
+            self._wake.clear()  # a wake-up meant for an abandoned batch must not cut this one's backoff
             try:
                 self._deliver(batch.items, generation)
                 self.batches += 1

@@ -100,11 +100,6 @@ def test_classify_429_without_now_uses_the_wall_clock() -> None:
             b'{"remaining_time": true}',
             None,
             id="body-remaining-time-bool",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG: wait_from_429 accepts a JSON boolean as remaining_time (bool is an int subclass): "
-                "true -> 1.0 s instead of None",
-            ),
         ),
     ],
 )

@@ -291,11 +291,6 @@ def test_429_retry_after_is_honoured(make_lane: LaneFactory) -> None:
     assert gap >= 0.9  # RD's 1 s, not the tiny backoff
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: abandon() on an idle lane leaves Lane._wake set; the next batch's first retry wait "
-    "returns at once, so a 429 Retry-After (or the backoff) is ignored once after every rebalance",
-)
 def test_429_retry_after_is_honoured_after_an_idle_abandon(make_lane: LaneFactory) -> None:
     rig = make_lane(_429_once_then_ok("1"))
     rig.lane.abandon()  # e.g. a rebalance while the lane had nothing in flight

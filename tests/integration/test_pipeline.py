@@ -1,0 +1,242 @@
+"""The streaming pipeline end to end: the real broker, the mock RD API over HTTP, the real connector."""
+
+from __future__ import annotations
+
+import collections
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import orjson
+import pytest
+
+from connector.avro import Encoder
+from connector.avro.catalog import NAMESPACE
+from connector.sample import generate_messages
+from connector.testing.kafka_tools import committed_offsets, produce_acked, read_topic
+from connector.testing.mock_rd import MockRdServer
+from tests.integration.pipeline_support import (
+    Topics,
+    connector_env,
+    decode_results,
+    expected_payloads,
+    spawn_connector,
+    start_pipeline,
+    wait_until,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def rd() -> Iterator[MockRdServer]:
+    with MockRdServer() as server:
+        yield server
+
+
+@pytest.fixture
+def topics(make_topic: Callable[..., str], group_id: str) -> Topics:
+    return Topics(make_topic("src", 3), make_topic("results"), make_topic("dlq"), 3, group_id)
+
+
+def _assert_results_match_mock(bootstrap: str, topics: Topics, rd: MockRdServer, delivered: int) -> None:
+    results = decode_results(read_topic(bootstrap, topics.results, 1, delivered))
+    issued = [event.event_uuid for event in rd.accepted]
+    assert len(results) == delivered
+    assert sorted(r["event_uuid"] for r in results) == sorted(issued)
+    coordinates = {(r["source_topic"], r["source_partition"], r["source_offset"]) for r in results}
+    assert len(coordinates) == delivered
+
+
+def test_mixed_events_delivered_exactly_results_and_commits(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+) -> None:
+    messages = generate_messages(1500, seed=7, malformed=15)
+    ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+    good = [m for m in messages if m.malformed is None]
+    running = start_pipeline(connector_env(kafka_bootstrap, rd.url, topics))
+    try:
+        assert wait_until(lambda: running.settled() == len(messages), 60), running.pipeline.stats
+        assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 10)
+    finally:
+        assert running.stop() == 0
+
+    # The mock received exactly the valid events (each once), and nothing else.
+    assert len(rd.accepted) == len(good)
+    assert all(req.status == 200 for req in rd.requests if req.path.startswith("/platform"))
+    _assert_results_match_mock(kafka_bootstrap, topics, rd, len(good))
+
+    # Each result points at its source record: the source record's key is the result's key.
+    results = read_topic(kafka_bootstrap, topics.results, 1, len(good))
+    source = {
+        (m.partition(), m.offset()): m.key() for m in read_topic(kafka_bootstrap, topics.source, 3, len(messages))
+    }
+    for message, record in zip(results, decode_results(results), strict=True):
+        assert record["source_topic"] == topics.source
+        assert message.key() == source[(record["source_partition"], record["source_offset"])]
+
+    # Every malformed record is in the dead-letter topic with its reason; original bytes kept.
+    letters = read_topic(kafka_bootstrap, topics.dlq, 1, 15)
+    reasons = collections.Counter(dict(m.headers() or [])["rdc.error.reason"] for m in letters)
+    assert sum(reasons.values()) == 15
+    assert set(reasons) == {
+        b"bad_magic_byte",
+        b"unknown_fingerprint",
+        b"truncated_body",
+        b"removed_event_type",
+        b"invalid_email",
+    }
+    bad_values = {m.value for m in messages if m.malformed is not None}
+    assert {m.value() for m in letters} == bad_values
+
+
+def test_rd_down_commits_nothing_then_everything(kafka_bootstrap: str, topics: Topics, rd: MockRdServer) -> None:
+    rd.configure(error_5xx_ratio=1.0)
+    messages = generate_messages(300, seed=3)
+    ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+    running = start_pipeline(connector_env(kafka_bootstrap, rd.url, topics))
+    try:
+        assert wait_until(lambda: len(rd.requests) >= 5, 20)  # it is trying, and failing
+        time.sleep(0.5)
+        nothing = committed_offsets(kafka_bootstrap, topics.group, topics.source, 3)
+        assert all(offset < 0 for offset in nothing.values()), nothing
+        assert running.pipeline.stats.delivered == 0
+        rd.configure(error_5xx_ratio=0.0)
+        assert wait_until(lambda: running.settled() == len(messages), 30)
+        assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 10)
+    finally:
+        assert running.stop() == 0
+    assert len(rd.accepted) == len(messages)
+    _assert_results_match_mock(kafka_bootstrap, topics, rd, len(messages))
+
+
+def test_batches_are_full_under_backlog_and_never_over_the_cap(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+) -> None:
+    cap = 20_000
+    messages = generate_messages(3000, seed=11)
+    produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_MAX_BYTES=str(cap), RDC_BATCH_LINGER_MS="2000")
+    running = start_pipeline(env)
+    try:
+        assert wait_until(lambda: running.settled() == len(messages), 60)
+    finally:
+        running.stop()
+    sizes = [req.body_bytes for req in rd.requests if req.path == "/platform/events/batch"]
+    assert max(sizes) <= cap
+    assert len(sizes) > 20
+    full = sizes[:-1]  # the last batch closes on linger or shutdown, not on size
+    fill = sum(full) / len(full) / cap
+    assert fill >= 0.97, f"mean fill {fill:.3f} over {len(full)} batches"
+
+
+def test_a_lone_event_is_sent_within_linger(kafka_bootstrap: str, topics: Topics, rd: MockRdServer) -> None:
+    linger_ms = 300
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_LINGER_MS=str(linger_ms))
+    running = start_pipeline(env)
+    try:
+        warm_up, message = generate_messages(2, seed=5)
+        produce_acked(kafka_bootstrap, topics.source, [(warm_up.key, warm_up.value)])
+        assert rd.wait_for_accepted(1, timeout=20)  # joined the group and fetching
+        time.sleep(0.5)
+        produced_at = time.monotonic()
+        produce_acked(kafka_bootstrap, topics.source, [(message.key, message.value)])
+        assert rd.wait_for_accepted(2, timeout=5)
+        elapsed_ms = (time.monotonic() - produced_at) * 1000
+    finally:
+        running.stop()
+    assert elapsed_ms <= linger_ms + 250, f"lone event took {elapsed_ms:.0f} ms"
+
+
+def _oversized_event() -> bytes:
+    record = {
+        "event_id": "7d6f1d7e-3c1a-4c55-9f55-3f1f0c9b7a10",
+        "occurred_at": 1_767_225_600_000,
+        "event_type": "CONVERSION",
+        "payload_json": orjson.dumps(
+            {"conversion_identifier": "big", "email": "big@example.com", "cf_notes": "x" * 30_000}
+        ).decode(),
+    }
+    return Encoder().single_object(f"{NAMESPACE}.RdEvent", record)
+
+
+def test_oversized_event_is_dead_lettered_and_the_stream_goes_on(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+) -> None:
+    messages = generate_messages(50, seed=2)
+    values = [m.value for m in messages[:25]] + [_oversized_event()] + [m.value for m in messages[25:]]
+    produce_acked(kafka_bootstrap, topics.source, [(b"same-key", v) for v in values])  # one partition, in order
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_MAX_BYTES="20000")
+    running = start_pipeline(env)
+    try:
+        assert wait_until(lambda: running.settled() == len(values), 30)
+    finally:
+        running.stop()
+    letters = read_topic(kafka_bootstrap, topics.dlq, 1, 1)
+    assert [dict(m.headers() or [])["rdc.error.reason"] for m in letters] == [b"event_too_large"]
+    assert len(rd.accepted) == 50
+    # Per-partition order: RD received the events in offset order.
+    results = decode_results(read_topic(kafka_bootstrap, topics.results, 1, 50))
+    by_uuid = {r["event_uuid"]: r["source_offset"] for r in results}
+    offsets = [by_uuid[e.event_uuid] for e in rd.accepted]
+    assert offsets == sorted(offsets)
+
+
+def test_kill_9_and_restart_loses_nothing(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer, tmp_path: Path
+) -> None:
+    rd.configure(latency_ms=30)
+    messages = generate_messages(4000, seed=13)
+    ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_MAX_BYTES="20000")
+    first = spawn_connector(env, str(tmp_path / "first.log"))
+    try:
+        assert wait_until(lambda: len(rd.accepted) >= 800, 30)
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    assert len(rd.accepted) < len(messages), "killed too late to test anything"
+    rd.configure(latency_ms=0)
+    second = spawn_connector(env, str(tmp_path / "second.log"))
+    try:
+        assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 60)
+    finally:
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(30) == 0
+    accepted = {orjson.dumps(e.event["payload"]) for e in rd.accepted}
+    assert accepted == expected_payloads([m.value for m in messages])  # every event reached RD at least once
+    results = decode_results(read_topic(kafka_bootstrap, topics.results, 1, len(messages)))
+    covered = {(r["source_partition"], r["source_offset"]) for r in results}
+    assert len(covered) == len(messages)  # results cover every event
+    # A batch RD accepted just before the kill has no result (the process died before producing it):
+    # it was sent again after the restart. Those duplicates are the at-least-once cost (issue 8 removes it).
+    assert {r["event_uuid"] for r in results} <= {e.event_uuid for e in rd.accepted}
+    duplicates = len(rd.accepted) - len(messages)
+    print(f"kill -9: {len(messages)} events, {len(rd.accepted)} accepted by RD, {duplicates} duplicates")
+
+
+def test_two_members_share_partitions_and_hand_over_without_loss(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer, tmp_path: Path
+) -> None:
+    rd.configure(latency_ms=20)
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_MAX_BYTES="20000")
+    a = spawn_connector(env, str(tmp_path / "a.log"))
+    b = spawn_connector(env, str(tmp_path / "b.log"))
+    try:
+        messages = generate_messages(3000, seed=17)
+        ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+        assert wait_until(lambda: len(rd.accepted) >= 600, 30)
+        a.send_signal(signal.SIGTERM)
+        assert a.wait(30) == 0
+        assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 60)
+    finally:
+        for proc in (a, b):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+    logs = (tmp_path / "a.log").read_text() + (tmp_path / "b.log").read_text()
+    assert logs.count("assigned partitions=") >= 2  # both members got partitions
+    assert "test-token-secret" not in logs
+    accepted = {orjson.dumps(e.event["payload"]) for e in rd.accepted}
+    assert accepted == expected_payloads([m.value for m in messages])
