@@ -52,6 +52,10 @@ def _progress(pipeline: Pipeline, rd: MockRdServer, total: int, started: float) 
     )
 
 
+def _run(pipeline: Pipeline, exit_codes: list[int]) -> None:
+    exit_codes.append(pipeline.run())
+
+
 def _produce(bootstrap: str, topic: str, messages: list[Any], rate: float) -> None:
     if rate <= 0:
         produce_acked(bootstrap, topic, [(m.key, m.value) for m in messages])
@@ -96,7 +100,7 @@ def _show_outputs(bootstrap: str, results_topic: str, dlq_topic: str, delivered:
     print(f"\nDead-letter topic ({len(letters)} records):")
     reasons: collections.Counter[str] = collections.Counter()
     for message in letters:
-        headers = {k: (v or b"").decode("utf-8", "replace") for k, v in message.headers() or []}
+        headers = {k: _text(v) for k, v in message.headers() or []}
         reasons[headers["rdc.error.reason"]] += 1
         if reasons[headers["rdc.error.reason"]] == 1:
             print(
@@ -104,6 +108,10 @@ def _show_outputs(bootstrap: str, results_topic: str, dlq_topic: str, delivered:
                 f"@{headers['rdc.source.partition']}/{headers['rdc.source.offset']}: {headers['rdc.error.detail'][:90]}"
             )
     print("  by reason: " + ", ".join(f"{reason}={n}" for reason, n in sorted(reasons.items())))
+
+
+def _text(value: str | bytes | None) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else (value or "")
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -130,7 +138,7 @@ def cli(argv: list[str] | None = None) -> int:
         }
         pipeline = build_pipeline(load_settings(env))
         exit_codes: list[int] = []
-        runner = threading.Thread(target=lambda: exit_codes.append(pipeline.run()), daemon=True)
+        runner = threading.Thread(target=_run, args=(pipeline, exit_codes), daemon=True)
         producer = threading.Thread(target=_produce, args=(bootstrap, source, messages, args.rate), daemon=True)
         print(f"  producing {args.count} events ({args.malformed} malformed) to {source} and running the connector\n")
         started = time.monotonic()
