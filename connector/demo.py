@@ -100,7 +100,8 @@ def _show_outputs(bootstrap: str, results_topic: str, dlq_topic: str, delivered:
     print(f"\nDead-letter topic ({len(letters)} records):")
     reasons: collections.Counter[str] = collections.Counter()
     for message in letters:
-        headers = {k: _text(v) for k, v in message.headers() or []}
+        raw: list[tuple[str, str | bytes | None]] = list(message.headers() or [])  # type: ignore[arg-type]
+        headers = {k: _text(v) for k, v in raw}
         reasons[headers["rdc.error.reason"]] += 1
         if reasons[headers["rdc.error.reason"]] == 1:
             print(
