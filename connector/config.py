@@ -162,6 +162,12 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("batch_max_bytes", _int_between(64, 10_000_000), "cap on a batch body, in bytes"),
     Spec("batch_max_events", _int_between(1, 100_000), "cap on events per batch"),
     Spec("batch_linger_ms", _int_between(0, 600_000), "max wait of a batch's oldest event before sending"),
+    Spec("max_in_flight", _int_between(1, 64), "lanes sending concurrently; a partition always uses the same lane"),
+    Spec(
+        "max_buffered_bytes",
+        _int_between(1_000_000, 16_000_000_000),
+        "pause consuming above this many buffered event bytes",
+    ),
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),
     Spec("retry_backoff_max_ms", _int_between(1, 3_600_000), "cap on the retry backoff"),
@@ -194,6 +200,8 @@ class Settings:
     batch_max_bytes: int = 200_000
     batch_max_events: int = 10_000
     batch_linger_ms: int = 1000
+    max_in_flight: int = 1
+    max_buffered_bytes: int = 64 * 1024 * 1024
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
     retry_backoff_max_ms: int = 30_000

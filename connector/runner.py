@@ -67,7 +67,10 @@ def build_pipeline(settings: Settings) -> Pipeline:
         result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)
     producer = Producer(settings.producer_config())
     http = httpx.Client(
-        timeout=settings.http_timeout_s, limits=httpx.Limits(max_connections=8, max_keepalive_connections=8)
+        timeout=settings.http_timeout_s,
+        limits=httpx.Limits(
+            max_connections=settings.max_in_flight + 2, max_keepalive_connections=settings.max_in_flight + 2
+        ),
     )
     client = RdClient(settings.rd_base_url, StaticToken(settings.rd_access_token), http)
 
@@ -90,11 +93,12 @@ def build_pipeline(settings: Settings) -> Pipeline:
         decoder=decoder,
         reporter_factory=reporter,
         lane_factory=lane,
-        lanes=1,
+        lanes=settings.max_in_flight,
         batch_max_bytes=settings.batch_max_bytes,
         batch_max_events=settings.batch_max_events,
         linger_s=settings.batch_linger_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        max_buffered_bytes=settings.max_buffered_bytes,
     )
 
 

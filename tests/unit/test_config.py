@@ -27,6 +27,8 @@ GOOD_ENV = {
     "RDC_BATCH_MAX_BYTES": "190000",
     "RDC_BATCH_MAX_EVENTS": "500",
     "RDC_BATCH_LINGER_MS": "250",
+    "RDC_MAX_IN_FLIGHT": "4",
+    "RDC_MAX_BUFFERED_BYTES": "32000000",
     "RDC_HTTP_TIMEOUT_S": "12.5",
     "RDC_RETRY_BACKOFF_INITIAL_MS": "100",
     "RDC_RETRY_BACKOFF_MAX_MS": "5000",
@@ -55,6 +57,7 @@ def test_every_setting_from_the_environment() -> None:
     assert s.rd_client_secret is not None and s.rd_client_secret.reveal() == "shh"
     assert s.rd_refresh_token is not None and s.rd_refresh_token.reveal() == "refresh-1"
     assert (s.batch_max_bytes, s.batch_max_events, s.batch_linger_ms) == (190_000, 500, 250)
+    assert (s.max_in_flight, s.max_buffered_bytes) == (4, 32_000_000)
     assert s.http_timeout_s == 12.5
     assert (s.retry_backoff_initial_ms, s.retry_backoff_max_ms) == (100, 5000)
     assert s.shutdown_timeout_s == 7.0
