@@ -149,7 +149,17 @@ class RdMockApp:
         errors = batch_errors(data) if batch else event_errors(data)
         if errors is not None:
             return _json(400, errors)
-        return self._accept(data if batch else [data], batch=batch)
+        events = data if batch else [data]
+        if faults.reject_marker is not None:
+            refused = _marked(events, faults.reject_marker)
+            if refused is not None:
+                return _json(400, refused)
+        answer = self._accept(events, batch=batch)
+        if faults.short_answer and batch:
+            body = orjson.loads(answer.body)
+            body["events"] = body["events"][:-1]
+            return _json(200, body)
+        return answer
 
     def _roll(self, ratio: float) -> bool:
         return ratio > 0 and self._rng.random() < ratio
@@ -245,6 +255,22 @@ class RdMockApp:
     async def _expire_tokens(self, request: Request) -> Response:
         self.tokens.expire_all()
         return _json(200, {"expired": True})
+
+
+def _marked(events: list[dict[str, Any]], marker: str) -> dict[str, Any] | None:
+    """RD's field-keyed 400 body for the events containing `marker` (None if there are none)."""
+    needle = marker.encode()
+    errors = [
+        {
+            "error_type": "INVALID",
+            "error_message": "email was refused by RD (mock reject_marker).",
+            "path": f"$.body[{i}].payload.email",
+            "index": i,
+        }
+        for i, event in enumerate(events)
+        if needle in orjson.dumps(event)
+    ]
+    return {"errors": {"email": errors}} if errors else None
 
 
 def _json_body(request: Request, max_bytes: int) -> Any:

@@ -39,6 +39,9 @@ class Faults:
     500/503 or dropped unanswered. token_ttl_s: lifetime of issued access tokens. strict_auth: accept only
     issued tokens. rotate_refresh_token: each refresh revokes the refresh token used and issues a new one.
     max_body_bytes: RD's body cap (413 above it). seed: seeds the fault dice (None: random).
+    reject_marker: events whose JSON contains this text are refused (400, field-keyed error with the
+    event's index), as RD refuses events our local checks cannot foresee. short_answer: a 200 that carries
+    one event_uuid fewer than the batch has events (an ambiguous answer).
     """
 
     latency_ms: float = 0.0
@@ -51,6 +54,8 @@ class Faults:
     rotate_refresh_token: bool = False
     max_body_bytes: int = 200_000
     seed: int | None = None
+    reject_marker: str | None = None
+    short_answer: bool = False
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied. Raises ValueError naming an unknown setting or a bad value."""
@@ -73,7 +78,9 @@ def _is_number(value: Any) -> bool:
 
 def _check_setting(name: str, value: Any) -> Any:
     """`value` normalised for `name`, or ValueError."""
-    if name in ("strict_auth", "rotate_refresh_token"):
+    if name == "reject_marker":
+        ok = value is None or (isinstance(value, str) and bool(value))
+    elif name in ("strict_auth", "rotate_refresh_token", "short_answer"):
         ok = isinstance(value, bool)
     elif name in ("error_5xx_ratio", "drop_ratio"):
         ok = _is_number(value) and 0 <= value <= 1

@@ -522,7 +522,28 @@ def test_python_configure_and_constructor_validate_names() -> None:
         "rotate_refresh_token",
         "max_body_bytes",
         "seed",
+        "reject_marker",
+        "short_answer",
     }
+
+
+def test_reject_marker_refuses_the_marked_events_with_their_index(rd: MockRdServer, client: httpx.Client) -> None:
+    rd.configure(reject_marker="POISON")
+    events = [conversion(i) for i in range(4)]
+    events[2]["payload"]["email"] = "POISON@x.com"
+    response = client.post(BATCH, json=events)
+    assert response.status_code == 400
+    [error] = response.json()["errors"]["email"]
+    assert (error["error_type"], error["index"], error["path"]) == ("INVALID", 2, "$.body[2].payload.email")
+    assert rd.accepted == []
+    assert client.post(BATCH, json=[conversion(0), conversion(1)]).status_code == 200
+
+
+def test_short_answer_returns_one_uuid_fewer(rd: MockRdServer, client: httpx.Client) -> None:
+    rd.configure(short_answer=True)
+    response = client.post(BATCH, json=[conversion(i) for i in range(3)])
+    assert response.status_code == 200
+    assert len(response.json()["events"]) == 2
 
 
 # --- recording and control plane ----------------------------------------------------------------------------
