@@ -159,6 +159,8 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("rd_client_id", _nonempty, "RD app client id (refresh flow)"),
     Spec("rd_client_secret", _secret, "RD app client secret (refresh flow)"),
     Spec("rd_refresh_token", _secret, "RD refresh token (refresh flow)"),
+    Spec("rd_token_file", _nonempty, "file keeping the newest (rotated) refresh token across restarts"),
+    Spec("rd_requests_per_minute", _int_between(0, 1_000_000), "client-side request budget (0: no limit)"),
     Spec("batch_max_bytes", _int_between(64, 10_000_000), "cap on a batch body, in bytes"),
     Spec("batch_max_events", _int_between(1, 100_000), "cap on events per batch"),
     Spec("batch_linger_ms", _int_between(0, 600_000), "max wait of a batch's oldest event before sending"),
@@ -171,6 +173,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),
     Spec("retry_backoff_max_ms", _int_between(1, 3_600_000), "cap on the retry backoff"),
+    Spec("retry_max_elapsed_s", _float_between(0, 31_536_000), "give up on a failing batch after this long (0: never)"),
     Spec("shutdown_timeout_s", _float_between(0, 3600), "on SIGTERM, time allowed to send what is pending"),
     Spec("schema_registry_url", _url, "Confluent Schema Registry URL (enables Confluent framing)"),
     Spec("schema_registry_username", _nonempty, "Schema Registry basic-auth user"),
@@ -197,6 +200,8 @@ class Settings:
     rd_client_id: str | None = None
     rd_client_secret: Secret | None = None
     rd_refresh_token: Secret | None = None
+    rd_token_file: str | None = None
+    rd_requests_per_minute: int = 120
     batch_max_bytes: int = 200_000
     batch_max_events: int = 10_000
     batch_linger_ms: int = 1000
@@ -205,6 +210,7 @@ class Settings:
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
     retry_backoff_max_ms: int = 30_000
+    retry_max_elapsed_s: float = 0.0
     shutdown_timeout_s: float = 30.0
     schema_registry_url: str | None = None
     schema_registry_username: str | None = None

@@ -135,6 +135,7 @@ def cli(argv: list[str] | None = None) -> int:
             "RDC_RD_BASE_URL": rd.url,
             "RDC_RD_ACCESS_TOKEN": "demo-token",
             "RDC_BATCH_LINGER_MS": "250",
+            "RDC_RD_REQUESTS_PER_MINUTE": "0",  # the mock is local; RD's real budget is 120/min
             **{f"RDC_KAFKA__{k.upper().replace('.', '_')}": str(v) for k, v in FAST_JOIN_CONSUMER.items()},
         }
         pipeline = build_pipeline(load_settings(env))

@@ -5,6 +5,9 @@
 | 200 | `DELIVERED` (the sender still checks that one UUID came back per event) |
 | 400, 422, 413 | `SPLIT`: bisect the batch until the rejected events are isolated (413: the cap is too high) |
 | 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
+
+A read timeout, or a connection lost after the body was sent, is `possibly_sent`: RD may have accepted the
+batch, so resending it may duplicate events (counted, logged, then retried).
 | 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
 | any other status (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
 """
@@ -36,6 +39,7 @@ class Decision:
     action: Action
     reason: str  # short key for logs and metrics: "status_503", "timeout", ...
     wait_s: float | None = None  # how long RD asked us to wait, when it said
+    possibly_sent: bool = False  # the body went out and the answer was lost: RD may have accepted it
 
 
 def wait_from_429(headers: Mapping[str, str], body: bytes, now: float) -> float | None:
@@ -82,8 +86,12 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
 
 def classify_exception(exc: Exception) -> Decision:
     """The action for an exception raised while talking to RD (every transport error is retried)."""
+    if isinstance(exc, httpx.ReadTimeout):
+        return Decision(Action.RETRY, "timeout", possibly_sent=True)
     if isinstance(exc, httpx.TimeoutException):
         return Decision(Action.RETRY, "timeout")
+    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+        return Decision(Action.RETRY, "connection_error", possibly_sent=True)
     if isinstance(exc, httpx.TransportError):
         return Decision(Action.RETRY, "connection_error")
     return Decision(Action.FATAL, f"unexpected_{type(exc).__name__}")

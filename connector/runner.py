@@ -1,7 +1,8 @@
 """`rd-connector run`: build the pipeline from `Settings`, run it until SIGTERM/SIGINT, exit with a code.
 
 Exit codes: 0 stopped cleanly; 1 unexpected error; 2 configuration error; 3 RD refused us for good
-(auth, forbidden, not found); 4 ambiguous RD answer (a 200 without one UUID per event).
+(auth, forbidden, not found); 4 ambiguous RD answer (a 200 without one UUID per event); 5 a batch kept
+failing past `RDC_RETRY_MAX_ELAPSED_S`.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 import httpx
 from confluent_kafka import Consumer, Producer
 
+from connector.auth import RefreshingToken
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
 from connector.pipeline import Pipeline
-from connector.rd_client import RdClient, StaticToken
+from connector.rate import RateGate
+from connector.rd_client import RdClient, StaticToken, TokenProvider
 from connector.reporter import Reporter, SettledCallback
 from connector.sender import Lane
 
@@ -54,11 +58,24 @@ def _registry(settings: Settings) -> SchemaRegistryClient | None:
     )
 
 
+def _tokens(settings: Settings, http: httpx.Client) -> TokenProvider:
+    """The refresh flow when its three settings are there (they win), else the static token."""
+    if settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token:
+        return RefreshingToken(
+            http,
+            settings.rd_base_url,
+            settings.rd_client_id,
+            settings.rd_client_secret,
+            settings.rd_refresh_token,
+            Path(settings.rd_token_file) if settings.rd_token_file else None,
+        )
+    assert settings.rd_access_token is not None  # require_pipeline checked it
+    return StaticToken(settings.rd_access_token)
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`."""
     settings.require_pipeline()
-    if settings.rd_access_token is None:
-        raise ConfigError("the OAuth refresh flow is not available yet: set RDC_RD_ACCESS_TOKEN")
     catalog = SchemaCatalog.load(settings.schema_dir)
     registry = _registry(settings)
     decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
@@ -72,7 +89,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
             max_connections=settings.max_in_flight + 2, max_keepalive_connections=settings.max_in_flight + 2
         ),
     )
-    client = RdClient(settings.rd_base_url, StaticToken(settings.rd_access_token), http)
+    client = RdClient(settings.rd_base_url, _tokens(settings, http), http)
+    gate = RateGate(settings.rd_requests_per_minute)
 
     def reporter(on_settled: SettledCallback) -> Reporter:
         return Reporter(producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id)
@@ -85,6 +103,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
             backoff_initial_s=settings.retry_backoff_initial_ms / 1000,
             backoff_max_s=settings.retry_backoff_max_ms / 1000,
             max_bytes=settings.batch_max_bytes,
+            gate=gate,
+            max_elapsed_s=settings.retry_max_elapsed_s,
         )
 
     return Pipeline(

@@ -22,13 +22,16 @@ from collections.abc import Sequence
 import httpx
 import orjson
 
+from connector.auth import AuthFatal, AuthUnavailable
 from connector.batch import Batch, Item
+from connector.config import Secret
 from connector.errors import ConnectorError
+from connector.rate import RateGate
 from connector.rd_client import RdClient
 from connector.reporter import DeadLetter, Reporter
 from connector.retry import Action, Decision, backoff_s, classify_exception, classify_response
 
-__all__ = ["AmbiguousAnswer", "Lane", "LaneFatal"]
+__all__ = ["AmbiguousAnswer", "Lane", "LaneFatal", "RetryDeadlineExceeded"]
 
 _log = logging.getLogger("connector.sender")
 
@@ -43,6 +46,12 @@ class AmbiguousAnswer(ConnectorError):
     """RD answered 200 but not with one UUID per event: we cannot tell which events it accepted."""
 
     exit_code = 4
+
+
+class RetryDeadlineExceeded(ConnectorError):
+    """A batch kept failing for longer than `RDC_RETRY_MAX_ELAPSED_S`."""
+
+    exit_code = 5
 
 
 class _Abandoned(Exception):
@@ -61,6 +70,8 @@ class Lane:
         backoff_initial_s: float,
         backoff_max_s: float,
         max_bytes: int,
+        gate: RateGate | None = None,
+        max_elapsed_s: float = 0.0,
     ) -> None:
         self.index = index
         self._client = client
@@ -71,7 +82,12 @@ class Lane:
         self._generation = 0
         self._wake = threading.Event()
         self._random = random.Random()
+        self._gate = gate or RateGate(0)
+        self._max_elapsed_s = max_elapsed_s
         self.fatal: ConnectorError | None = None
+        self.retries: dict[str, int] = {}
+        self.possible_duplicates = 0
+        self.token_refreshes = 0
         self.requests = 0
         self.batches = 0
         self.body_bytes = 0
@@ -115,48 +131,107 @@ class Lane:
     def _deliver(self, items: Sequence[Item], generation: int) -> None:
         body = b"[" + b",".join([item.event for item in items]) + b"]"
         attempt = 0
+        first_failure: float | None = None
+        refreshed = False  # a token was refreshed after a 401 and not yet used successfully
         while True:
-            if generation != self._generation:
-                raise _Abandoned
-            decision, response = self._post(body, len(items))
+            self._await_budget(generation)
+            decision, response, token = self._post(body, len(items))
             if decision.action is Action.DELIVERED and response is not None:
                 self._accept(items, response)
                 return
             if decision.action is Action.SPLIT:
                 self._split(items, generation, decision, response)
                 return
-            if decision.action is Action.REFRESH_AUTH:
-                rejected = self._client.tokens.token()
-                if self._client.tokens.refresh(rejected):
-                    continue
-                raise LaneFatal("RD refused the access token (401) and it cannot be refreshed: set a valid token")
+            if decision.action is Action.REFRESH_AUTH and token is not None:
+                refreshed = self._refresh_after_401(token, refreshed)
+                continue  # a refresh is not a delivery retry
+            refreshed = False
             if decision.action is Action.FATAL:
                 raise LaneFatal(f"RD answered {decision.reason}; retrying cannot help: {_excerpt(response)}")
-            wait = decision.wait_s
-            if wait is None:
+            now = time.monotonic()
+            first_failure = first_failure if first_failure is not None else now
+            if self._max_elapsed_s and now - first_failure > self._max_elapsed_s:
+                raise RetryDeadlineExceeded(
+                    f"a batch of {len(items)} events was retried for {now - first_failure:.0f} s "
+                    f"(RDC_RETRY_MAX_ELAPSED_S={self._max_elapsed_s:g}); last answer: {decision.reason}; "
+                    "nothing of it is committed"
+                )
+            self._note_retry(decision, len(items))
+            if decision.wait_s is not None:
+                self._gate.pause(decision.wait_s)  # a 429 holds every lane, not just this one
+                wait = 0.0
+            else:
                 wait = backoff_s(attempt, *self._backoff, self._random.random())
             attempt += 1
             _log.warning("batch_retry lane=%d events=%d reason=%s attempt=%d wait_s=%.3f",
-                         self.index, len(items), decision.reason, attempt, wait)  # fmt: skip
-            self._wake.wait(wait)
-            self._wake.clear()
+                         self.index, len(items), decision.reason, attempt, decision.wait_s or wait)  # fmt: skip
+            self._sleep(wait, generation)
 
-    def _post(self, body: bytes, events: int) -> tuple[Decision, httpx.Response | None]:
+    def _refresh_after_401(self, rejected: Secret, refreshed: bool) -> bool:
+        if refreshed:
+            raise AuthFatal(
+                "RD answered 401 again right after a token refresh: the new token is refused too. "
+                "Check that RDC_RD_CLIENT_ID/SECRET belong to the RD Station Marketing account"
+            )
+        try:
+            if not self._client.tokens.refresh(rejected):
+                raise AuthFatal(
+                    "RD refused the access token (401) and a static token cannot be refreshed: set a valid "
+                    "RDC_RD_ACCESS_TOKEN, or configure the refresh flow (RDC_RD_CLIENT_ID, _SECRET, _REFRESH_TOKEN)"
+                )
+        except AuthUnavailable as exc:
+            _log.warning("token_refresh_failed lane=%d error=%s", self.index, exc)
+            return False
+        self.token_refreshes += 1
+        return True
+
+    def _note_retry(self, decision: Decision, events: int) -> None:
+        self.retries[decision.reason] = self.retries.get(decision.reason, 0) + 1
+        if decision.possibly_sent:
+            self.possible_duplicates += events
+            _log.warning(
+                "possible_duplicate lane=%d events=%d reason=%s: RD may have accepted the batch before the "
+                "connection failed; it is sent again",
+                self.index, events, decision.reason,
+            )  # fmt: skip
+
+    def _await_budget(self, generation: int) -> None:
+        while True:
+            if generation != self._generation:
+                raise _Abandoned
+            wait = self._gate.reserve()
+            if wait <= 0:
+                return
+            self._sleep(wait, generation)
+
+    def _sleep(self, seconds: float, generation: int) -> None:
+        """Wait, waking early only to abandon the batch."""
+        if seconds > 0:
+            self._wake.wait(seconds)
+        if generation != self._generation:
+            raise _Abandoned
+
+    def _post(self, body: bytes, events: int) -> tuple[Decision, httpx.Response | None, Secret | None]:
+        try:
+            token = self._client.tokens.token()
+        except AuthUnavailable as exc:
+            _log.warning("token_unavailable lane=%d error=%s", self.index, exc)
+            return Decision(Action.RETRY, "auth_unavailable"), None, None
         began = time.monotonic()
         self.requests += 1
         try:
-            response = self._client.post_batch(body, self._client.tokens.token())
+            response = self._client.post_batch(body, token)
         except Exception as exc:
             decision = classify_exception(exc)
             _log.info("batch lane=%d events=%d bytes=%d status=%s", self.index, events, len(body), decision.reason)
-            return decision, None
+            return decision, None, token
         self.body_bytes += len(body)
         _log.info(
             "batch lane=%d events=%d bytes=%d fill=%.3f status=%d latency_ms=%.1f",
             self.index, events, len(body), len(body) / self._max_bytes, response.status_code,
             (time.monotonic() - began) * 1000,
         )  # fmt: skip
-        return classify_response(response.status_code, response.headers, response.content), response
+        return classify_response(response.status_code, response.headers, response.content), response, token
 
     def _accept(self, items: Sequence[Item], response: httpx.Response) -> None:
         try:

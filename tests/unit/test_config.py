@@ -24,6 +24,9 @@ GOOD_ENV = {
     "RDC_RD_CLIENT_ID": "client",
     "RDC_RD_CLIENT_SECRET": "shh",
     "RDC_RD_REFRESH_TOKEN": "refresh-1",
+    "RDC_RD_TOKEN_FILE": "/var/lib/rdc/token.json",
+    "RDC_RD_REQUESTS_PER_MINUTE": "500",
+    "RDC_RETRY_MAX_ELAPSED_S": "900",
     "RDC_BATCH_MAX_BYTES": "190000",
     "RDC_BATCH_MAX_EVENTS": "500",
     "RDC_BATCH_LINGER_MS": "250",
@@ -56,6 +59,7 @@ def test_every_setting_from_the_environment() -> None:
     assert s.rd_client_id == "client"
     assert s.rd_client_secret is not None and s.rd_client_secret.reveal() == "shh"
     assert s.rd_refresh_token is not None and s.rd_refresh_token.reveal() == "refresh-1"
+    assert (s.rd_token_file, s.rd_requests_per_minute, s.retry_max_elapsed_s) == ("/var/lib/rdc/token.json", 500, 900.0)
     assert (s.batch_max_bytes, s.batch_max_events, s.batch_linger_ms) == (190_000, 500, 250)
     assert (s.max_in_flight, s.max_buffered_bytes) == (4, 32_000_000)
     assert s.http_timeout_s == 12.5

@@ -113,6 +113,21 @@ def test_wait_from_429_accepts_httpx_headers() -> None:
 
 
 @pytest.mark.parametrize(
+    ("exc", "possibly_sent"),
+    [
+        pytest.param(httpx.ReadTimeout("read timed out"), True, id="read-timeout-after-send"),
+        pytest.param(httpx.RemoteProtocolError("server disconnected"), True, id="dropped-after-send"),
+        pytest.param(httpx.ReadError("reset by peer"), True, id="reset-after-send"),
+        pytest.param(httpx.ConnectTimeout("connect timed out"), False, id="never-connected"),
+        pytest.param(httpx.ConnectError("refused"), False, id="refused"),
+        pytest.param(httpx.WriteTimeout("write timed out"), False, id="not-fully-sent"),
+    ],
+)
+def test_lost_answers_after_sending_are_possible_duplicates(exc: Exception, possibly_sent: bool) -> None:
+    assert classify_exception(exc).possibly_sent is possibly_sent
+
+
+@pytest.mark.parametrize(
     ("exc", "action", "reason"),
     [
         pytest.param(httpx.ConnectTimeout("connect timed out"), Action.RETRY, "timeout", id="connect-timeout"),

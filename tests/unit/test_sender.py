@@ -15,6 +15,7 @@ import httpx
 import orjson
 import pytest
 
+from connector.auth import AuthFatal
 from connector.batch import Batch, Item
 from connector.config import Secret
 from connector.rd_client import BATCH_PATH, RdClient, StaticToken
@@ -468,7 +469,7 @@ def test_401_with_a_static_token_is_fatal(make_lane: LaneFactory) -> None:
     rig.lane.submit(batch_of(make_items(2)))
     wait_until(lambda: rig.lane.fatal is not None)
     fatal = rig.lane.fatal
-    assert isinstance(fatal, LaneFatal)
+    assert isinstance(fatal, AuthFatal) and fatal.exit_code == 3
     assert "token" in str(fatal)
     assert "401" in str(fatal)
     assert "s3cr3t-value" not in str(fatal)  # the token is never shown

@@ -1,0 +1,160 @@
+"""RD's OAuth refresh flow: an access token from `POST {base}/auth/token`, refreshed ahead of its expiry
+and once after a 401, shared by every lane (one refresh at a time, under a lock).
+
+A rotated refresh token is kept and written atomically to `RDC_RD_TOKEN_FILE` (JSON, mode 0600), which
+also takes precedence over `RDC_RD_REFRESH_TOKEN` at start, so a restart uses the newest token.
+
+Errors: `AuthFatal` when RD refuses the credentials (`INVALID_REFRESH_TOKEN`, `ACCESS_DENIED`, any other
+4xx): retrying cannot help, the connector stops and says what to do. `AuthUnavailable` when the token
+endpoint cannot be reached or answers 5xx/429: the sender waits and tries again. No token or secret is
+ever logged.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from connector.config import Secret
+from connector.errors import ConnectorError
+
+__all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken"]
+
+_log = logging.getLogger("connector.auth")
+
+TOKEN_PATH = "/auth/token"
+
+
+class AuthFatal(ConnectorError):
+    """RD refused our credentials for good."""
+
+    exit_code = 3
+
+
+class AuthUnavailable(ConnectorError):
+    """The token endpoint could not answer now; try again later."""
+
+
+class RefreshingToken:
+    """A `TokenProvider` for the refresh flow. Thread-safe."""
+
+    def __init__(
+        self,
+        client: httpx.Client,
+        base_url: str,
+        client_id: str,
+        client_secret: Secret,
+        refresh_token: Secret,
+        token_file: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._url = base_url.rstrip("/") + TOKEN_PATH
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._token_file = token_file
+        self._refresh_token = _stored_refresh_token(token_file) or refresh_token
+        self._clock = clock
+        self._access: Secret | None = None
+        self._refresh_at = 0.0
+        self._lock = threading.Lock()
+        self.refreshes = 0
+
+    def token(self) -> Secret:
+        """The current access token, refreshed first when missing or close to expiry."""
+        with self._lock:
+            if self._access is None or self._clock() >= self._refresh_at:
+                self._refresh_locked()
+            assert self._access is not None
+            return self._access
+
+    def refresh(self, rejected: Secret) -> bool:
+        """After a 401 for `rejected`: refresh unless another lane already did. Always True (a refusal
+        raises `AuthFatal`)."""
+        with self._lock:
+            if self._access is None or self._access == rejected:
+                self._refresh_locked()
+            return True
+
+    def _refresh_locked(self) -> None:
+        body = {
+            "client_id": self._client_id,
+            "client_secret": self._client_secret.reveal(),
+            "refresh_token": self._refresh_token.reveal(),
+        }
+        try:
+            response = self._client.post(self._url, json=body)
+        except httpx.HTTPError as exc:
+            raise AuthUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
+        if response.status_code == 429 or response.status_code >= 500:
+            raise AuthUnavailable(f"token endpoint answered {response.status_code}")
+        if response.status_code != 200:
+            raise AuthFatal(_refusal_message(response))
+        try:
+            answer = response.json()
+            access, expires_in = str(answer["access_token"]), float(answer.get("expires_in", 86_400))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise AuthUnavailable("token endpoint answered 200 without an access_token") from exc
+        self._access = Secret(access)
+        # Refresh ahead of expiry: 5 minutes early for RD's 24 h tokens, 20% early for short ones.
+        self._refresh_at = self._clock() + expires_in - min(300.0, expires_in * 0.2)
+        self.refreshes += 1
+        rotated = answer.get("refresh_token")
+        if isinstance(rotated, str) and rotated and rotated != self._refresh_token.reveal():
+            self._refresh_token = Secret(rotated)
+            self._store(rotated)
+        _log.info("token_refreshed expires_in_s=%.0f rotated=%s", expires_in, bool(rotated))
+
+    def _store(self, refresh_token: str) -> None:
+        if self._token_file is None:
+            return
+        directory = self._token_file.parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".rdc-token-", dir=directory)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump({"refresh_token": refresh_token}, handle)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self._token_file)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+
+
+def _stored_refresh_token(token_file: Path | None) -> Secret | None:
+    if token_file is None or not token_file.exists():
+        return None
+    try:
+        value = json.loads(token_file.read_text())["refresh_token"]
+    except (ValueError, KeyError, TypeError, OSError):
+        _log.warning("token_file_unreadable path=%s (using RDC_RD_REFRESH_TOKEN)", token_file)
+        return None
+    return Secret(value) if isinstance(value, str) and value else None
+
+
+def _refusal_message(response: httpx.Response) -> str:
+    try:
+        errors = response.json().get("errors")
+    except (ValueError, AttributeError):
+        errors = None
+    kinds = {e.get("error_type") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
+    if isinstance(errors, dict):
+        kinds.add(errors.get("error_type"))
+    if "INVALID_REFRESH_TOKEN" in kinds:
+        return (
+            "RD refused the refresh token (INVALID_REFRESH_TOKEN: invalid or revoked). Authorise the app again, "
+            "set RDC_RD_REFRESH_TOKEN to the new token and remove RDC_RD_TOKEN_FILE if it holds the old one"
+        )
+    if "ACCESS_DENIED" in kinds:
+        return "RD refused the app credentials (ACCESS_DENIED): check RDC_RD_CLIENT_ID and RDC_RD_CLIENT_SECRET"
+    return f"RD's token endpoint refused the refresh with HTTP {response.status_code}: check the RDC_RD_* credentials"
