@@ -18,6 +18,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "demo": ("connector.demo", "embedded broker + mock RD API + sample events, end to end, with a summary"),
     "mock-rd": ("connector.testing.mock_rd", "serve the mock RD Station API on loopback"),
     "produce-sample": ("connector.sample", "produce realistic sample e-commerce events to a topic"),
+    "check": ("connector.check", "preflight: validate the configuration, reach Kafka, the Schema Registry and RD"),
 }
 
 

@@ -1,0 +1,279 @@
+"""`rd-connector check`: preflight of a configuration, before `run`. Prints one line per check,
+`PASS|FAIL|SKIP <check>: <detail>`, then a summary; exit 0 only if no check failed (SKIP is not a
+failure: it means "not configured" or "cannot run because an earlier check failed"), 1 if one did,
+2 if the configuration cannot even be loaded.
+
+Checks, in order:
+- `config`: values valid (`load_settings`) and complete for `run` (`Settings.require_pipeline`).
+- `brokers`: an AdminClient (with every `RDC_KAFKA__*` setting: SASL, SSL...) gets the cluster metadata
+  within `--timeout` seconds; a failure names the client's own last error (e.g. "Connection refused").
+- `topics`: every source topic, the results topic and the dead-letter topic exist (missing ones listed).
+  Metadata is listed for all topics, never for named ones, so a broker that auto-creates topics on a
+  metadata request (Tansu does) does not create them.
+- `schema-registry`: when `RDC_SCHEMA_REGISTRY_URL` is set, `GET /subjects` answers (with basic auth).
+- `rd-token`: with the refresh flow, `POST {base}/auth/token` returns an access token. With a static
+  `RDC_RD_ACCESS_TOKEN` there is nothing to obtain (SKIP); the next check proves it.
+- `rd-api`: `POST {base}/platform/events/batch` with the body `[]`. No event is sent. RD authenticates
+  before it validates the body, so 401 means the token is refused, while 400 (an empty batch is invalid)
+  proves the token was accepted; a 200 would too. 403/404/415 mean a wrong account, URL or proxy.
+
+No secret is ever printed: every detail goes through the log `Redactor` with the configured secrets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+
+from connector.config import Settings, load_settings
+from connector.errors import ConfigError
+from connector.logs import Redactor
+from connector.rd_client import BATCH_PATH
+
+__all__ = ["CheckResult", "cli", "run_checks"]
+
+TOKEN_PATH: Final = "/auth/token"
+EXIT_OK: Final = 0
+EXIT_FAILED: Final = 1
+EXIT_CONFIG: Final = 2
+_EXCERPT: Final = 200
+_RD_HINTS: Final = {
+    403: "forbidden: wrong account or missing permission",
+    404: "not found: check RDC_RD_BASE_URL",
+    415: "unsupported media type: a proxy rewrote the request?",
+    429: "rate limited: try again later",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    status: str  # PASS, FAIL or SKIP
+    name: str
+    detail: str
+
+    def line(self) -> str:
+        return f"{self.status} {self.name}: {self.detail}"
+
+
+def _pass(name: str, detail: str) -> CheckResult:
+    return CheckResult("PASS", name, detail)
+
+
+def _fail(name: str, detail: str) -> CheckResult:
+    return CheckResult("FAIL", name, detail)
+
+
+def _skip(name: str, detail: str) -> CheckResult:
+    return CheckResult("SKIP", name, detail)
+
+
+def _excerpt(response: httpx.Response) -> str:
+    text = " ".join(response.text.split())
+    return text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
+
+
+# -- Kafka ------------------------------------------------------------------------------------------
+
+
+def _metadata(settings: Settings, timeout_s: float) -> tuple[Any, str]:
+    """(cluster metadata or None, error detail)."""
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[str] = []
+    quiet = logging.getLogger("connector.check.librdkafka")
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+
+    def on_error(error: KafkaError) -> None:
+        errors.append(error.str())
+
+    config: dict[str, Any] = {**settings.kafka_common(), "error_cb": on_error, "logger": quiet}
+    try:
+        admin = AdminClient(config)
+    except (KafkaException, ValueError, TypeError) as exc:  # an invalid librdkafka setting
+        return None, f"invalid Kafka client setting: {exc}"
+    try:
+        return admin.list_topics(timeout=timeout_s), ""
+    except KafkaException as exc:
+        error = exc.args[0] if exc.args else exc
+        summary = error.str() if isinstance(error, KafkaError) else str(error)
+        admin.poll(0)  # serves error_cb: it carries the precise cause ("Connection refused", "SSL handshake...")
+        cause = errors[0] if errors else summary
+        return None, summary if cause == summary else f"{summary}; {cause}"
+
+
+def _check_brokers(settings: Settings, metadata: Any, error: str, timeout_s: float) -> CheckResult:
+    servers = settings.kafka_bootstrap_servers
+    if metadata is None:
+        return _fail("brokers", f"cannot reach {servers} within {timeout_s:g} s: {error}")
+    brokers = len(metadata.brokers)
+    return _pass("brokers", f"reached {servers}: {brokers} broker(s), cluster {metadata.cluster_id}")
+
+
+def _check_topics(settings: Settings, metadata: Any) -> CheckResult:
+    wanted = [*settings.topics, settings.results_topic, settings.dlq_topic]
+    found = {name: topic for name, topic in metadata.topics.items() if topic.error is None}
+    missing = [name for name in wanted if name not in found]
+    if missing:
+        return _fail("topics", f"missing: {', '.join(missing)} (create them; the connector never does)")
+    described = ", ".join(f"{name} ({len(found[name].partitions)} partitions)" for name in wanted)
+    return _pass("topics", described)
+
+
+# -- HTTP: Schema Registry and RD ------------------------------------------------------------------
+
+
+def _check_registry(settings: Settings, http: httpx.Client) -> CheckResult:
+    url = settings.schema_registry_url
+    if not url:
+        return _skip("schema-registry", "not configured (RDC_SCHEMA_REGISTRY_URL)")
+    auth = None
+    if settings.schema_registry_username is not None:
+        password = settings.schema_registry_password.reveal() if settings.schema_registry_password else ""
+        auth = httpx.BasicAuth(settings.schema_registry_username, password)
+    try:
+        response = http.get(f"{url}/subjects", auth=auth, headers={"Accept": "application/vnd.schemaregistry.v1+json"})
+    except httpx.HTTPError as exc:
+        return _fail("schema-registry", f"cannot reach {url}: {exc!r}")
+    status = response.status_code
+    if status in (401, 403):
+        return _fail("schema-registry", f"{url} refused our credentials (HTTP {status})")
+    if status == 200:
+        return _pass("schema-registry", f"reached {url}: {len(_json_list(response))} subject(s)")
+    if status < 500 and "error_code" in _excerpt(response):  # a registry's own error body: it is one
+        return _pass("schema-registry", f"reached {url}: it answered HTTP {status} with a registry error body")
+    return _fail("schema-registry", f"{url} answered HTTP {status}: {_excerpt(response)}")
+
+
+def _json_list(response: httpx.Response) -> list[Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    return body if isinstance(body, list) else []
+
+
+def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, str | None]:
+    """(result, access token to probe RD with, or None)."""
+    if settings.rd_access_token is not None and not settings.rd_refresh_token:
+        return _skip("rd-token", "static access token (RDC_RD_ACCESS_TOKEN); rd-api proves it"), (
+            settings.rd_access_token.reveal()
+        )
+    if not (settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token):
+        return _skip("rd-token", "no RD credentials configured"), None
+    url = settings.rd_base_url + TOKEN_PATH
+    body = {
+        "client_id": settings.rd_client_id,
+        "client_secret": settings.rd_client_secret.reveal(),
+        "refresh_token": settings.rd_refresh_token.reveal(),
+    }
+    try:
+        response = http.post(url, json=body)
+    except httpx.HTTPError as exc:
+        return _fail("rd-token", f"cannot reach {url}: {exc!r}"), None
+    if response.status_code != 200:
+        refused = "RD refused the refresh credentials" if response.status_code in (400, 401) else "RD answered"
+        return _fail("rd-token", f"{refused} (HTTP {response.status_code} from {url}): {_excerpt(response)}"), None
+    answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
+    token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not isinstance(token, str) or not token:
+        return _fail("rd-token", f"RD answered 200 without an access_token from {url}"), None
+    detail = f"obtained an access token from {url} (expires_in={answer.get('expires_in')})"
+    if answer.get("refresh_token") not in (None, settings.rd_refresh_token.reveal()):
+        detail += "; RD sent a new refresh token: if your app rotates them, the configured one may be spent"
+    return _pass("rd-token", detail), token
+
+
+def _check_rd_api(settings: Settings, http: httpx.Client, token: str | None) -> CheckResult:
+    if token is None:
+        return _skip("rd-api", "no access token to call RD with")
+    url = settings.rd_base_url + BATCH_PATH
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    try:
+        response = http.post(url, content=b"[]", headers=headers)
+    except httpx.HTTPError as exc:
+        return _fail("rd-api", f"cannot reach {url}: {exc!r}")
+    status = response.status_code
+    if status == 401:
+        return _fail("rd-api", f"RD refused the access token (HTTP 401 from {url}): {_excerpt(response)}")
+    if status in (200, 400, 422):
+        return _pass("rd-api", f"token accepted: HTTP {status} to an empty batch (no event sent) from {url}")
+    reason = _RD_HINTS.get(status, "unexpected answer")
+    return _fail("rd-api", f"HTTP {status} from {url} ({reason}): {_excerpt(response)}")
+
+
+# -- orchestration --------------------------------------------------------------------------------
+
+
+def run_checks(settings: Settings, *, timeout_s: float, http: httpx.Client | None = None) -> list[CheckResult]:
+    """Run every check after `config` on `settings` (blocking, at most a few times `timeout_s`)."""
+    results: list[CheckResult] = []
+    if settings.kafka_bootstrap_servers:
+        metadata, error = _metadata(settings, timeout_s)
+        results.append(_check_brokers(settings, metadata, error, timeout_s))
+        if metadata is None:
+            results.append(_skip("topics", "brokers unreachable"))
+        else:
+            results.append(_check_topics(settings, metadata))
+    else:
+        results += [_skip("brokers", "RDC_KAFKA_BOOTSTRAP_SERVERS is not set"), _skip("topics", "no brokers")]
+    client = http or httpx.Client(timeout=timeout_s)
+    try:
+        results.append(_check_registry(settings, client))
+        token_result, token = _obtain_token(settings, client)
+        results.append(token_result)
+        results.append(_check_rd_api(settings, client, token))
+    finally:
+        if http is None:
+            client.close()
+    return results
+
+
+def _secrets(settings: Settings) -> list[str]:
+    values = [settings.rd_access_token, settings.rd_client_secret, settings.rd_refresh_token]
+    values.append(settings.schema_registry_password)
+    revealed = [secret.reveal() for secret in values if secret is not None]
+    revealed += [value for key, value in settings.kafka.items() if any(w in key for w in ("password", "secret"))]
+    return revealed
+
+
+def _report(results: list[CheckResult], redact: Callable[[str], str], out: Any) -> int:
+    for result in results:
+        print(redact(result.line()), file=out)
+    failed = [r.name for r in results if r.status == "FAIL"]
+    if failed:
+        print(f"check: {len(failed)} failed: {', '.join(failed)}", file=out)
+        return EXIT_FAILED
+    passed = sum(r.status == "PASS" for r in results)
+    print(f"check: all passed ({passed} passed, {len(results) - passed} skipped)", file=out)
+    return EXIT_OK
+
+
+def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> int:
+    """`rd-connector check [--config FILE] [--timeout S]`; settings from `env` (default os.environ)."""
+    parser = argparse.ArgumentParser(prog="rd-connector check", description="Preflight: configuration, Kafka, RD.")
+    parser.add_argument("--config", help="TOML configuration file (environment variables win)")
+    parser.add_argument("--timeout", type=float, default=10.0, help="seconds allowed to each network check")
+    args = parser.parse_args(argv)
+    out = sys.stdout
+    try:
+        settings = load_settings(os.environ if env is None else env, args.config)
+    except ConfigError as exc:
+        print(f"FAIL config: {exc}", file=out)
+        print("check: configuration cannot be loaded; nothing else was checked", file=out)
+        return EXIT_CONFIG
+    redact = Redactor(_secrets(settings)).redact
+    try:
+        settings.require_pipeline()
+        config = _pass("config", f"valid; {len(settings.topics)} source topic(s), group {settings.group_id}")
+    except ConfigError as exc:
+        config = _fail("config", str(exc))
+    return _report([config, *run_checks(settings, timeout_s=args.timeout)], redact, out)

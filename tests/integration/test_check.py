@@ -1,0 +1,180 @@
+"""`rd-connector check` against the session broker, the mock RD API (strict auth) and the fake registry.
+
+Each failure mode must be named precisely: unreachable broker, missing topic, bad token (refresh flow and
+static), and no secret may ever be printed.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from connector.check import cli
+from connector.testing.mock_rd import MockRdServer
+from connector.testing.schema_registry import FakeSchemaRegistry
+
+pytestmark = pytest.mark.integration
+
+CLIENT_ID = "check-client"
+CLIENT_SECRET = "cs-Very-Secret-4711"
+REFRESH_TOKEN = "rt-Refresh-Secret-0815"
+SECRETS = (CLIENT_SECRET, REFRESH_TOKEN)
+
+
+@pytest.fixture
+def rd() -> Iterator[MockRdServer]:
+    with MockRdServer(
+        strict_auth=True, client_id=CLIENT_ID, client_secret=CLIENT_SECRET, refresh_tokens=[REFRESH_TOKEN]
+    ) as server:
+        yield server
+
+
+@pytest.fixture
+def registry() -> Iterator[FakeSchemaRegistry]:
+    with FakeSchemaRegistry() as fake:
+        yield fake
+
+
+@pytest.fixture
+def topics(make_topic: Callable[..., str]) -> dict[str, str]:
+    return {
+        "RDC_TOPICS": make_topic("src", 2),
+        "RDC_RESULTS_TOPIC": make_topic("results"),
+        "RDC_DLQ_TOPIC": make_topic("dlq"),
+    }
+
+
+@pytest.fixture
+def env(kafka_bootstrap: str, rd: MockRdServer, topics: dict[str, str]) -> dict[str, str]:
+    """A complete, valid configuration with the refresh flow."""
+    return {
+        "RDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+        "RDC_RD_BASE_URL": rd.url,
+        "RDC_RD_CLIENT_ID": CLIENT_ID,
+        "RDC_RD_CLIENT_SECRET": CLIENT_SECRET,
+        "RDC_RD_REFRESH_TOKEN": REFRESH_TOKEN,
+        **topics,
+    }
+
+
+def run_check(env: dict[str, str], capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, str]]:
+    """Exit code and {check name: its line}; asserts no secret reached the output."""
+    code = cli(["--timeout", "3", *args], env=env)
+    out = capsys.readouterr().out
+    for secret in (*SECRETS, *(v for k, v in env.items() if "TOKEN" in k or "SECRET" in k)):
+        assert secret not in out
+    lines = {
+        line.split()[1].rstrip(":"): line for line in out.splitlines() if line.split()[0] in ("PASS", "FAIL", "SKIP")
+    }
+    return code, lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_all_pass_with_refresh_flow_and_registry(
+    env: dict[str, str], registry: FakeSchemaRegistry, rd: MockRdServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, lines = run_check({**env, "RDC_SCHEMA_REGISTRY_URL": registry.url}, capsys)
+    assert code == 0, lines
+    assert [line.split()[0] for line in lines.values()] == ["PASS"] * 6
+    assert "src-" in lines["topics"] and "2 partitions" in lines["topics"]
+    assert "no event sent" in lines["rd-api"]
+    assert rd.accepted == []  # the probe sent no event
+    assert [(r.path, r.status) for r in rd.requests] == [("/auth/token", 200), ("/platform/events/batch", 400)]
+
+
+def test_static_token_accepted(env: dict[str, str], rd: MockRdServer, capsys: pytest.CaptureFixture[str]) -> None:
+    body = {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "refresh_token": REFRESH_TOKEN}
+    token = httpx.post(f"{rd.url}/auth/token", json=body).json()["access_token"]
+    static = {k: v for k, v in env.items() if not k.startswith("RDC_RD_") or k == "RDC_RD_BASE_URL"}
+    code, lines = run_check({**static, "RDC_RD_ACCESS_TOKEN": token}, capsys)
+    assert code == 0, lines
+    assert lines["rd-token"].startswith("SKIP rd-token: static access token")
+    assert lines["schema-registry"].startswith("SKIP")
+    assert lines["rd-api"].startswith("PASS")
+
+
+def test_unreachable_broker(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    began = time.monotonic()
+    code, lines = run_check({**env, "RDC_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}, capsys, "--timeout", "1")
+    assert time.monotonic() - began < 10
+    assert code == 1
+    assert lines["brokers"].startswith(f"FAIL brokers: cannot reach 127.0.0.1:{port} within 1 s")
+    assert "Connection refused" in lines["brokers"]
+    assert lines["topics"] == "SKIP topics: brokers unreachable"
+    assert lines["rd-api"].startswith("PASS")  # the other checks still run
+
+
+def test_missing_topic(env: dict[str, str], kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    absent = f"absent-{time.monotonic_ns()}"
+    code, lines = run_check({**env, "RDC_TOPICS": f"{env['RDC_TOPICS']},{absent}"}, capsys)
+    assert code == 1
+    assert lines["topics"].startswith(f"FAIL topics: missing: {absent} ")
+    assert absent not in AdminClient({"bootstrap.servers": kafka_bootstrap}).list_topics(timeout=5).topics
+
+
+def test_missing_results_and_dlq_topics(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check({**env, "RDC_RESULTS_TOPIC": "no-results-x1", "RDC_DLQ_TOPIC": "no-dlq-x1"}, capsys)
+    assert code == 1
+    assert "missing: no-results-x1, no-dlq-x1" in lines["topics"]
+
+
+def test_bad_refresh_token(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check({**env, "RDC_RD_REFRESH_TOKEN": "rt-wrong-Secret-999"}, capsys)
+    assert code == 1
+    assert lines["rd-token"].startswith("FAIL rd-token: RD refused the refresh credentials (HTTP 401")
+    assert "INVALID_REFRESH_TOKEN" in lines["rd-token"]
+    assert lines["rd-api"] == "SKIP rd-api: no access token to call RD with"
+
+
+def test_bad_client_secret(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check({**env, "RDC_RD_CLIENT_SECRET": "cs-wrong-Secret-999"}, capsys)
+    assert code == 1
+    assert "ACCESS_DENIED" in lines["rd-token"]
+
+
+def test_bad_static_token(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    static = {k: v for k, v in env.items() if not k.startswith("RDC_RD_") or k == "RDC_RD_BASE_URL"}
+    code, lines = run_check({**static, "RDC_RD_ACCESS_TOKEN": "at-Not-Issued-Secret-1"}, capsys)
+    assert code == 1
+    assert lines["rd-api"].startswith("FAIL rd-api: RD refused the access token (HTTP 401")
+
+
+def test_rd_unreachable(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check({**env, "RDC_RD_BASE_URL": f"http://127.0.0.1:{free_port()}"}, capsys)
+    assert code == 1
+    assert lines["rd-token"].startswith("FAIL rd-token: cannot reach http://127.0.0.1:")
+    assert "ConnectError" in lines["rd-token"]
+
+
+def test_registry_unreachable_and_refusing(
+    env: dict[str, str], registry: FakeSchemaRegistry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    code, lines = run_check({**env, "RDC_SCHEMA_REGISTRY_URL": url}, capsys)
+    assert code == 1
+    assert lines["schema-registry"].startswith(f"FAIL schema-registry: cannot reach {url}")
+    registry.fail_with = 401
+    code, lines = run_check({**env, "RDC_SCHEMA_REGISTRY_URL": registry.url}, capsys)
+    assert code == 1
+    assert "refused our credentials (HTTP 401)" in lines["schema-registry"]
+
+
+def test_incomplete_and_invalid_configuration(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+    code, lines = run_check({k: v for k, v in env.items() if k != "RDC_TOPICS"}, capsys)
+    assert code == 1
+    assert lines["config"].startswith("FAIL config: RDC_TOPICS is not set")
+    code, lines = run_check({**env, "RDC_BATCH_MAX_BYTES": "lots"}, capsys)
+    assert code == 2
+    assert lines == {"config": lines["config"]} and "RDC_BATCH_MAX_BYTES" in lines["config"]
