@@ -178,3 +178,45 @@ def test_incomplete_and_invalid_configuration(env: dict[str, str], capsys: pytes
     code, lines = run_check({**env, "RDC_BATCH_MAX_BYTES": "lots"}, capsys)
     assert code == 2
     assert lines == {"config": lines["config"]} and "RDC_BATCH_MAX_BYTES" in lines["config"]
+
+
+def test_compose_wiring_on_loopback(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    registry: FakeSchemaRegistry,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """docker-compose.yml's producer and connector, with each service host swapped for a loopback stand-in:
+    the producer's command runs as written (fewer events, no rate), then `check` passes with the
+    connector's environment as written."""
+    from pathlib import Path
+
+    import yaml
+
+    from connector.sample import cli as produce_sample
+
+    services = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())["services"]
+    connector_env = {k: str(v) for k, v in services["connector"]["environment"].items()}
+    topic_names = [connector_env["RDC_TOPICS"], connector_env["RDC_RESULTS_TOPIC"], connector_env["RDC_DLQ_TOPIC"]]
+    renamed = {name: make_topic(name) for name in topic_names}  # isolated from other tests
+    with MockRdServer() as rd:  # compose's mock: default (lenient) auth, any bearer token
+        hosts = {
+            "kafka:9092": kafka_bootstrap,
+            "http://mock-rd:8765": rd.url,
+            "http://schema-registry:8081": registry.url,
+        }
+
+        local = {**hosts, **renamed}  # compose value -> loopback value (whole values only)
+
+        command = [local.get(str(arg), str(arg)) for arg in services["sample-producer"]["command"]]
+        assert command[0] == "produce-sample"
+        command[command.index("--count") + 1], command[command.index("--rate") + 1] = "30", "0"
+        assert produce_sample(command[1:]) == 0
+        assert "sent=30 failed=0" in capsys.readouterr().out
+        assert registry.subjects  # Confluent framing through the registry, as in compose
+
+        env = {k: local.get(v, v) for k, v in connector_env.items() if not v.startswith("${")}
+        env["RDC_RD_ACCESS_TOKEN"] = "demo-token"
+        code, lines = run_check(env, capsys)
+    assert code == 0, lines
+    assert all(line.startswith(("PASS", "SKIP rd-token")) for line in lines.values()), lines
