@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration clean
+.PHONY: demo test lint typecheck unit integration clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,17 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration
+
+# Benchmark suite (not part of `make test`); prints one JSON document and a table (see BENCHMARKS.md).
+# The Quix Streams peer gets its own venv: quixstreams pins confluent-kafka < 2.13, which would downgrade .venv's.
+QUIX_VENV := benchmarks/.venv-quix
+BENCH_ARGS ?=
+bench: $(STAMP)
+	@test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
+	@test -f $(QUIX_VENV)/.installed || { $(QUIX_VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(QUIX_VENV)/bin/pip install --quiet 'quixstreams==3.28.1' fastavro && \
+	  $(QUIX_VENV)/bin/pip install --quiet --no-deps -e . && touch $(QUIX_VENV)/.installed; }
+	$(BIN)/python benchmarks/suite.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache
