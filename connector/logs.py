@@ -28,7 +28,15 @@ from collections.abc import Iterable
 from typing import Final
 from urllib.parse import quote
 
-__all__ = ["FORMATS", "JsonFormatter", "KeyValueFormatter", "RedactingFilter", "Redactor", "configure_logging"]
+__all__ = [
+    "FORMATS",
+    "JsonFormatter",
+    "KeyValueFormatter",
+    "RedactingFilter",
+    "Redactor",
+    "configure_logging",
+    "redact_also",
+]
 
 FORMATS: Final = ("kv", "json")
 MASK: Final = "***"
@@ -44,20 +52,26 @@ _URL_USERINFO = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]+:)(?P<v
 
 
 class Redactor:
-    """Replaces secrets in text. Thread-safe (immutable after construction); `redact` is pure."""
+    """Replaces secrets in text. Thread-safe: `add` swaps in a new pattern atomically; `redact` is pure."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        variants: set[str] = set()
+        self._variants: set[str] = set()
+        self._literal: re.Pattern[str] | None = None
+        self.add(*secrets)
+
+    def add(self, *secrets: str) -> None:
+        """Also redact these values from now on (e.g. an access token obtained by a refresh)."""
         for secret in secrets:
             if secret:
-                variants.update({secret, quote(secret, safe=""), json.dumps(secret)[1:-1]})
+                self._variants.update({secret, quote(secret, safe=""), json.dumps(secret)[1:-1]})
         # Longest first, so a secret that contains another is replaced whole.
-        ordered = sorted(variants, key=len, reverse=True)
+        ordered = sorted(self._variants, key=len, reverse=True)
         self._literal = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
 
     def redact(self, text: str) -> str:
-        if self._literal is not None:
-            text = self._literal.sub(MASK, text)
+        literal = self._literal
+        if literal is not None:
+            text = literal.sub(MASK, text)
         for pattern in (_AUTH_SCHEME, _KEY_VALUE, _URL_USERINFO):
             text = pattern.sub(_mask_value, text)
         return text
@@ -76,11 +90,11 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
-        self._redactor = redactor
+        self.redactor = redactor
         self._plain = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        redact = self._redactor.redact
+        redact = self.redactor.redact
         try:
             message = record.getMessage()
         except Exception:  # a bad format string must not leak its args unredacted, nor drop the line
@@ -128,6 +142,13 @@ class JsonFormatter(logging.Formatter):
 
 
 _HANDLER_NAME: Final = "rdc"
+_REDACTOR: Final = Redactor()
+
+
+def redact_also(*secrets: str) -> None:
+    """Redact these values too in every line logged from now on (call it with each new access token
+    or rotated refresh token the refresh flow obtains). Cheap; safe from any thread."""
+    _REDACTOR.add(*secrets)
 
 
 def _replaceable(handler: logging.Handler) -> bool:
@@ -149,7 +170,8 @@ def configure_logging(level: str, fmt: str = "kv", secrets: Iterable[str] = ()) 
         raise ValueError(f"unknown log format {fmt!r}: expected one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
-    handler.addFilter(RedactingFilter(Redactor(secrets)))
+    handler.addFilter(RedactingFilter(_REDACTOR))
+    _REDACTOR.add(*secrets)
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()
     for old in list(root.handlers):

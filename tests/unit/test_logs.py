@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from connector.logs import Redactor, configure_logging
+from connector.logs import Redactor, configure_logging, redact_also
 
 TOKEN = "at-5ecret-Token-42"
 CLIENT_SECRET = "cs/with+special&chars"
@@ -185,6 +185,14 @@ def test_other_handlers_see_redacted_exception_text(logged: tuple[logging.Logger
     finally:
         logging.getLogger().removeHandler(extra)
     assert_clean(late.getvalue())
+
+
+def test_secrets_added_later_are_redacted(logged: tuple[logging.Logger, io.StringIO]) -> None:
+    log, stream = logged
+    refreshed = "at-Refreshed-Later-77"
+    redact_also(refreshed)
+    log.info("token is %s", refreshed)
+    assert refreshed not in stream.getvalue() and "token is ***" in stream.getvalue()
 
 
 def test_unknown_format_rejected() -> None:
