@@ -37,8 +37,8 @@ class Health:
 
     Contract for the caller:
     - `beat()` once per loop iteration (and while draining on revoke/shutdown).
-    - `set_assigned(True)` from on_assign (joined the group), `set_assigned(False)` from on_revoke/on_lost
-      when nothing is left assigned, and at shutdown.
+    - `set_assigned(n > 0)` after on_assign/on_revoke/on_lost with `n` the partitions now owned (a member
+      that owns none, e.g. more replicas than partitions, is not ready), and `set_assigned(False)` at shutdown.
     - `record_request_ok()` after any answer from RD that proves the path works (2xx, and 4xx rejections
       of events); `record_request_failed()` after a timeout, connection error, 5xx or 429.
     - `set_token_valid(False)` when RD refused the token and it cannot be refreshed; True after a refresh.
