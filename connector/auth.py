@@ -100,9 +100,11 @@ class RefreshingToken:
             raise AuthFatal(_refusal_message(response))
         try:
             answer = response.json()
-            access, expires_in = str(answer["access_token"]), float(answer.get("expires_in", 86_400))
-        except (ValueError, KeyError, TypeError) as exc:
+            access, expires_in = answer["access_token"], float(answer.get("expires_in", 86_400))
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AuthUnavailable("token endpoint answered 200 without an access_token") from exc
+        if not isinstance(access, str) or not access.strip():
+            raise AuthUnavailable("token endpoint answered 200 with an empty access_token")
         self._access = Secret(access)
         # Refresh ahead of expiry: 5 minutes early for RD's 24 h tokens, 20% early for short ones.
         self._refresh_at = self._clock() + expires_in - min(300.0, expires_in * 0.2)
@@ -110,7 +112,13 @@ class RefreshingToken:
         rotated = answer.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token.reveal():
             self._refresh_token = Secret(rotated)
-            self._store(rotated)
+            try:
+                self._store(rotated)
+            except OSError as exc:  # keep delivering; only a restart would need the file
+                _log.error(
+                    "token_file_write_failed path=%s error=%s: a restart will not know the rotated refresh token",
+                    self._token_file, type(exc).__name__,
+                )  # fmt: skip
         _log.info("token_refreshed expires_in_s=%.0f rotated=%s", expires_in, bool(rotated))
 
     def _store(self, refresh_token: str) -> None:

@@ -468,11 +468,6 @@ def test_unavailable_answers(reply: Reply) -> None:
     assert provider.refreshes == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a 200 whose access_token is null/empty is accepted (str(None) -> bearer 'None', or '') "
-    "instead of raising AuthUnavailable",
-)
 @pytest.mark.parametrize("value", [None, ""], ids=["null", "empty"])
 def test_200_with_null_or_empty_access_token_is_unavailable(value: str | None) -> None:
     endpoint = TokenEndpoint()
