@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaError
+
 from connector.avro.encoder import encode_delivery_result
 from connector.batch import Item
 
@@ -33,6 +35,8 @@ class KafkaProducer(Protocol):
     def produce(self, topic: str, *args: Any, **kwargs: Any) -> None: ...
     def poll(self, timeout: float = ...) -> int: ...
     def flush(self, timeout: float = ...) -> int: ...
+    def purge(self, *args: Any, **kwargs: Any) -> None: ...
+    def __len__(self) -> int: ...
 
 
 class DeadLetter:
@@ -86,8 +90,13 @@ class Reporter:
         dlq_topic: str,
         on_settled: SettledCallback,
         result_schema_id: int | None = None,
+        producer_factory: Callable[[], KafkaProducer] | None = None,
     ) -> None:
+        """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`)."""
         self._producer = producer
+        self._factory = producer_factory
+        self._retired: list[KafkaProducer] = []
+        self._stale = False
         self._results_topic = results_topic
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
@@ -140,6 +149,7 @@ class Reporter:
 
     def _result_acked(self, item: Item, value: bytes, err: Any, _msg: Any) -> None:
         if err is not None:
+            self._note_failure(err)
             _log.warning(
                 "result_retry topic=%s partition=%d offset=%d error=%s", item.topic, item.partition, item.offset, err
             )
@@ -149,19 +159,43 @@ class Reporter:
 
     def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
         if err is not None:
+            self._note_failure(err)
             _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
             retry = partial(self._letter_acked, letter, headers)
             self._failed.append((self._dlq_topic, letter.key, letter.value, headers, retry))
             return
         self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
 
+    def _note_failure(self, err: Any) -> None:
+        code = err.code() if hasattr(err, "code") else None
+        if code == KafkaError._MSG_TIMED_OUT or (hasattr(err, "fatal") and err.fatal()):
+            self._stale = True
+
+    def _replace_producer(self) -> None:
+        """A report timed out: the producer may be wedged (an idempotent producer whose broker lost its
+        state never recovers on its own). Retire it: purge what it holds (each purged report fails and is
+        produced again) and continue with a fresh one."""
+        self._stale = False
+        if self._factory is None:
+            return
+        old, self._producer = self._producer, self._factory()
+        _log.warning("producer_replaced reason=report_timed_out retired_with=%d", len(old))
+        old.purge()
+        self._retired.append(old)
+
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery reports, then produce again the reports that failed (pipeline thread only)."""
         served = self._producer.poll(timeout)
+        for old in list(self._retired):
+            served += old.poll(0)
+            if len(old) == 0:
+                self._retired.remove(old)
+        if self._stale:
+            self._replace_producer()
         failed, self._failed = self._failed, []
         for topic, key, value, headers, on_delivery in failed:
             self._produce(topic, key, value, headers, on_delivery)
         return served
 
     def flush(self, timeout: float) -> int:
-        return self._producer.flush(timeout)
+        return self._producer.flush(timeout) + sum(old.flush(0) for old in self._retired)

@@ -82,7 +82,11 @@ def build_pipeline(settings: Settings) -> Pipeline:
     result_schema_id = None
     if registry is not None:
         result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)
-    producer = Producer(settings.producer_config())
+
+    def new_producer() -> Producer:
+        return Producer(settings.producer_config())
+
+    producer = new_producer()
     http = httpx.Client(
         timeout=settings.http_timeout_s,
         limits=httpx.Limits(
@@ -93,7 +97,9 @@ def build_pipeline(settings: Settings) -> Pipeline:
     gate = RateGate(settings.rd_requests_per_minute)
 
     def reporter(on_settled: SettledCallback) -> Reporter:
-        return Reporter(producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id)
+        return Reporter(
+            producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id, new_producer
+        )
 
     def lane(index: int, report: Reporter) -> Lane:
         return Lane(

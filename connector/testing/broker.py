@@ -85,9 +85,11 @@ def _record_ack(acks: list[bool], err: object, _msg: object) -> None:
 class EmbeddedBroker:
     """One Tansu process on 127.0.0.1. Use as a context manager, or `start()` / `stop()`."""
 
-    def __init__(self, log_path: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(self, log_path: Path | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
+        """`port` 0 picks a free port at each start; a fixed port lets a test restart the broker in place."""
         self.host = host
-        self.port = 0
+        self.port = port
+        self._fixed_port = port
         self.log_path = log_path
         self._proc: subprocess.Popen[bytes] | None = None
         self.started_in_s = 0.0
@@ -104,7 +106,7 @@ class EmbeddedBroker:
         Raises `BrokerError` if the process exits or is not ready within `timeout_s`.
         """
         began = time.monotonic()
-        self.port = _free_port(self.host)
+        self.port = self._fixed_port or _free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
         cmd = [tansu_binary(), "broker", "--listener-url", url, "--advertised-listener-url", url]
         log: IO[bytes] | int = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115

@@ -85,6 +85,12 @@ class FakeProducer:
         self.flushes.append(timeout)
         return 0
 
+    def purge(self, *args: Any, **kwargs: Any) -> None:
+        raise AssertionError("only a reporter with a producer factory replaces (and purges) its producer")
+
+    def __len__(self) -> int:
+        return 0
+
 
 Settled = tuple[str, int, int, int, bool]
 
@@ -327,3 +333,65 @@ def test_poll_and_flush_delegate_to_the_producer(rig: Rig) -> None:
     assert rig.reporter.flush(3.0) == 0
     assert rig.producer.polls == [0.25]
     assert rig.producer.flushes == [3.0]
+
+
+# --- a wedged producer is replaced -------------------------------------------------------------------------
+
+
+class PurgeableProducer(FakeProducer):
+    """A FakeProducer that can be purged: purge fails every outstanding report with a purge error."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.purged = False
+        self.outstanding: list[Produced] = []
+
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        super().produce(topic, *args, **kwargs)
+        self.outstanding.append(self.produced[-1])
+
+    def purge(self, *args: Any, **kwargs: Any) -> None:
+        self.purged = True
+        pending, self.outstanding = self.outstanding, []
+        for report in pending:
+            report.fail("Local: Purged in queue")
+
+    def __len__(self) -> int:
+        return len(self.outstanding)
+
+
+def test_timed_out_report_replaces_the_producer_and_is_produced_on_the_new_one() -> None:
+    made: list[PurgeableProducer] = []
+
+    def factory() -> PurgeableProducer:
+        made.append(PurgeableProducer())
+        return made[-1]
+
+    settled: list[Settled] = []
+    first = factory()
+    reporter = Reporter(first, RESULTS, DLQ, lambda *a: settled.append(a), None, factory)
+    reporter.publish_results([make_item(1), make_item(2)], ["u-1", "u-2"], "b")
+    timed_out = first.outstanding.pop(0)
+    timed_out.on_delivery(KafkaTimeout(), None)  # item 1 timed out; item 2 is still queued in `first`
+    reporter.poll()
+    assert len(made) == 2 and first.purged  # replaced; item 2 was purged from the old producer...
+    second = made[1]
+    assert sorted(p.value is not None for p in second.produced) == [True, True]  # ...and both went to the new one
+    for report in list(second.outstanding):
+        report.ack()
+    assert sorted(s[2] for s in settled) == [1, 2]
+    reporter.poll()
+    assert len(made) == 2  # no further replacement once reports succeed
+
+
+class KafkaTimeout:
+    def code(self) -> int:
+        from confluent_kafka import KafkaError
+
+        return int(KafkaError._MSG_TIMED_OUT)
+
+    def fatal(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return "Local: Message timed out"
