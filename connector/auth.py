@@ -25,6 +25,7 @@ import httpx
 
 from connector.config import Secret
 from connector.errors import ConnectorError
+from connector.logs import redact_also
 
 __all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken"]
 
@@ -55,7 +56,9 @@ class RefreshingToken:
         refresh_token: Secret,
         token_file: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_refresh: Callable[[bool], object] | None = None,
     ) -> None:
+        """`on_refresh(ok)` is told of every refresh attempt (metrics, readiness)."""
         self._client = client
         self._url = base_url.rstrip("/") + TOKEN_PATH
         self._client_id = client_id
@@ -66,6 +69,7 @@ class RefreshingToken:
         self._access: Secret | None = None
         self._refresh_at = 0.0
         self._lock = threading.Lock()
+        self._on_refresh = on_refresh
         self.refreshes = 0
 
     def token(self) -> Secret:
@@ -85,6 +89,16 @@ class RefreshingToken:
             return True
 
     def _refresh_locked(self) -> None:
+        try:
+            self._fetch_locked()
+        except (AuthFatal, AuthUnavailable):
+            if self._on_refresh is not None:
+                self._on_refresh(False)
+            raise
+        if self._on_refresh is not None:
+            self._on_refresh(True)
+
+    def _fetch_locked(self) -> None:
         body = {
             "client_id": self._client_id,
             "client_secret": self._client_secret.reveal(),
@@ -105,12 +119,14 @@ class RefreshingToken:
             raise AuthUnavailable("token endpoint answered 200 without an access_token") from exc
         if not isinstance(access, str) or not access.strip():
             raise AuthUnavailable("token endpoint answered 200 with an empty access_token")
+        redact_also(access)  # tokens obtained at run time are secrets for the logs too
         self._access = Secret(access)
         # Refresh ahead of expiry: 5 minutes early for RD's 24 h tokens, 20% early for short ones.
         self._refresh_at = self._clock() + expires_in - min(300.0, expires_in * 0.2)
         self.refreshes += 1
         rotated = answer.get("refresh_token")
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token.reveal():
+            redact_also(rotated)
             self._refresh_token = Secret(rotated)
             try:
                 self._store(rotated)

@@ -127,6 +127,13 @@ def _topic_map(name: str, raw: Any) -> Mapping[str, str]:
     return result
 
 
+def _log_format(name: str, raw: Any) -> str:
+    value = _text(name, raw).lower()
+    if value not in ("kv", "json"):
+        raise ConfigError(f"{name}={raw!r} is invalid: expected kv or json")
+    return value
+
+
 def _log_level(name: str, raw: Any) -> str:
     value = _text(name, raw).upper()
     if value not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -181,6 +188,10 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("schema_dir", _nonempty, "extra directory of .avsc files for single-object decoding"),
     Spec("topic_writer_schemas", _topic_map, "plain Avro topics: topic=full.RecordName,..."),
     Spec("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
+    Spec("log_format", _log_format, "kv (key=value lines) or json (one object per line)"),
+    Spec("metrics_port", _int_between(0, 65535), "port of /metrics, /healthz, /readyz (0: no server)"),
+    Spec("metrics_host", _nonempty, "bind address of the metrics and probe server"),
+    Spec("ready_max_failing_s", _float_between(1, 86400), "/readyz fails once RD requests fail for this long"),
 )
 
 _SPEC_BY_NAME: Final = {spec.name: spec for spec in SPECS}
@@ -218,7 +229,17 @@ class Settings:
     schema_dir: str | None = None
     topic_writer_schemas: Mapping[str, str] = field(default_factory=dict)
     log_level: str = "INFO"
+    log_format: str = "kv"
+    metrics_port: int = 9464
+    metrics_host: str = "0.0.0.0"
+    ready_max_failing_s: float = 120.0
     kafka: Mapping[str, str] = field(default_factory=dict)
+
+    def secret_values(self) -> list[str]:
+        """Every secret this configuration holds (for log redaction), librdkafka passwords included."""
+        secrets = [s.reveal() for s in (self.rd_access_token, self.rd_client_secret, self.rd_refresh_token,
+                                        self.schema_registry_password) if s is not None]  # fmt: skip
+        return secrets + [v for k, v in self.kafka.items() if _is_secret_key(k) and v]
 
     def require_pipeline(self) -> None:
         """Check what `rd-connector run` needs beyond valid values; raise `ConfigError` naming what is missing."""

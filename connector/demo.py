@@ -21,8 +21,9 @@ from typing import Any
 
 from connector.avro import Decoder, default_catalog
 from connector.config import load_settings
+from connector.logs import configure_logging
 from connector.pipeline import Pipeline
-from connector.runner import build_pipeline, configure_logging
+from connector.runner import build_pipeline
 from connector.sample import generate_messages
 from connector.testing.broker import FAST_JOIN_CONSUMER, EmbeddedBroker
 from connector.testing.kafka_tools import produce_acked, read_topic

@@ -29,7 +29,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from connector.avro.decoder import Decoder
 from connector.batch import Batcher, Item
 from connector.errors import ConnectorError, MappingError, RecordError, SchemaRegistryUnavailable
+from connector.http_probe import Health
 from connector.mapping import encode_event, map_record
+from connector.metrics import Metrics
 from connector.offsets import OffsetTracker, TopicPartitionKey
 from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.sender import Lane
@@ -71,6 +73,8 @@ class Pipeline:
         shutdown_timeout_s: float,
         max_buffered_bytes: int = 64 * 1024 * 1024,
         revoke_timeout_s: float = 30.0,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -88,6 +92,10 @@ class Pipeline:
         self._assigned: set[TopicPartitionKey] = set()
         self._stop = threading.Event()
         self._last_commit = 0.0
+        self._metrics = metrics or Metrics()
+        self._health = health or Health()
+        self._committed: dict[TopicPartitionKey, int] = {}  # last committed position per owned partition
+        self._unsettled_since: dict[TopicPartitionKey, tuple[int, float]] = {}  # first unsettled offset, seen at
         self.stats = PipelineStats()
 
     # -- public --------------------------------------------------------------------------------------
@@ -128,12 +136,18 @@ class Pipeline:
     # -- the loop ------------------------------------------------------------------------------------
 
     def _step(self) -> None:
+        self._health.beat()
         now = time.monotonic()
         timeout = self._poll_timeout(now)
         messages = self._consumer.consume(_CONSUME_BATCH, timeout)
         now = time.monotonic()
+        consumed, tombstones = self.stats.consumed, self.stats.tombstones
         for message in messages:
             self._handle(message, now)
+        if messages:  # metrics once per consumed batch, not per event
+            self._metrics.events_consumed.inc(self.stats.consumed - consumed)
+            self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
+        self._metrics.buffered_bytes.set(self._buffered)
         for lane, batcher in zip(self._lanes, self._batchers, strict=True):
             batch = batcher.due(now)
             if batch is not None:
@@ -257,6 +271,7 @@ class Pipeline:
         if not force and now - self._last_commit < _COMMIT_INTERVAL_S:
             return
         self._last_commit = now
+        self._observe_progress(now)
         positions = self._tracker.committable()
         if not positions:
             return
@@ -267,8 +282,30 @@ class Pipeline:
             _log.warning("commit_failed error=%s (will retry; at worst records are redelivered)", exc)
             return
         self._tracker.mark_committed(positions)
+        self._committed.update(positions)
         self.stats.commits += 1
         _log.debug("committed %s", positions)
+
+    def _observe_progress(self, now: float) -> None:
+        """Lag per partition (from the watermarks the consumer caches from its fetches: never a broker query)
+        and the age of the oldest unsettled offset, refreshed every commit interval."""
+        positions: dict[TopicPartitionKey, int] = {}
+        oldest = now
+        for tp in self._assigned:
+            first = self._tracker.first_unsettled(tp)
+            committed = self._committed.get(tp)
+            position = committed if committed is not None else first
+            if position is not None:
+                positions[tp] = position
+            if first is None:
+                self._unsettled_since.pop(tp, None)
+                continue
+            seen = self._unsettled_since.get(tp)
+            if seen is None or seen[0] != first:
+                seen = self._unsettled_since[tp] = (first, now)
+            oldest = min(oldest, seen[1])
+        self._metrics.oldest_unsettled_age.set(now - oldest)
+        self._metrics.update_lag(self._consumer, positions)
 
     # -- draining, rebalance ---------------------------------------------------------------------------
 
@@ -279,6 +316,7 @@ class Pipeline:
             if batch is not None:
                 lane.submit(batch)
         while self._tracker.unsettled() and time.monotonic() < deadline and self._lane_fatal() is None:
+            self._health.beat()
             self._reporter.poll(0.05)
             self._commit()
         self._reporter.poll(0)
@@ -296,6 +334,7 @@ class Pipeline:
     def _on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         _log.info("assigned partitions=%s", [f"{p.topic}/{p.partition}" for p in partitions])
         self._assigned.update((p.topic, p.partition) for p in partitions)
+        self._owned_changed()
         if self._paused:
             consumer.pause(partitions)
 
@@ -323,6 +362,14 @@ class Pipeline:
         for tp in tps:
             self._assigned.discard(tp)
             self._held.pop(tp, None)
+            self._committed.pop(tp, None)
+            self._unsettled_since.pop(tp, None)
+        self._metrics.forget_partitions(tps)
+        self._owned_changed()
+
+    def _owned_changed(self) -> None:
+        self._metrics.assigned_partitions.set(len(self._assigned))
+        self._health.set_assigned(bool(self._assigned))
 
     def _rewind(self, tp: TopicPartitionKey) -> None:
         first = self._tracker.first_unsettled(tp)

@@ -21,6 +21,7 @@ from confluent_kafka import KafkaError
 
 from connector.avro.encoder import encode_delivery_result
 from connector.batch import Item
+from connector.metrics import Metrics
 
 __all__ = ["DeadLetter", "KafkaProducer", "Reporter"]
 
@@ -91,12 +92,14 @@ class Reporter:
         on_settled: SettledCallback,
         result_schema_id: int | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`)."""
         self._producer = producer
         self._factory = producer_factory
         self._retired: list[KafkaProducer] = []
         self._stale = False
+        self._metrics = metrics
         self._results_topic = results_topic
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
@@ -131,6 +134,8 @@ class Reporter:
             letter.reason,
             letter.detail[:300],
         )
+        if self._metrics is not None:
+            self._metrics.dead_lettered(letter.stage, letter.reason)
         headers = letter.report_headers()
         self._produce(self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers))
 

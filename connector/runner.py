@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from types import FrameType
 
@@ -23,30 +24,21 @@ from connector.auth import RefreshingToken
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
+from connector.http_probe import Health, ProbeServer
+from connector.logs import configure_logging
+from connector.metrics import Metrics
 from connector.pipeline import Pipeline
 from connector.rate import RateGate
 from connector.rd_client import RdClient, StaticToken, TokenProvider
 from connector.reporter import Reporter, SettledCallback
 from connector.sender import Lane
 
-__all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli", "configure_logging"]
+__all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli"]
 
 EXIT_CRASH = 1
 EXIT_CONFIG = 2
 
 _log = logging.getLogger("connector.runner")
-
-
-def configure_logging(level: str) -> None:
-    """key=value lines on stderr: `ts level logger message`."""
-    logging.basicConfig(
-        level=level,
-        stream=sys.stderr,
-        format="ts=%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
-        force=True,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-    logging.getLogger("httpcore").setLevel(logging.WARNING)
 
 
 def _registry(settings: Settings) -> SchemaRegistryClient | None:
@@ -58,7 +50,12 @@ def _registry(settings: Settings) -> SchemaRegistryClient | None:
     )
 
 
-def _tokens(settings: Settings, http: httpx.Client) -> TokenProvider:
+def _refreshed(metrics: Metrics, health: Health, ok: bool) -> None:
+    metrics.token_refreshed(ok)
+    health.set_token_valid(ok)
+
+
+def _tokens(settings: Settings, http: httpx.Client, metrics: Metrics, health: Health) -> TokenProvider:
     """The refresh flow when its three settings are there (they win), else the static token."""
     if settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token:
         return RefreshingToken(
@@ -68,13 +65,16 @@ def _tokens(settings: Settings, http: httpx.Client) -> TokenProvider:
             settings.rd_client_secret,
             settings.rd_refresh_token,
             Path(settings.rd_token_file) if settings.rd_token_file else None,
+            on_refresh=partial(_refreshed, metrics, health),
         )
     assert settings.rd_access_token is not None  # require_pipeline checked it
     return StaticToken(settings.rd_access_token)
 
 
-def build_pipeline(settings: Settings) -> Pipeline:
+def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: Health | None = None) -> Pipeline:
     """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`."""
+    metrics = metrics or Metrics()
+    health = health or Health(max_failing_s=settings.ready_max_failing_s)
     settings.require_pipeline()
     catalog = SchemaCatalog.load(settings.schema_dir)
     registry = _registry(settings)
@@ -93,12 +93,12 @@ def build_pipeline(settings: Settings) -> Pipeline:
             max_connections=settings.max_in_flight + 2, max_keepalive_connections=settings.max_in_flight + 2
         ),
     )
-    client = RdClient(settings.rd_base_url, _tokens(settings, http), http)
+    client = RdClient(settings.rd_base_url, _tokens(settings, http, metrics, health), http)
     gate = RateGate(settings.rd_requests_per_minute)
 
     def reporter(on_settled: SettledCallback) -> Reporter:
         return Reporter(
-            producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id, new_producer
+            producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id, new_producer, metrics
         )
 
     def lane(index: int, report: Reporter) -> Lane:
@@ -111,6 +111,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
             max_bytes=settings.batch_max_bytes,
             gate=gate,
             max_elapsed_s=settings.retry_max_elapsed_s,
+            metrics=metrics,
+            health=health,
         )
 
     return Pipeline(
@@ -125,6 +127,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
         linger_s=settings.batch_linger_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,
         max_buffered_bytes=settings.max_buffered_bytes,
+        metrics=metrics,
+        health=health,
     )
 
 
@@ -134,14 +138,22 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(os.environ, args.config)
-        configure_logging(settings.log_level)
-        pipeline = build_pipeline(settings)
+        configure_logging(settings.log_level, settings.log_format, settings.secret_values())
+        metrics, health = Metrics(), Health(max_failing_s=settings.ready_max_failing_s)
+        pipeline = build_pipeline(settings, metrics, health)
     except ConfigError as exc:
         print(f"rd-connector: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except ConnectorError as exc:
         print(f"rd-connector: cannot start: {exc}", file=sys.stderr)
         return EXIT_CRASH
+    probe = None
+    if settings.metrics_port:
+        try:
+            probe = ProbeServer(health, metrics.render, settings.metrics_host, settings.metrics_port).start()
+        except OSError as exc:
+            print(f"rd-connector: RDC_METRICS_PORT={settings.metrics_port} cannot be bound: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         _log.info("stopping signal=%s", signal.Signals(signum).name)
@@ -150,8 +162,15 @@ def cli(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
-    _log.info("started topics=%s group=%s rd=%s", ",".join(settings.topics), settings.group_id, settings.rd_base_url)
-    code = pipeline.run()
+    _log.info(
+        "started topics=%s group=%s rd=%s metrics=%s",
+        ",".join(settings.topics), settings.group_id, settings.rd_base_url, probe.url if probe else "off",
+    )  # fmt: skip
+    try:
+        code = pipeline.run()
+    finally:
+        if probe is not None:
+            probe.stop()
     stats = pipeline.stats
     _log.info(
         "stopped exit_code=%d consumed=%d delivered=%d dead_lettered=%d tombstones=%d trimmed=%d seconds=%.1f",

@@ -26,6 +26,8 @@ from connector.auth import AuthFatal, AuthUnavailable
 from connector.batch import Batch, Item
 from connector.config import Secret
 from connector.errors import ConnectorError
+from connector.http_probe import Health
+from connector.metrics import Metrics
 from connector.rate import RateGate
 from connector.rd_client import RdClient
 from connector.reporter import DeadLetter, Reporter
@@ -72,6 +74,8 @@ class Lane:
         max_bytes: int,
         gate: RateGate | None = None,
         max_elapsed_s: float = 0.0,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
     ) -> None:
         self.index = index
         self._client = client
@@ -84,6 +88,8 @@ class Lane:
         self._random = random.Random()
         self._gate = gate or RateGate(0)
         self._max_elapsed_s = max_elapsed_s
+        self._metrics = metrics or Metrics()
+        self._health = health or Health()
         self.fatal: ConnectorError | None = None
         self.retries: dict[str, int] = {}
         self.possible_duplicates = 0
@@ -119,9 +125,14 @@ class Lane:
             try:
                 self._deliver(batch.items, generation)
                 self.batches += 1
+                self._metrics.observe_delivery_latency(time.monotonic() - batch.opened_at)
             except _Abandoned:
+                self._metrics.batch_done("abandoned")
                 _log.info("batch_abandoned lane=%d events=%d", self.index, len(batch))
             except ConnectorError as exc:
+                self._metrics.batch_done("failed")
+                if isinstance(exc, AuthFatal):
+                    self._health.set_token_valid(False)
                 self.fatal = exc
                 _log.error("lane_stopped lane=%d error=%s", self.index, exc)
             except Exception as exc:  # a bug: stop the connector rather than guess
@@ -187,8 +198,10 @@ class Lane:
 
     def _note_retry(self, decision: Decision, events: int) -> None:
         self.retries[decision.reason] = self.retries.get(decision.reason, 0) + 1
+        self._metrics.retry(decision.reason)
         if decision.possibly_sent:
             self.possible_duplicates += events
+            self._metrics.possible_duplicates.inc(events)
             _log.warning(
                 "possible_duplicate lane=%d events=%d reason=%s: RD may have accepted the batch before the "
                 "connection failed; it is sent again",
@@ -219,12 +232,23 @@ class Lane:
             return Decision(Action.RETRY, "auth_unavailable"), None, None
         began = time.monotonic()
         self.requests += 1
+        self._metrics.in_flight_bytes.inc(len(body))
         try:
             response = self._client.post_batch(body, token)
         except Exception as exc:
             decision = classify_exception(exc)
+            self._metrics.observe_request(None, time.monotonic() - began, len(body), events, self._max_bytes)
+            self._health.record_request_failed()
             _log.info("batch lane=%d events=%d bytes=%d status=%s", self.index, events, len(body), decision.reason)
             return decision, None, token
+        finally:
+            self._metrics.in_flight_bytes.dec(len(body))
+        status = response.status_code
+        self._metrics.observe_request(status, time.monotonic() - began, len(body), events, self._max_bytes)
+        if status == 429 or status >= 500:
+            self._health.record_request_failed()
+        else:
+            self._health.record_request_ok()
         self.body_bytes += len(body)
         _log.info(
             "batch lane=%d events=%d bytes=%d fill=%.3f status=%d latency_ms=%.1f",
@@ -249,6 +273,8 @@ class Lane:
                 "nothing of this batch is committed"
             )
         self._reporter.publish_results(items, uuids, batch_uuid)
+        self._metrics.events_delivered.inc(len(items))
+        self._metrics.batch_done("delivered")
 
     def _split(
         self, items: Sequence[Item], generation: int, decision: Decision, response: httpx.Response | None
@@ -257,6 +283,7 @@ class Lane:
             _log.warning(
                 "batch_too_large lane=%d events=%d: RDC_BATCH_MAX_BYTES is above RD's limit", self.index, len(items)
             )
+        self._metrics.batch_done("split")
         if len(items) == 1:
             item = items[0]
             self._reporter.dead_letter(

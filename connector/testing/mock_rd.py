@@ -175,6 +175,10 @@ class MockRdServer:
         """Forget recordings and counters, restore the start-up faults (issued tokens stay valid)."""
         self._app.reset()
 
+    def issued_tokens(self) -> list[str]:
+        """Every access and refresh token the mock issued or was configured with (for secret-leak tests)."""
+        return self._app.tokens.issued()
+
     def expire_access_tokens(self) -> None:
         """Make every access token issued so far expired."""
         self._app.tokens.expire_all()

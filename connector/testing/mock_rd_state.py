@@ -162,6 +162,11 @@ class TokenStore:
         expires_in = int(ttl_s) if float(ttl_s).is_integer() else ttl_s
         return {"access_token": access_token, "expires_in": expires_in, "refresh_token": refresh_token}
 
+    def issued(self) -> list[str]:
+        """Every access and refresh token this store has issued or known (for secret-leak tests)."""
+        with self._lock:
+            return [*self._access, *(self._known or ()), *self._revoked]
+
     def check_access(self, token: str, *, strict: bool, now: float) -> str | None:
         """None if `token` may call the API, else "expired" or "invalid"."""
         with self._lock:

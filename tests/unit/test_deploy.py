@@ -31,9 +31,7 @@ KUBERNETES = ROOT / "deploy" / "kubernetes.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
 OUR_IMAGE = "rd-connector"
 
-#: Settings this work relies on that config.py may not declare yet (the lead adds them to SPECS).
-NEW_SETTINGS = frozenset({"RDC_METRICS_PORT", "RDC_METRICS_HOST", "RDC_LOG_FORMAT", "RDC_READY_MAX_FAILING_S"})
-KNOWN_SETTINGS = frozenset(spec.env for spec in SPECS) | NEW_SETTINGS | {"RDC_CONFIG_FILE"}
+KNOWN_SETTINGS = frozenset(spec.env for spec in SPECS) | {"RDC_CONFIG_FILE"}
 
 
 class _Parsed(Exception):
