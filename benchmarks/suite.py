@@ -4,7 +4,7 @@ Starts the embedded broker (Tansu) and the mock RD API (in its own process, so i
 share the driver's GIL), produces the workload once, then measures:
 
 1. ceiling      consume + decode + map + encode, no HTTP (benchmarks/ceiling.py, `assign()`, no group)
-2. connector    `python -m connector.cli run` end to end, mock latency 0
+2. connector    `python -m connector.cli run` end to end, mock latency 0, 1 lane (default) and 4 lanes
 3. lanes        the same with mock latency 50 ms, RDC_MAX_IN_FLIGHT=1 and =4 (smaller workload)
 4. peer         the same job as a Quix Streams app (benchmarks/peers/quix_peer.py, its own venv)
 5. latency      produce -> RD acceptance per event at a low constant rate (in-process mock)
@@ -33,6 +33,7 @@ import sys
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,22 @@ def vm_hwm_mib(pid: int) -> float | None:
     return None
 
 
+def cpu_s(pid: int | None, children: bool = False) -> float:
+    """User + system CPU seconds of a live process (and, with `children`, of its direct children)."""
+    if pid is None:
+        return 0.0
+    total = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    if children:
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                for child in (task / "children").read_text().split():
+                    total += cpu_s(int(child), children=True)
+    return total
+
+
 class LineReader(threading.Thread):
     """Reads a child's pipe, timestamps the first line containing `marker`, keeps the last lines."""
 
@@ -198,6 +215,7 @@ class Run:
     join_s: float | None = None
     exit_code: int | None = None
     peak_rss_mib: float | None = None
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the run, per process
     requests: int | None = None
     accepted: int | None = None
     body_mean: float | None = None
@@ -240,6 +258,9 @@ class Bench:
         self.broker, self.mock, self.args = broker, mock, args
         self.bootstrap = broker.bootstrap_servers
 
+    def others_cpu(self) -> tuple[float, float]:
+        return cpu_s(self.mock.proc.pid), cpu_s(self.broker.watchdog_pid, children=True)
+
     def produce(self, prefix: str, messages: Sequence[SampleMessage], partitions: int) -> tuple[str, dict[int, int]]:
         topic = self.broker.unique_topic(prefix, partitions)
         began = time.monotonic()
@@ -265,6 +286,7 @@ class Bench:
         results, dlq = self.broker.unique_topic("bench-results"), self.broker.unique_topic("bench-dlq")
         group = f"bench-{uuid.uuid4().hex[:10]}"
         env = connector_env(self.bootstrap, topic, group, results, dlq, self.mock.url, lanes)
+        mock_cpu0, broker_cpu0 = self.others_cpu()
         spawned = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "run"],
@@ -276,6 +298,12 @@ class Bench:
         try:
             settled_at = settle_loop(proc, watcher, reader.marked, timeout)
             run.peak_rss_mib = vm_hwm_mib(proc.pid)
+            mock_cpu1, broker_cpu1 = self.others_cpu()
+            run.cpu_s = {
+                "self": round(cpu_s(proc.pid), 2),
+                "mock_rd": round(mock_cpu1 - mock_cpu0, 2),
+                "broker": round(broker_cpu1 - broker_cpu0, 2),
+            }
         finally:
             run.exit_code = stop_process(proc)
             watcher.close()
@@ -304,6 +332,7 @@ class Bench:
             return run
         self.mock.reset(0)
         group = f"bench-quix-{uuid.uuid4().hex[:10]}"
+        mock_cpu0, broker_cpu0 = self.others_cpu()
         spawned = time.monotonic()
         proc = subprocess.Popen(
             [str(PEER_PYTHON), str(ROOT / "benchmarks" / "peers" / "quix_peer.py"), "--bootstrap", self.bootstrap,
@@ -319,13 +348,19 @@ class Bench:
         try:
             settled_at = settle_loop(proc, watcher, reader.marked, timeout)
             run.peak_rss_mib = vm_hwm_mib(proc.pid)
+            mock_cpu1, broker_cpu1 = self.others_cpu()
+            run.cpu_s = {
+                "self": round(cpu_s(proc.pid), 2),
+                "mock_rd": round(mock_cpu1 - mock_cpu0, 2),
+                "broker": round(broker_cpu1 - broker_cpu0, 2),
+            }
         finally:
             run.exit_code = stop_process(proc)
             watcher.close()
             reader.join(5)
             errors.join(5)
         fill_mock_stats(run, self.mock.stats())
-        run.warnings = [line for line in errors.tail if line][:20]
+        run.warnings = [line for line in errors.tail if "Error" in line or "Traceback" in line][:20]
         if settled_at is not None and reader.marked_at is not None:
             run.ok = run.accepted is not None and run.accepted >= count
             run.seconds = settled_at - reader.marked_at
@@ -455,11 +490,20 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "fill_mean": round(mid.body_mean / CAP, 4) if mid and mid.body_mean is not None else None,
         "fill_max": round(mid.body_max / CAP, 4) if mid and mid.body_max is not None else None,
         "peak_rss_mib": round(max(r.peak_rss_mib or 0 for r in runs), 1) if runs else None,
+        "cpu_s": mid.cpu_s if mid else None,
         "non_200": [r.non_200 for r in runs if r.non_200],
         "exit_codes": [r.exit_code for r in runs],
         "errors": [r.error for r in runs if r.error],
         "warnings": sorted({w.split("logger=")[-1][:160] for r in runs for w in r.warnings})[:10],
     }
+
+
+def lane_spread(topic: str, partitions: int, lanes: int) -> list[int]:
+    """Source partitions per lane, by the connector's rule (connector/pipeline.py: crc32(topic NUL partition))."""
+    counts = [0] * lanes
+    for partition in range(partitions):
+        counts[zlib.crc32(f"{topic}\x00{partition}".encode()) % lanes] += 1
+    return counts
 
 
 def machine() -> dict[str, Any]:
@@ -480,14 +524,14 @@ def machine() -> dict[str, Any]:
         "mem_gib": round(mem_gib, 1),
         "os": platform.platform(),
         "python": platform.python_version(),
-        "confluent_kafka": confluent_kafka.version()[0],
+        "confluent_kafka": confluent_kafka.__version__,
         "librdkafka": confluent_kafka.libversion()[0],
     }
 
 
 def table(doc: dict[str, Any]) -> str:
     scen = doc["scenarios"]
-    ceiling = scen["ceiling"]["events_per_s"]
+    ceiling = scen.get("ceiling", {}).get("events_per_s")
     peer = scen.get("peer_quix", {}).get("events_per_s")
     header = ("scenario", "events", "events/s", "/ceiling", "/peer", "requests", "mean body/cap", "max body/cap",
               "peak RSS MiB", "p50/p99 ms")  # fmt: skip
@@ -500,6 +544,7 @@ def table(doc: dict[str, Any]) -> str:
         return f"{value:.1%}" if value is not None else "-"
 
     for key, label in (("ceiling", "1 ceiling (no HTTP)"), ("connector", "2 rd-connector, 0 ms"),
+                       ("connector_4lanes", "2 rd-connector, 0 ms, 4 lanes"),
                        ("lanes1_50ms", "3 rd-connector, 50 ms, 1 lane"),
                        ("lanes4_50ms", "3 rd-connector, 50 ms, 4 lanes"),
                        ("peer_quix", "4 peer: Quix Streams, 0 ms"),
@@ -521,19 +566,25 @@ def table(doc: dict[str, Any]) -> str:
         rows.append((f"5 latency @ {lat['rate_per_s']:.0f} ev/s", f"{lat['events']:,}", "-", "-", "-",
                      str(lat["requests"]), "-", "-", "-", f"{lat['p50_ms']}/{lat['p99_ms']}"))  # fmt: skip
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
-    lines = [" | ".join(str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
-             for r in rows]  # fmt: skip
+
+    def cells(row: Sequence[str]) -> str:
+        return " | ".join(
+            str(c).ljust(w) if i == 0 else str(c).rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+
+    lines = [cells(r) for r in rows]
     lines.insert(1, "-+-".join("-" * w for w in widths))
     four = scen.get("lanes4_50ms", {}).get("events_per_s")
     one = scen.get("lanes1_50ms", {}).get("events_per_s")
-    con = scen["connector"]
+    con = scen.get("connector", {})
     targets = [
-        f"end to end / ceiling  {ratio(con['events_per_s'], ceiling)}  (target >= 0.80)",
-        f"end to end / peer     {ratio(con['events_per_s'], peer)}  (target >= 2.0)",
+        f"end to end / ceiling  {ratio(con.get('events_per_s'), ceiling)}  (target >= 0.80)",
+        f"end to end / peer     {ratio(con.get('events_per_s'), peer)}  (target >= 2.0)",
         f"mean body / cap       {pct(con.get('fill_mean'))}  (target >= 98%)",
         f"max body / cap        {pct(max(s.get('fill_max') or 0 for s in scen.values() if isinstance(s, dict)))}"
         "  (all runs; target <= 100%)",
-        f"4 lanes / 1 lane @50ms {ratio(four, one)}  (target >= 3.5)",
+        f"4 lanes / 1 lane @50ms {ratio(four, one)}  (target >= 3.5; source partitions per lane: "
+        f"{scen.get('lanes4_50ms', {}).get('partitions_per_lane')})",
     ]
     if "rss_million" in scen:
         targets.append(f"peak RSS, 1M drain    {scen['rss_million'].get('peak_rss_mib')} MiB  (target <= 200)")
@@ -586,6 +637,12 @@ def main(argv: list[str] | None = None) -> int:
                 runs_c = [bench.connector(f"connector#{i}", topic, ends, lanes=1, latency_ms=0)
                           for i in range(args.repeat)]  # fmt: skip
                 scen["connector"] = median_run(runs_c)
+                runs_c4 = [
+                    bench.connector(f"connector 4 lanes#{i}", topic, ends, lanes=4, latency_ms=0)
+                    for i in range(args.repeat)
+                ]
+                scen["connector_4lanes"] = median_run(runs_c4)
+                scen["connector_4lanes"]["partitions_per_lane"] = lane_spread(topic, args.partitions, 4)
             if "peer" not in skip:
                 runs_p = [bench.peer(f"peer#{i}", topic, ends) for i in range(args.repeat)]
                 scen["peer_quix"] = median_run(runs_p)
@@ -596,6 +653,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs_l = [bench.connector(f"{lanes} lane(s) 50ms #{i}", small_topic, small_ends, lanes=lanes,
                                               latency_ms=50) for i in range(args.repeat)]  # fmt: skip
                     scen[f"lanes{lanes}_50ms"] = median_run(runs_l)
+                    scen[f"lanes{lanes}_50ms"]["partitions_per_lane"] = lane_spread(small_topic, args.partitions, lanes)
                 delete_topics(broker.bootstrap_servers, [small_topic])
             if "latency" not in skip:
                 scen["latency"] = bench.latency(messages, args.latency_rate, args.latency_seconds)
