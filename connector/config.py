@@ -127,6 +127,17 @@ def _topic_map(name: str, raw: Any) -> Mapping[str, str]:
     return result
 
 
+def _bool(name: str, raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = _text(name, raw).lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}={raw!r} is invalid: expected true or false")
+
+
 def _log_format(name: str, raw: Any) -> str:
     value = _text(name, raw).lower()
     if value not in ("kv", "json"):
@@ -187,6 +198,9 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("schema_registry_password", _secret, "Schema Registry basic-auth password"),
     Spec("schema_dir", _nonempty, "extra directory of .avsc files for single-object decoding"),
     Spec("topic_writer_schemas", _topic_map, "plain Avro topics: topic=full.RecordName,..."),
+    Spec("effectively_once", _bool, "skip records whose result is already in the results topic (the ledger)"),
+    Spec("ledger_topic", _nonempty, "compacted topic of ledger checkpoints (created if missing)"),
+    Spec("commit_interval_ms", _int_between(10, 600_000), "how often settled offsets are committed"),
     Spec("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     Spec("log_format", _log_format, "kv (key=value lines) or json (one object per line)"),
     Spec("metrics_port", _int_between(0, 65535), "port of /metrics, /healthz, /readyz (0: no server)"),
@@ -228,6 +242,9 @@ class Settings:
     schema_registry_password: Secret | None = None
     schema_dir: str | None = None
     topic_writer_schemas: Mapping[str, str] = field(default_factory=dict)
+    effectively_once: bool = True
+    ledger_topic: str = "rd-connector.ledger"
+    commit_interval_ms: int = 200
     log_level: str = "INFO"
     log_format: str = "kv"
     metrics_port: int = 9464

@@ -22,6 +22,8 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_oldest_unsettled_age_seconds` | gauge | | age of the oldest unsettled consumed offset |
 | `rdc_consumer_lag` | gauge | `topic`, `partition` | messages: cached high watermark - committed |
 | `rdc_assigned_partitions` | gauge | | partitions this member owns |
+| `rdc_duplicates_suppressed_total` | counter | | records skipped because the ledger shows their result exists |
+| `rdc_result_window_seconds` | histogram | | RD's 200 to Kafka's ack of the batch's results (a crash inside re-posts) |
 
 Who calls what, and how often (each method's docstring repeats it):
 - per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`; per loop iteration:
@@ -105,6 +107,15 @@ class Metrics:
         )
         self.in_flight_bytes = Gauge("rdc_in_flight_bytes", "Body bytes of batches not yet answered", registry=r)
         self.buffered_bytes = Gauge("rdc_buffered_bytes", "Encoded event bytes held by the pipeline", registry=r)
+        self.duplicates_suppressed = Counter(
+            "rdc_duplicates_suppressed", "Records skipped: the ledger shows their result exists", registry=r
+        )
+        self._result_window = Histogram(
+            "rdc_result_window_seconds",
+            "RD's 200 to Kafka's acknowledgement of the batch's results",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+            registry=r,
+        )
         self._delivery_latency = Histogram(
             "rdc_delivery_latency_seconds",
             "Consume to RD acceptance, oldest event of each accepted batch",
@@ -143,6 +154,10 @@ class Metrics:
 
     def token_refreshed(self, ok: bool) -> None:
         self._token_refreshes.labels("ok" if ok else "failed").inc()
+
+    def observe_result_window(self, seconds: float) -> None:
+        """RD's 200 to the acknowledgement of the last result of that batch (per batch)."""
+        self._result_window.observe(max(0.0, seconds))
 
     def observe_delivery_latency(self, seconds: float) -> None:
         """Consume-to-acceptance time of the oldest event of an accepted batch."""

@@ -30,6 +30,7 @@ from connector.avro.decoder import Decoder
 from connector.batch import Batcher, Item
 from connector.errors import ConnectorError, MappingError, RecordError, SchemaRegistryUnavailable
 from connector.http_probe import Health
+from connector.ledger import Ledger
 from connector.mapping import encode_event, map_record
 from connector.metrics import Metrics
 from connector.offsets import OffsetTracker, TopicPartitionKey
@@ -41,7 +42,6 @@ __all__ = ["Pipeline", "PipelineStats"]
 _log = logging.getLogger("connector.pipeline")
 
 _CONSUME_BATCH = 1000
-_COMMIT_INTERVAL_S = 0.2
 _REGISTRY_RETRY_S = 2.0
 
 
@@ -53,6 +53,7 @@ class PipelineStats:
     tombstones: int = 0
     trimmed: int = 0
     commits: int = 0
+    duplicates_suppressed: int = 0
 
 
 class Pipeline:
@@ -75,6 +76,8 @@ class Pipeline:
         revoke_timeout_s: float = 30.0,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        ledger: Ledger | None = None,
+        commit_interval_s: float = 0.2,
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
@@ -94,6 +97,10 @@ class Pipeline:
         self._last_commit = 0.0
         self._metrics = metrics or Metrics()
         self._health = health or Health()
+        self._ledger = ledger
+        self._commit_interval_s = commit_interval_s
+        self._scanning: set[TopicPartitionKey] = set()  # paused until the ledger scan says what to skip
+        self._skip: dict[TopicPartitionKey, set[int]] = {}  # offsets whose result already exists
         self._committed: dict[TopicPartitionKey, int] = {}  # last committed position per owned partition
         self._unsettled_since: dict[TopicPartitionKey, tuple[int, float]] = {}  # first unsettled offset, seen at
         self.stats = PipelineStats()
@@ -153,6 +160,7 @@ class Pipeline:
             if batch is not None:
                 lane.submit(batch)
         self._reporter.poll(0)
+        self._finish_scans()
         self._release_held(now)
         self._apply_backpressure()
         self._commit()
@@ -179,6 +187,14 @@ class Pipeline:
             return  # re-fetched after the registry is back (we seeked to the held offset)
         value = message.value()
         self.stats.consumed += 1
+        skip = self._skip.get(tp)
+        if skip and offset in skip:  # delivered before a crash: its result is in the ledger
+            skip.discard(offset)
+            self._tracker.track(tp, offset)
+            self._tracker.settle(tp, (offset,))
+            self.stats.duplicates_suppressed += 1
+            self._metrics.duplicates_suppressed.inc()
+            return
         if value is None:
             self._tracker.track(tp, offset)
             self.stats.tombstones += 1
@@ -249,7 +265,7 @@ class Pipeline:
         ready = [tp for tp, at in self._held.items() if at <= now]
         for tp in ready:
             del self._held[tp]
-            if tp in self._assigned and not self._paused:
+            if tp in self._assigned and not self._paused and tp not in self._scanning:
                 self._consumer.resume([TopicPartition(*tp)])
 
     # -- backpressure ----------------------------------------------------------------------------------
@@ -261,14 +277,15 @@ class Pipeline:
             _log.info("paused buffered_bytes=%d", self._buffered)
         elif self._paused and self._buffered < self._max_buffered // 2:
             self._paused = False
-            self._consumer.resume([TopicPartition(*tp) for tp in self._assigned if tp not in self._held])
+            held = self._held.keys() | self._scanning
+            self._consumer.resume([TopicPartition(*tp) for tp in self._assigned if tp not in held])
             _log.info("resumed buffered_bytes=%d", self._buffered)
 
     # -- commits ---------------------------------------------------------------------------------------
 
     def _commit(self, force: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_commit < _COMMIT_INTERVAL_S:
+        if not force and now - self._last_commit < self._commit_interval_s:
             return
         self._last_commit = now
         self._observe_progress(now)
@@ -283,8 +300,29 @@ class Pipeline:
             return
         self._tracker.mark_committed(positions)
         self._committed.update(positions)
+        if self._ledger is not None:  # after the commit: a crash in between only lengthens a scan
+            for key, value in self._ledger.checkpoint(positions):
+                self._reporter.produce_plain(self._ledger.topic, key, value)
         self.stats.commits += 1
         _log.debug("committed %s", positions)
+
+    def _finish_scans(self) -> None:
+        if self._ledger is None:
+            return
+        for scan in self._ledger.completed():
+            if scan.tp not in self._scanning:
+                continue  # revoked meanwhile
+            self._scanning.discard(scan.tp)
+            if scan.delivered:
+                self._skip[scan.tp] = scan.delivered
+            _log.info(
+                "ledger_scan topic=%s partition=%d committed=%d results_from=%d scanned=%d "
+                "already_delivered=%d ms=%.0f",
+                scan.tp[0], scan.tp[1], scan.committed, scan.start, scan.scanned, len(scan.delivered),
+                scan.seconds * 1000,
+            )  # fmt: skip
+            if not self._paused and scan.tp not in self._held:
+                self._consumer.resume([TopicPartition(*scan.tp)])
 
     def _observe_progress(self, now: float) -> None:
         """Lag per partition (from the watermarks the consumer caches from its fetches: never a broker query)
@@ -335,8 +373,21 @@ class Pipeline:
         _log.info("assigned partitions=%s", [f"{p.topic}/{p.partition}" for p in partitions])
         self._assigned.update((p.topic, p.partition) for p in partitions)
         self._owned_changed()
-        if self._paused:
-            consumer.pause(partitions)
+        hold = self._ledger is not None or self._paused
+        if not hold or not partitions:
+            return
+        # The client applies the assignment after this callback returns, which would undo a pause made
+        # here; assigning ourselves first makes the pause stick.
+        try:
+            consumer.assign(partitions)
+        except KafkaException:  # cooperative rebalancing: assignments change incrementally
+            consumer.incremental_assign(partitions)
+        consumer.pause(partitions)
+        if self._ledger is not None:  # paused until the scan says which records were delivered already
+            committed = consumer.committed(partitions, timeout=10)
+            positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            self._scanning.update(positions)
+            self._ledger.scan(positions)
 
     def _on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = [(p.topic, p.partition) for p in partitions]
@@ -364,6 +415,12 @@ class Pipeline:
             self._held.pop(tp, None)
             self._committed.pop(tp, None)
             self._unsettled_since.pop(tp, None)
+            self._scanning.discard(tp)
+            self._skip.pop(tp, None)
+        if self._ledger is not None:
+            self._ledger.marks.forget(tps)
+            if not self._assigned - set(tps):
+                self._ledger.cancel()
         self._metrics.forget_partitions(tps)
         self._owned_changed()
 

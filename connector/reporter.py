@@ -76,6 +76,16 @@ class DeadLetter:
         return [*(self.headers or []), *ours]
 
 
+class _BatchAcks:
+    """Results of one batch still waiting for Kafka's acknowledgement, and when RD answered 200."""
+
+    __slots__ = ("answered_at", "remaining")
+
+    def __init__(self, remaining: int, answered_at: float) -> None:
+        self.remaining = remaining
+        self.answered_at = answered_at
+
+
 def _cap_utf8(text: str, limit: int) -> bytes:
     """`text` as UTF-8, cut to at most `limit` bytes on a character boundary."""
     return text.encode()[:limit].decode("utf-8", "ignore").encode()
@@ -93,6 +103,8 @@ class Reporter:
         result_schema_id: int | None = None,
         producer_factory: Callable[[], KafkaProducer] | None = None,
         metrics: Metrics | None = None,
+        results_partition: Callable[[str, int], int] | None = None,
+        on_result_offset: Callable[[str, int, int, int], None] | None = None,
     ) -> None:
         """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`)."""
         self._producer = producer
@@ -100,15 +112,19 @@ class Reporter:
         self._retired: list[KafkaProducer] = []
         self._stale = False
         self._metrics = metrics
+        self._results_partition = results_partition  # source (topic, partition) -> results partition
+        self._on_result_offset = on_result_offset  # (topic, partition, source offset, results offset)
         self._results_topic = results_topic
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
         self._schema_id = result_schema_id
         self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
-        self._failed: list[tuple[str, bytes | None, bytes | None, Headers | None, Any]] = []
+        self._failed: list[tuple[str, bytes | None, bytes | None, Headers | None, Any, int]] = []
 
     def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
-        """One DeliveryResult per item, `uuids[i]` for `items[i]`."""
+        """One DeliveryResult per item, `uuids[i]` for `items[i]`. Call the moment RD answers 200: until
+        Kafka acknowledges these, a crash would re-post the batch (the window, measured per batch)."""
+        acks = _BatchAcks(len(items), time.monotonic())
         delivered_at = int(time.time() * 1000)
         for item, event_uuid in zip(items, uuids, strict=True):
             value = encode_delivery_result(
@@ -122,7 +138,13 @@ class Reporter:
                 delivered_at_ms=delivered_at,
                 schema_id=self._schema_id,
             )
-            self._produce(self._results_topic, item.key, value, None, partial(self._result_acked, item, value))
+            partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1
+            retry = partial(self._result_acked, item, value, partition, acks)
+            self._produce(self._results_topic, item.key, value, None, retry, partition)
+
+    def produce_plain(self, topic: str, key: bytes, value: bytes) -> None:
+        """A record whose delivery settles nothing (ledger checkpoints: losing one only lengthens a scan)."""
+        self._produce(topic, key, value, None, None)
 
     def dead_letter(self, letter: DeadLetter) -> None:
         _log.warning(
@@ -140,11 +162,18 @@ class Reporter:
         self._produce(self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers))
 
     def _produce(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Headers | None, on_delivery: Any
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Headers | None,
+        on_delivery: Any,
+        partition: int = -1,
     ) -> None:
+        extra = {"partition": partition} if partition >= 0 else {}
         while True:
             try:
-                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery)
+                self._producer.produce(topic, value, key, headers=headers, on_delivery=on_delivery, **extra)
                 return
             except BufferError:  # local queue full: acknowledgements must be served to make room
                 if threading.get_ident() == self._owner:
@@ -152,14 +181,20 @@ class Reporter:
                 else:
                     time.sleep(0.005)
 
-    def _result_acked(self, item: Item, value: bytes, err: Any, _msg: Any) -> None:
+    def _result_acked(self, item: Item, value: bytes, partition: int, acks: _BatchAcks, err: Any, msg: Any) -> None:
         if err is not None:
             self._note_failure(err)
             _log.warning(
                 "result_retry topic=%s partition=%d offset=%d error=%s", item.topic, item.partition, item.offset, err
             )
-            self._failed.append((self._results_topic, item.key, value, None, partial(self._result_acked, item, value)))
+            retry = partial(self._result_acked, item, value, partition, acks)
+            self._failed.append((self._results_topic, item.key, value, None, retry, partition))
             return
+        if self._on_result_offset is not None and msg is not None:
+            self._on_result_offset(item.topic, item.partition, item.offset, msg.offset())
+        acks.remaining -= 1
+        if acks.remaining == 0 and self._metrics is not None:
+            self._metrics.observe_result_window(time.monotonic() - acks.answered_at)
         self._on_settled(item.topic, item.partition, item.offset, len(item.event), True)
 
     def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
@@ -167,7 +202,7 @@ class Reporter:
             self._note_failure(err)
             _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
             retry = partial(self._letter_acked, letter, headers)
-            self._failed.append((self._dlq_topic, letter.key, letter.value, headers, retry))
+            self._failed.append((self._dlq_topic, letter.key, letter.value, headers, retry, -1))
             return
         self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
 
@@ -198,8 +233,8 @@ class Reporter:
         if self._stale:
             self._replace_producer()
         failed, self._failed = self._failed, []
-        for topic, key, value, headers, on_delivery in failed:
-            self._produce(topic, key, value, headers, on_delivery)
+        for topic, key, value, headers, on_delivery, partition in failed:
+            self._produce(topic, key, value, headers, on_delivery, partition)
         return served
 
     def flush(self, timeout: float) -> int:

@@ -18,13 +18,15 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from connector.auth import RefreshingToken
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
 from connector.http_probe import Health, ProbeServer
+from connector.ledger import Ledger
 from connector.logs import configure_logging
 from connector.metrics import Metrics
 from connector.pipeline import Pipeline
@@ -96,9 +98,19 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     client = RdClient(settings.rd_base_url, _tokens(settings, http, metrics, health), http)
     gate = RateGate(settings.rd_requests_per_minute)
 
+    ledger = _ledger(settings, decoder) if settings.effectively_once else None
+
     def reporter(on_settled: SettledCallback) -> Reporter:
         return Reporter(
-            producer, settings.results_topic, settings.dlq_topic, on_settled, result_schema_id, new_producer, metrics
+            producer,
+            settings.results_topic,
+            settings.dlq_topic,
+            on_settled,
+            result_schema_id,
+            new_producer,
+            metrics,
+            results_partition=ledger.results_partition if ledger else None,
+            on_result_offset=ledger.result_acked if ledger else None,
         )
 
     def lane(index: int, report: Reporter) -> Lane:
@@ -129,6 +141,45 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         max_buffered_bytes=settings.max_buffered_bytes,
         metrics=metrics,
         health=health,
+        ledger=ledger,
+        commit_interval_s=settings.commit_interval_ms / 1000,
+    )
+
+
+def _ledger(settings: Settings, decoder: Decoder) -> Ledger:
+    """The ledger over the results topic; creates the compacted ledger topic if it is missing."""
+    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
+    try:
+        topics = admin.list_topics(timeout=15).topics
+    except KafkaException as exc:
+        raise ConnectorError(f"cannot reach Kafka to prepare the ledger: {exc}") from exc
+    results = topics.get(settings.results_topic)
+    if results is None or results.error is not None or not results.partitions:
+        raise ConfigError(
+            f"RDC_RESULTS_TOPIC={settings.results_topic!r} does not exist: create it (RDC_EFFECTIVELY_ONCE "
+            "reads it as a ledger, so its partition count must be known)"
+        )
+    if settings.ledger_topic not in topics:
+        _log.info("creating ledger topic %s (compacted)", settings.ledger_topic)
+        future = admin.create_topics(
+            [
+                NewTopic(
+                    settings.ledger_topic, num_partitions=1, replication_factor=-1, config={"cleanup.policy": "compact"}
+                )
+            ]
+        )[settings.ledger_topic]
+        try:
+            future.result(15)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise ConnectorError(f"cannot create RDC_LEDGER_TOPIC={settings.ledger_topic!r}: {exc}") from exc
+    return Ledger(
+        consumer_config=settings.consumer_config(),
+        decoder=decoder,
+        results_topic=settings.results_topic,
+        results_partitions=len(results.partitions),
+        ledger_topic=settings.ledger_topic,
+        group_id=settings.group_id,
     )
 
 

@@ -285,5 +285,14 @@ def test_repeated_kill_9_loses_nothing(kafka_bootstrap: str, topics: Topics, rd:
     assert {(r["source_partition"], r["source_offset"]) for r in results} == {
         (p, o) for p, end in ends.items() for o in range(end)
     }
+    # Every duplicate is an event RD accepted in the window before its result was acknowledged (it has no
+    # result); outside that window the ledger suppressed every re-delivery.
+    result_uuids = {r["event_uuid"] for r in results}
+    orphans = [e for e in rd.accepted if e.event_uuid not in result_uuids]
+    window_batches = {e.event_batch_uuid for e in orphans}
     duplicates = len(rd.accepted) - len(messages)
-    print(f"kill -9 x{kills}: {len(messages)} events, {len(rd.accepted)} accepted, {duplicates} duplicates")
+    assert duplicates == len(orphans)
+    print(
+        f"kill -9 x{kills}: {len(messages)} events, {len(rd.accepted)} accepted, {duplicates} duplicates, "
+        f"all from {len(window_batches)} kill(s) inside the 200-to-result window"
+    )

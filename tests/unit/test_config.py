@@ -42,6 +42,9 @@ GOOD_ENV = {
     "RDC_SCHEMA_DIR": "/etc/rdc/schemas",
     "RDC_TOPIC_WRITER_SCHEMAS": "legacy=io.rdconnector.events.OrderPaid,other=x.Y",
     "RDC_LOG_LEVEL": "debug",
+    "RDC_EFFECTIVELY_ONCE": "false",
+    "RDC_LEDGER_TOPIC": "rd.ledger",
+    "RDC_COMMIT_INTERVAL_MS": "1000",
     "RDC_KAFKA__SECURITY_PROTOCOL": "SASL_SSL",
     "RDC_KAFKA__SASL_MECHANISM": "PLAIN",
     "RDC_KAFKA__SASL_PASSWORD": "kafka-secret",
@@ -71,6 +74,7 @@ def test_every_setting_from_the_environment() -> None:
     assert s.schema_dir == "/etc/rdc/schemas"
     assert s.topic_writer_schemas == {"legacy": "io.rdconnector.events.OrderPaid", "other": "x.Y"}
     assert s.log_level == "DEBUG"
+    assert (s.effectively_once, s.ledger_topic, s.commit_interval_ms) == (False, "rd.ledger", 1000)
     assert s.kafka == {"security.protocol": "SASL_SSL", "sasl.mechanism": "PLAIN", "sasl.password": "kafka-secret"}
     s.require_pipeline()
 
@@ -126,6 +130,8 @@ def test_empty_variable_counts_as_unset() -> None:
         pytest.param({"RDC_TOPICS": "a,,b"}, "comma-separated list", id="topics"),
         pytest.param({"RDC_TOPIC_WRITER_SCHEMAS": "legacy"}, "topic=namespace.RecordName", id="topic-map"),
         pytest.param({"RDC_LOG_LEVEL": "LOUD"}, "expected one of DEBUG", id="log-level"),
+        pytest.param({"RDC_EFFECTIVELY_ONCE": "maybe"}, "expected true or false", id="bool"),
+        pytest.param({"RDC_LOG_FORMAT": "xml"}, "expected kv or json", id="log-format"),
     ],
 )
 def test_bad_values_name_setting_value_and_what_is_accepted(env: dict[str, str], message: str) -> None:
