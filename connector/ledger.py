@@ -178,11 +178,15 @@ class Ledger:
         while committed and generation == self._generation:
             try:
                 checkpoints = self._read_checkpoints(set(committed))
-                for tp, position in list(committed.items()):
+                by_results_partition: dict[int, list[TopicPartitionKey]] = {}
+                for tp in committed:
+                    by_results_partition.setdefault(self.results_partition(*tp), []).append(tp)
+                for rp, tps in by_results_partition.items():  # one read per results partition
                     if generation != self._generation:
                         return
-                    self._done.put(self._scan_one(tp, position, checkpoints.get(tp)))
-                    del committed[tp]
+                    for scan in self._scan_partition(rp, {tp: committed[tp] for tp in tps}, checkpoints):
+                        self._done.put(scan)
+                        del committed[scan.tp]
             except (KafkaException, _Unavailable) as exc:
                 _log.warning("ledger_scan_waiting partitions=%d retry_s=%.0f reason=%s", len(committed), _RETRY_S, exc)
                 time.sleep(_RETRY_S)
@@ -199,25 +203,33 @@ class Ledger:
                     continue
         return latest
 
-    def _scan_one(self, tp: TopicPartitionKey, committed: int, checkpoint: dict[str, Any] | None) -> LedgerScan:
+    def _scan_partition(
+        self, rp: int, committed: dict[TopicPartitionKey, int], checkpoints: Mapping[TopicPartitionKey, dict[str, Any]]
+    ) -> list[LedgerScan]:
+        """Read results partition `rp` once, from the lowest start any of `committed`'s partitions needs."""
         began = time.monotonic()
-        rp = self.results_partition(*tp)
-        start = 0
-        if checkpoint and checkpoint.get("results_partition") == rp and 0 <= int(checkpoint["committed"]) <= committed:
-            start = int(checkpoint["results_offset"])
-        delivered: set[int] = set()
+        starts = {tp: _start(checkpoints.get(tp), rp, position) for tp, position in committed.items()}
+        delivered: dict[TopicPartitionKey, set[int]] = {tp: set() for tp in committed}
         scanned = 0
-        for message in _read_to_end(self._config, self._results_topic, rp, start):
+        for message in _read_to_end(self._config, self._results_topic, rp, min(starts.values())):
             scanned += 1
             try:
                 record = self._decoder.decode(message.value() or b"", self._results_topic).record
             except DecodeError:
                 continue
-            if (record.get("source_topic"), record.get("source_partition")) == tp:
-                offset = int(record["source_offset"])
-                if offset >= committed:
-                    delivered.add(offset)
-        return LedgerScan(tp, committed, delivered, scanned, time.monotonic() - began, start)
+            tp = (record.get("source_topic"), record.get("source_partition"))
+            found = delivered.get(tp)  # type: ignore[arg-type]
+            if found is not None and int(record["source_offset"]) >= committed[tp]:  # type: ignore[index]
+                found.add(int(record["source_offset"]))
+        seconds = time.monotonic() - began
+        return [LedgerScan(tp, committed[tp], delivered[tp], scanned, seconds, starts[tp]) for tp in committed]
+
+
+def _start(checkpoint: dict[str, Any] | None, rp: int, committed: int) -> int:
+    """Where the results of a partition committed at `committed` may start (0 without a usable checkpoint)."""
+    if checkpoint and checkpoint.get("results_partition") == rp and 0 <= int(checkpoint["committed"]) <= committed:
+        return int(checkpoint["results_offset"])
+    return 0
 
 
 class _Unavailable(Exception):
