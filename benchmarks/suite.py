@@ -280,12 +280,13 @@ class Bench:
     def connector(
         self, name: str, topic: str, ends: dict[int, int], *, lanes: int, latency_ms: float, timeout: float = 300
     ) -> Run:
+        extra = dict(item.split("=", 1) for item in self.args.connector_env)
         count = sum(ends.values())
         run = Run(name, count)
         self.mock.reset(latency_ms)
         results, dlq = self.broker.unique_topic("bench-results"), self.broker.unique_topic("bench-dlq")
         group = f"bench-{uuid.uuid4().hex[:10]}"
-        env = connector_env(self.bootstrap, topic, group, results, dlq, self.mock.url, lanes)
+        env = connector_env(self.bootstrap, topic, group, results, dlq, self.mock.url, lanes, **extra)
         mock_cpu0, broker_cpu0 = self.others_cpu()
         spawned = time.monotonic()
         proc = subprocess.Popen(
@@ -608,11 +609,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rss-million", action="store_true", help="also drain 1,000,000 events, report peak RSS")
     parser.add_argument("--skip", default="", help="comma-separated scenarios to skip: "
                         "ceiling,connector,lanes,peer,latency")  # fmt: skip
+    parser.add_argument("--connector-env", action="append", default=[], metavar="RDC_X=V",
+                        help="extra environment for the connector runs (experiments), repeatable")  # fmt: skip
     parser.add_argument("--json-out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
     wall = time.monotonic()
     doc: dict[str, Any] = {"benchmark": "rd-connector suite", "machine": machine(), "scenarios": {}}
+    if args.connector_env:
+        doc["connector_env"] = args.connector_env
     scen = doc["scenarios"]
     log(f"generating {args.count:,} sample events")
     messages = generate_messages(args.count, seed=7)
