@@ -489,6 +489,7 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "seconds": round(mid.seconds, 3) if mid and mid.seconds else None,
         "join_s": round(mid.join_s, 2) if mid and mid.join_s else None,
         "requests": mid.requests if mid else None,
+        "accepted_by_rd": [r.accepted for r in runs],  # more than `events`: duplicates sent to RD
         "body_mean": round(mid.body_mean, 1) if mid and mid.body_mean is not None else None,
         "body_max": mid.body_max if mid else None,
         "fill_mean": round(mid.body_mean / CAP, 4) if mid and mid.body_mean is not None else None,
