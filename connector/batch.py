@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["Batch", "Batcher", "Item"]
+__all__ = ["ITEM_OVERHEAD", "Batch", "Batcher", "Item", "item_weight"]
 
 
 class Item(NamedTuple):
@@ -30,6 +30,17 @@ class Item(NamedTuple):
     event: bytes  # compact UTF-8 JSON of {"event_type", "event_family", "payload"}
     value: bytes | None = None  # the original Kafka value, for a dead letter if RD rejects the event
     headers: list[tuple[str, str | bytes | None]] | None = None  # the original Kafka headers, likewise
+
+
+#: Python's own bytes per in-flight event beyond its payloads (sys.getsizeof): the 9-slot tuple (112), three
+#: bytes objects' headers (3 x 33), the offset (28) and the event id string (~85). Counted so that the
+#: buffer cap bounds real memory, not just the JSON.
+ITEM_OVERHEAD = 320
+
+
+def item_weight(item: Item) -> int:
+    """The memory an in-flight event holds: its JSON, the original value and key, and the overhead."""
+    return len(item.event) + len(item.value or b"") + len(item.key or b"") + ITEM_OVERHEAD
 
 
 @dataclass(slots=True)

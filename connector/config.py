@@ -294,7 +294,10 @@ class Settings:
             "partition.assignment.strategy": "range",
             # A fetch that finds no data waits at most this long: it bounds the latency of a lone event
             # on brokers that hold empty fetches for the whole wait (Tansu does; librdkafka's default is 500).
-            "fetch.wait.max.ms": 100,
+            "fetch.wait.max.ms": 50,
+            # Prefetched records librdkafka keeps per consumer (its default is 64 MiB): the pipeline buffers
+            # on its own (RDC_MAX_BUFFERED_BYTES), so a smaller prefetch keeps the whole process small.
+            "queued.max.messages.kbytes": 16384,
         }
         config.update(self.kafka_common())
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})

@@ -27,7 +27,7 @@ from typing import Any, cast
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connector.avro.decoder import Decoder
-from connector.batch import Batcher, Item
+from connector.batch import Batcher, Item, item_weight
 from connector.errors import ConnectorError, MappingError, RecordError, SchemaRegistryUnavailable
 from connector.http_probe import Health
 from connector.ledger import Ledger
@@ -223,7 +223,7 @@ class Pipeline:
         event_id = decoded.record.get("event_id")
         headers = cast(Headers | None, message.headers())
         item = Item(topic, partition, offset, message.key(), event.event_type, event_id, data, value, headers)
-        self._buffered += len(data)
+        self._buffered += item_weight(item)
         for batch in batcher.add(item, now):
             self._lanes[lane].submit(batch)
 

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError
 
 from connector.avro.encoder import encode_delivery_result
-from connector.batch import Item
+from connector.batch import Item, item_weight
 from connector.metrics import Metrics
 
 __all__ = ["DeadLetter", "KafkaProducer", "Reporter"]
@@ -195,7 +195,7 @@ class Reporter:
         acks.remaining -= 1
         if acks.remaining == 0 and self._metrics is not None:
             self._metrics.observe_result_window(time.monotonic() - acks.answered_at)
-        self._on_settled(item.topic, item.partition, item.offset, len(item.event), True)
+        self._on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
 
     def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
         if err is not None:

@@ -23,7 +23,7 @@ import httpx
 import orjson
 
 from connector.auth import AuthFatal, AuthUnavailable
-from connector.batch import Batch, Item
+from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
 from connector.errors import ConnectorError
 from connector.http_probe import Health
@@ -297,7 +297,7 @@ class Lane:
                     stage="send",
                     reason="rejected_by_rd" if decision.reason != "status_413" else "event_too_large",
                     detail=_excerpt(response),
-                    weight=len(item.event),
+                    weight=item_weight(item),
                 )
             )
             return
