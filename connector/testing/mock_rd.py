@@ -209,6 +209,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
     parser.add_argument("--strict-auth", action="store_true")
     parser.add_argument("--rotate-refresh-token", action="store_true")
+    parser.add_argument(
+        "--no-validate-payloads",
+        dest="validate_payloads",
+        action="store_false",
+        help="check envelopes only (benchmarks: the payload rules would make the mock the bottleneck)",
+    )
     parser.add_argument("--client-id")
     parser.add_argument("--client-secret")
     parser.add_argument("--refresh-token", action="append", dest="refresh_tokens", help="repeatable")

@@ -146,7 +146,7 @@ class RdMockApp:
         if self._roll(faults.error_5xx_ratio):
             return self._server_error()
         data = _json_body(request, faults.max_body_bytes)
-        errors = batch_errors(data) if batch else event_errors(data)
+        errors = batch_errors(data, payloads=faults.validate_payloads) if batch else event_errors(data)
         if errors is not None:
             return _json(400, errors)
         events = data if batch else [data]

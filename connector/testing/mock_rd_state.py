@@ -41,7 +41,8 @@ class Faults:
     max_body_bytes: RD's body cap (413 above it). seed: seeds the fault dice (None: random).
     reject_marker: events whose JSON contains this text are refused (400, field-keyed error with the
     event's index), as RD refuses events our local checks cannot foresee. short_answer: a 200 that carries
-    one event_uuid fewer than the batch has events (an ambiguous answer).
+    one event_uuid fewer than the batch has events (an ambiguous answer). validate_payloads: False checks
+    envelopes only, so that a benchmark measures the connector, not the mock's validation.
     """
 
     latency_ms: float = 0.0
@@ -56,6 +57,7 @@ class Faults:
     seed: int | None = None
     reject_marker: str | None = None
     short_answer: bool = False
+    validate_payloads: bool = True
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied. Raises ValueError naming an unknown setting or a bad value."""
@@ -80,7 +82,7 @@ def _check_setting(name: str, value: Any) -> Any:
     """`value` normalised for `name`, or ValueError."""
     if name == "reject_marker":
         ok = value is None or (isinstance(value, str) and bool(value))
-    elif name in ("strict_auth", "rotate_refresh_token", "short_answer"):
+    elif name in ("strict_auth", "rotate_refresh_token", "short_answer", "validate_payloads"):
         ok = isinstance(value, bool)
     elif name in ("error_5xx_ratio", "drop_ratio"):
         ok = _is_number(value) and 0 <= value <= 1

@@ -36,8 +36,9 @@ ErrorList = list[dict[str, Any]]
 FieldMap = dict[str, list[dict[str, Any]]]
 
 
-def batch_errors(body: Any) -> dict[str, Any] | None:
-    """RD's 400 body for a `/platform/events/batch` JSON body, or None when every event is acceptable."""
+def batch_errors(body: Any, *, payloads: bool = True) -> dict[str, Any] | None:
+    """RD's 400 body for a `/platform/events/batch` JSON body, or None when every event is acceptable.
+    `payloads=False` checks the envelopes only (benchmarks: payload rules cost ~25 us per event)."""
     if not isinstance(body, list):
         return {"errors": [_error("MUST_BE_ARRAY", "Must be an array of events.", "$.body")]}
     if not body:
@@ -47,6 +48,8 @@ def batch_errors(body: Any) -> dict[str, Any] | None:
         envelope.extend(_envelope_errors(event, f"$.body[{i}]"))
     if envelope:
         return {"errors": envelope}
+    if not payloads:
+        return None
     fields: FieldMap = {}
     for i, event in enumerate(body):
         _merge_payload_errors(fields, event, f"$.body[{i}]", i)

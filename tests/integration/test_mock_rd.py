@@ -524,7 +524,15 @@ def test_python_configure_and_constructor_validate_names() -> None:
         "seed",
         "reject_marker",
         "short_answer",
+        "validate_payloads",
     }
+
+
+def test_validate_payloads_off_checks_envelopes_only(rd: MockRdServer, client: httpx.Client) -> None:
+    rd.configure(validate_payloads=False)
+    missing_email = {"event_type": "CONVERSION", "event_family": "CDP", "payload": {"conversion_identifier": "c"}}
+    assert client.post(BATCH, json=[missing_email]).status_code == 200
+    assert client.post(BATCH, json=[{**missing_email, "event_family": "X"}]).status_code == 400
 
 
 def test_reject_marker_refuses_the_marked_events_with_their_index(rd: MockRdServer, client: httpx.Client) -> None:
