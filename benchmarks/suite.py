@@ -402,7 +402,8 @@ class Bench:
                 [sys.executable, "-m", "connector.cli", "run"],
                 env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
             )  # fmt: skip
-            reader = LineReader(proc.stderr, "assigned partitions=")
+            # Partitions are fetched once the ledger scan that follows the assignment is done ("ledger_scan").
+            reader = LineReader(proc.stderr, "ledger_scan")
             reader.start()
             produced_at: dict[tuple[int, int], float] = {}
             ends: dict[int, int] = {}

@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from connector.avro.decoder import Decoder
 from connector.batch import Batcher, Item, item_weight
@@ -42,6 +42,7 @@ __all__ = ["Pipeline", "PipelineStats"]
 _log = logging.getLogger("connector.pipeline")
 
 _CONSUME_BATCH = 1000
+_MAX_BACKDATE_S = 0.1
 _REGISTRY_RETRY_S = 2.0
 
 
@@ -85,6 +86,7 @@ class Pipeline:
         self._reporter = reporter_factory(self._on_settled)
         self._lanes = [lane_factory(i, self._reporter) for i in range(lanes)]
         self._batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in range(lanes)]
+        self._linger_s = linger_s
         self._tracker = OffsetTracker()
         self._shutdown_timeout_s = shutdown_timeout_s
         self._revoke_timeout_s = revoke_timeout_s
@@ -224,8 +226,19 @@ class Pipeline:
         headers = cast(Headers | None, message.headers())
         item = Item(topic, partition, offset, message.key(), event.event_type, event_id, data, value, headers)
         self._buffered += item_weight(item)
-        for batch in batcher.add(item, now):
+        opened = now if batcher.pending else now - self._broker_age(message)
+        for batch in batcher.add(item, opened):
             self._lanes[lane].submit(batch)
+
+    def _broker_age(self, message: Message) -> float:
+        """How long the record waited before we read it (its timestamp to now), at most `_MAX_BACKDATE_S`:
+        a batch's linger then counts from when its first event reached Kafka, not from when a fetch returned
+        it (a broker may hold an empty fetch for `fetch.wait.max.ms`). The cap keeps backlogged (old)
+        records from making every batch due at once, and bounds the effect of producer clock skew."""
+        kind, timestamp_ms = message.timestamp()
+        if kind == TIMESTAMP_NOT_AVAILABLE:
+            return 0.0
+        return min(max(0.0, time.time() - timestamp_ms / 1000), _MAX_BACKDATE_S, self._linger_s)
 
     def _dead_letter(self, message: Message, exc: RecordError) -> None:
         self._reporter.dead_letter(
