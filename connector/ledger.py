@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from connector.avro.decoder import Decoder
 from connector.errors import DecodeError
@@ -241,9 +241,14 @@ def _read_to_end(config: Mapping[str, Any], topic: str, partition: int | None, s
     responses report. Raises `_Unavailable` if the topic cannot be read within 30 s."""
     consumer = Consumer(dict(config))
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
-        if metadata is None or metadata.error is not None:
-            raise _Unavailable(f"topic {topic} cannot be read: {getattr(metadata, 'error', 'missing')}")
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)  # KafkaException: unreachable
+        error = getattr(metadata, "error", None)
+        if metadata is None or (error is not None and error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART):
+            # The broker answered and the topic does not exist: no checkpoints (or no results) to read.
+            _log.warning("ledger_topic_missing topic=%s: nothing to read there", topic)
+            return
+        if error is not None:
+            raise _Unavailable(f"topic {topic} cannot be read: {error}")
         partitions = [partition] if partition is not None else list(metadata.partitions)
         consumer.assign([TopicPartition(topic, p, start if partition is not None else 0) for p in partitions])
         position = {p: (start if partition is not None else 0) for p in partitions}
