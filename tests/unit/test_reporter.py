@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from connector.avro import Decoder, default_catalog
-from connector.batch import Item
+from connector.batch import Item, item_weight
 from connector.reporter import DeadLetter, Reporter
 
 RESULTS = "rd.results"
@@ -191,9 +191,9 @@ def test_result_settles_only_after_the_ack(rig: Rig) -> None:
     assert rig.settled == []
 
     rig.producer.produced[1].ack()
-    assert rig.settled == [("orders", 2, 6, len(items[1].event), True)]
+    assert rig.settled == [("orders", 2, 6, item_weight(items[1]), True)]
     rig.producer.produced[0].ack()
-    assert rig.settled == [("orders", 2, 6, len(items[1].event), True), ("orders", 2, 5, len(items[0].event), True)]
+    assert rig.settled == [("orders", 2, 6, item_weight(items[1]), True), ("orders", 2, 5, item_weight(items[0]), True)]
 
 
 def test_failed_result_is_produced_again_and_settles_on_a_later_success(rig: Rig) -> None:
@@ -216,7 +216,7 @@ def test_failed_result_is_produced_again_and_settles_on_a_later_success(rig: Rig
     assert third.value == first.value
 
     third.ack()
-    assert rig.settled == [("orders", 2, 8, len(item.event), True)]
+    assert rig.settled == [("orders", 2, 8, item_weight(item), True)]
     assert len(rig.producer.produced) == 3  # nothing more after the success
 
 
@@ -304,7 +304,7 @@ def test_buffer_error_on_a_result_is_retried(rig: Rig) -> None:
     assert rig.producer.attempts == 4
     assert len(rig.producer.produced) == 1
     rig.producer.produced[0].ack()
-    assert rig.settled == [("orders", 2, 1, len(make_item(1).event), True)]
+    assert rig.settled == [("orders", 2, 1, item_weight(make_item(1, key=b"k")), True)]
 
 
 def test_buffer_error_on_a_dead_letter_is_retried(rig: Rig) -> None:

@@ -16,7 +16,7 @@ import orjson
 import pytest
 
 from connector.auth import AuthFatal
-from connector.batch import Batch, Item
+from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
 from connector.rd_client import BATCH_PATH, RdClient, StaticToken
 from connector.reporter import DeadLetter, Reporter
@@ -343,7 +343,7 @@ def test_400_bisection_isolates_exactly_the_poison_items(make_lane: LaneFactory,
         assert letter.value == item.value
         assert letter.detail == '400 {"errors": {"poison": "is not allowed"}}'
         assert letter.headers == [*(item.headers or []), ("rdc.rd_event", item.event)]
-        assert letter.weight == len(item.event)
+        assert letter.weight == item_weight(item)  # the memory it held is released on settle
 
     clean = [item for i, item in enumerate(items) if i not in poison]
     assert rig.reporter.published() == clean  # each exactly once, in offset order
