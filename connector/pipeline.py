@@ -92,7 +92,9 @@ class Pipeline:
         self._revoke_timeout_s = revoke_timeout_s
         self._max_buffered = max_buffered_bytes
         self._buffered = 0
-        self._paused = False
+        self._lane_buffered = [0] * lanes  # the cap is shared evenly: each lane pauses only its own partitions
+        self._paused_lanes: set[int] = set()
+        self._lane_of: dict[TopicPartitionKey, int] = {}
         self._held: dict[TopicPartitionKey, float] = {}  # partitions waiting for the schema registry
         self._assigned: set[TopicPartitionKey] = set()
         self._stop = threading.Event()
@@ -148,6 +150,12 @@ class Pipeline:
         self._health.beat()
         now = time.monotonic()
         timeout = self._poll_timeout(now)
+        if len(self._paused_lanes) == len(self._lanes):
+            # Nothing to fetch: wait on the acknowledgements that release the buffer instead. Blocking in
+            # consume() here served them only every 100 ms and left the lanes idle (4 lanes at 50 ms:
+            # 7.5k -> see BENCHMARKS.md).
+            self._reporter.poll(timeout)
+            timeout = 0
         messages = self._consumer.consume(_CONSUME_BATCH, timeout)
         now = time.monotonic()
         consumed, tombstones = self.stats.consumed, self.stats.tombstones
@@ -202,7 +210,7 @@ class Pipeline:
             self.stats.tombstones += 1
             self._tracker.settle(tp, (offset,))
             return
-        lane = zlib.crc32(f"{topic}\x00{partition}".encode()) % len(self._lanes)
+        lane = self._lane_index(tp)
         batcher = self._batchers[lane]
         try:
             decoded = self._decoder.decode(value, topic)
@@ -225,7 +233,9 @@ class Pipeline:
         event_id = decoded.record.get("event_id")
         headers = cast(Headers | None, message.headers())
         item = Item(topic, partition, offset, message.key(), event.event_type, event_id, data, value, headers)
-        self._buffered += item_weight(item)
+        weight = item_weight(item)
+        self._buffered += weight
+        self._lane_buffered[lane] += weight
         opened = now if batcher.pending else now - self._broker_age(message)
         for batch in batcher.add(item, opened):
             self._lanes[lane].submit(batch)
@@ -259,6 +269,8 @@ class Pipeline:
         """Kafka acknowledged the result (delivered) or the dead letter of this record."""
         self._tracker.settle((topic, partition), (offset,))
         self._buffered -= weight
+        if weight:
+            self._lane_buffered[self._lane_index((topic, partition))] -= weight
         if delivered:
             self.stats.delivered += 1
         else:
@@ -278,21 +290,37 @@ class Pipeline:
         ready = [tp for tp, at in self._held.items() if at <= now]
         for tp in ready:
             del self._held[tp]
-            if tp in self._assigned and not self._paused and tp not in self._scanning:
+            if tp in self._assigned and not self._is_paused(tp) and tp not in self._scanning:
                 self._consumer.resume([TopicPartition(*tp)])
 
     # -- backpressure ----------------------------------------------------------------------------------
 
+    def _lane_index(self, tp: TopicPartitionKey) -> int:
+        """The lane of a partition: a stable hash, so a partition always uses the same lane (its order)."""
+        lane = self._lane_of.get(tp)
+        if lane is None:
+            lane = self._lane_of[tp] = zlib.crc32(f"{tp[0]}\x00{tp[1]}".encode()) % len(self._lanes)
+        return lane
+
+    def _is_paused(self, tp: TopicPartitionKey) -> bool:
+        return self._lane_index(tp) in self._paused_lanes
+
     def _apply_backpressure(self) -> None:
-        if not self._paused and self._buffered >= self._max_buffered:
-            self._paused = True
-            self._consumer.pause([TopicPartition(*tp) for tp in self._assigned])
-            _log.info("paused buffered_bytes=%d", self._buffered)
-        elif self._paused and self._buffered < self._max_buffered // 2:
-            self._paused = False
-            held = self._held.keys() | self._scanning
-            self._consumer.resume([TopicPartition(*tp) for tp in self._assigned if tp not in held])
-            _log.info("resumed buffered_bytes=%d", self._buffered)
+        """Each lane may buffer its share of `max_buffered_bytes`; a lane over it pauses its own partitions
+        and resumes them below half. One shared cap let the partitions fetched first fill the whole buffer
+        while the other lanes sat idle (4 lanes at 50 ms ran at 2.3x one lane)."""
+        share = self._max_buffered // len(self._lanes)
+        for lane, buffered in enumerate(self._lane_buffered):
+            if lane not in self._paused_lanes and buffered >= share:
+                self._paused_lanes.add(lane)
+                self._consumer.pause([TopicPartition(*tp) for tp in self._assigned if self._lane_index(tp) == lane])
+                _log.info("paused lane=%d buffered_bytes=%d", lane, buffered)
+            elif lane in self._paused_lanes and buffered < share // 2:
+                self._paused_lanes.discard(lane)
+                held = self._held.keys() | self._scanning
+                mine = [tp for tp in self._assigned if self._lane_index(tp) == lane and tp not in held]
+                self._consumer.resume([TopicPartition(*tp) for tp in mine])
+                _log.info("resumed lane=%d buffered_bytes=%d", lane, buffered)
 
     # -- commits ---------------------------------------------------------------------------------------
 
@@ -334,7 +362,7 @@ class Pipeline:
                 scan.tp[0], scan.tp[1], scan.committed, scan.start, scan.scanned, len(scan.delivered),
                 scan.seconds * 1000,
             )  # fmt: skip
-            if not self._paused and scan.tp not in self._held:
+            if not self._is_paused(scan.tp) and scan.tp not in self._held:
                 self._consumer.resume([TopicPartition(*scan.tp)])
 
     def _observe_progress(self, now: float) -> None:
@@ -376,6 +404,7 @@ class Pipeline:
         for lane in self._lanes:
             lane.abandon()
         self._buffered = 0
+        self._lane_buffered = [0] * len(self._lanes)
 
     def _lane_fatal(self) -> ConnectorError | None:
         return next((lane.fatal for lane in self._lanes if lane.fatal is not None), None)
@@ -386,8 +415,8 @@ class Pipeline:
         _log.info("assigned partitions=%s", [f"{p.topic}/{p.partition}" for p in partitions])
         self._assigned.update((p.topic, p.partition) for p in partitions)
         self._owned_changed()
-        hold = self._ledger is not None or self._paused
-        if not hold or not partitions:
+        paused = [p for p in partitions if self._is_paused((p.topic, p.partition))]
+        if not partitions or (self._ledger is None and not paused):
             return
         # The client applies the assignment after this callback returns, which would undo a pause made
         # here; assigning ourselves first makes the pause stick.
@@ -395,7 +424,7 @@ class Pipeline:
             consumer.assign(partitions)
         except KafkaException:  # cooperative rebalancing: assignments change incrementally
             consumer.incremental_assign(partitions)
-        consumer.pause(partitions)
+        consumer.pause(partitions if self._ledger is not None else paused)
         if self._ledger is not None:  # paused until the scan says which records were delivered already
             committed = consumer.committed(partitions, timeout=10)
             positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
