@@ -72,30 +72,25 @@ def _secret(name: str, raw: Any) -> Secret:
     return Secret(raw.strip())
 
 
-def _int_between(low: int, high: int) -> Parser:
-    def parse(name: str, raw: Any) -> int:
+def _between(convert: Callable[[Any], float], kind: str, low: float, high: float) -> Parser:
+    def parse(name: str, raw: Any) -> Any:
         try:
-            value = int(raw) if not isinstance(raw, bool) else None
+            value = convert(raw) if not isinstance(raw, bool) else None
         except (TypeError, ValueError):
             value = None
         if value is None or not low <= value <= high:
-            raise ConfigError(f"{name}={raw!r} is invalid: expected an integer from {low} to {high}")
+            raise ConfigError(f"{name}={raw!r} is invalid: expected {kind} from {low} to {high}")
         return value
 
     return parse
+
+
+def _int_between(low: int, high: int) -> Parser:
+    return _between(int, "an integer", low, high)
 
 
 def _float_between(low: float, high: float) -> Parser:
-    def parse(name: str, raw: Any) -> float:
-        try:
-            value = float(raw) if not isinstance(raw, bool) else None
-        except (TypeError, ValueError):
-            value = None
-        if value is None or not low <= value <= high:
-            raise ConfigError(f"{name}={raw!r} is invalid: expected a number from {low} to {high}")
-        return value
-
-    return parse
+    return _between(float, "a number", low, high)
 
 
 def _url(name: str, raw: Any) -> str:

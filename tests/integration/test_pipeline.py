@@ -6,7 +6,7 @@ import collections
 import itertools
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -28,17 +28,6 @@ from tests.integration.pipeline_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rd() -> Iterator[MockRdServer]:
-    with MockRdServer() as server:
-        yield server
-
-
-@pytest.fixture
-def topics(make_topic: Callable[..., str], group_id: str) -> Topics:
-    return Topics(make_topic("src", 3), make_topic("results"), make_topic("dlq"), 3, group_id)
 
 
 def _assert_results_match_mock(bootstrap: str, topics: Topics, rd: MockRdServer, delivered: int) -> None:

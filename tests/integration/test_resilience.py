@@ -9,7 +9,7 @@ import random
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -32,17 +32,6 @@ from tests.integration.pipeline_support import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def rd() -> Iterator[MockRdServer]:
-    with MockRdServer(seed=1) as server:
-        yield server
-
-
-@pytest.fixture
-def topics(make_topic: Callable[..., str], group_id: str) -> Topics:
-    return Topics(make_topic("src", 3), make_topic("results"), make_topic("dlq"), 3, group_id)
 
 
 def test_5xx_and_dropped_connections_lose_nothing_and_never_commit_ahead(
