@@ -426,8 +426,12 @@ class Pipeline:
             consumer.incremental_assign(partitions)
         consumer.pause(partitions if self._ledger is not None else paused)
         if self._ledger is not None:  # paused until the scan says which records were delivered already
-            committed = consumer.committed(partitions, timeout=10)
-            positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            try:
+                committed = consumer.committed(partitions, timeout=10)
+                positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
+            except KafkaException as exc:  # unknown: scanning from the start is longer, never wrong
+                _log.warning("committed_unknown error=%s (the ledger scan reads the results from the start)", exc)
+                positions = {(p.topic, p.partition): -1 for p in partitions}
             self._scanning.update(positions)
             self._ledger.scan(positions)
 
