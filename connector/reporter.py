@@ -79,9 +79,11 @@ class DeadLetter:
 class _BatchAcks:
     """Results of one batch still waiting for Kafka's acknowledgement, and when RD answered 200."""
 
-    __slots__ = ("answered_at", "remaining")
+    __slots__ = ("answered_at", "handed_over_s", "latest_ack_s", "remaining")
 
     def __init__(self, remaining: int, answered_at: float) -> None:
+        self.handed_over_s = 0.0  # from the 200 to the last result handed to librdkafka
+        self.latest_ack_s = 0.0  # the longest produce-to-broker-ack latency librdkafka measured
         self.remaining = remaining
         self.answered_at = answered_at
 
@@ -141,6 +143,7 @@ class Reporter:
             partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1
             retry = partial(self._result_acked, item, value, partition, acks)
             self._produce(self._results_topic, item.key, value, None, retry, partition)
+        acks.handed_over_s = time.monotonic() - acks.answered_at
 
     def produce_plain(self, topic: str, key: bytes, value: bytes) -> None:
         """A record whose delivery settles nothing (ledger checkpoints: losing one only lengthens a scan)."""
@@ -192,9 +195,14 @@ class Reporter:
             return
         if self._on_result_offset is not None and msg is not None:
             self._on_result_offset(item.topic, item.partition, item.offset, msg.offset())
+        latency = msg.latency() if msg is not None and hasattr(msg, "latency") else None
+        if latency is not None:
+            acks.latest_ack_s = max(acks.latest_ack_s, latency)
         acks.remaining -= 1
         if acks.remaining == 0 and self._metrics is not None:
-            self._metrics.observe_result_window(time.monotonic() - acks.answered_at)
+            # The window closes when the broker acknowledged the last result (librdkafka's own latency),
+            # not when this callback got its turn on the pipeline thread.
+            self._metrics.observe_result_window(acks.handed_over_s + acks.latest_ack_s)
         self._on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
 
     def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
