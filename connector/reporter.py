@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError
 
-from connector.avro.encoder import encode_delivery_result
+from connector.avro.encoder import encode_delivery_results
 from connector.batch import Item, item_weight
 from connector.metrics import Metrics
 
@@ -127,19 +127,14 @@ class Reporter:
         """One DeliveryResult per item, `uuids[i]` for `items[i]`. Call the moment RD answers 200: until
         Kafka acknowledges these, a crash would re-post the batch (the window, measured per batch)."""
         acks = _BatchAcks(len(items), time.monotonic())
-        delivered_at = int(time.time() * 1000)
-        for item, event_uuid in zip(items, uuids, strict=True):
-            value = encode_delivery_result(
-                event_uuid=event_uuid,
-                event_batch_uuid=batch_uuid,
-                event_type=item.event_type,
-                source_topic=item.topic,
-                source_partition=item.partition,
-                source_offset=item.offset,
-                source_event_id=item.event_id,
-                delivered_at_ms=delivered_at,
-                schema_id=self._schema_id,
-            )
+        values = encode_delivery_results(
+            [(item.event_type, item.topic, item.partition, item.offset, item.event_id) for item in items],
+            uuids,
+            event_batch_uuid=batch_uuid,
+            delivered_at_ms=int(time.time() * 1000),
+            schema_id=self._schema_id,
+        )
+        for item, value in zip(items, values, strict=True):
             partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1
             retry = partial(self._result_acked, item, value, partition, acks)
             self._produce(self._results_topic, item.key, value, None, retry, partition)

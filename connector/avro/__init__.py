@@ -3,7 +3,13 @@ client and the encoders (single-object, Confluent, plain)."""
 
 from connector.avro.catalog import NAMESPACE, SchemaCatalog, SchemaEntry, default_catalog
 from connector.avro.decoder import DecodedRecord, Decoder, SchemaSource
-from connector.avro.encoder import DELIVERY_RESULT, Encoder, confluent_header, encode_delivery_result
+from connector.avro.encoder import (
+    DELIVERY_RESULT,
+    Encoder,
+    confluent_header,
+    encode_delivery_result,
+    encode_delivery_results,
+)
 from connector.avro.registry import SchemaRegistryClient
 
 __all__ = [
@@ -19,4 +25,5 @@ __all__ = [
     "confluent_header",
     "default_catalog",
     "encode_delivery_result",
+    "encode_delivery_results",
 ]

@@ -9,6 +9,7 @@ does not fit its schema: that is a programming error, not a data error.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from typing import Any
 
 from fastavro import schemaless_writer
@@ -20,6 +21,7 @@ __all__ = [
     "Encoder",
     "confluent_header",
     "encode_delivery_result",
+    "encode_delivery_results",
 ]
 
 DELIVERY_RESULT = f"{NAMESPACE}.DeliveryResult"
@@ -88,3 +90,56 @@ def _default_encoder() -> Encoder:
     if not _ENCODER:
         _ENCODER.append(Encoder())
     return _ENCODER[0]
+
+
+def encode_delivery_results(
+    rows: Sequence[tuple[str, str, int, int, str | None]],
+    uuids: Sequence[str],
+    *,
+    event_batch_uuid: str,
+    delivered_at_ms: int,
+    schema_id: int | None = None,
+) -> list[bytes]:
+    """The DeliveryResult values of one accepted batch: `rows[i]` is (event_type, source_topic,
+    source_partition, source_offset, source_event_id) of the event that got `uuids[i]`. The same bytes as
+    `encode_delivery_result` (a test checks it against fastavro).
+
+    Written by hand because it runs for every delivered event on the lane thread: the schema is flat
+    (strings, an int, longs, one nullable string) and most fields repeat within a batch, so the shared
+    pieces are encoded once: measured 1.4 us per event against 4.4 us through fastavro. That is CPU saved
+    per event; the benchmark's events/s did not move (18.5k -> 18.6k), the lane is not what binds there."""
+    header = _result_header() if schema_id is None else confluent_header(schema_id)
+    batch_uuid, delivered_at = _string(event_batch_uuid), _long(delivered_at_ms)
+    shared: dict[tuple[str, str, int], bytes] = {}
+    values: list[bytes] = []
+    for (event_type, topic, partition, offset, event_id), event_uuid in zip(rows, uuids, strict=True):
+        middle = shared.get((event_type, topic, partition))
+        if middle is None:
+            middle = shared[(event_type, topic, partition)] = _string(event_type) + _string(topic) + _long(partition)
+        optional = b"\x00" if event_id is None else b"\x02" + _string(event_id)
+        values.append(
+            b"".join((header, _string(event_uuid), batch_uuid, middle, _long(offset), optional, delivered_at))
+        )
+    return values
+
+
+def _long(value: int) -> bytes:
+    """Avro int/long: zig-zag, then a base-128 varint."""
+    n = (value << 1) ^ (value >> 63)
+    if n < 0x80:
+        return bytes((n,))
+    out = bytearray()
+    while n > 0x7F:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _string(value: str) -> bytes:
+    data = value.encode()
+    return _long(len(data)) + data
+
+
+def _result_header() -> bytes:
+    return default_catalog()[DELIVERY_RESULT].header

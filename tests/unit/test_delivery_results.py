@@ -1,0 +1,63 @@
+"""The hand-written batch encoder of DeliveryResult values writes exactly what fastavro writes."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from connector.avro import DELIVERY_RESULT, Decoder, Encoder, default_catalog, encode_delivery_results
+
+_text = st.text(max_size=40)
+_row = st.tuples(
+    st.sampled_from(["ECOMMERCE_ORDER_PAID", "CONVERSION", "é-type"]),
+    st.sampled_from(["orders", "shop-events", "tópico"]),
+    st.integers(min_value=-(2**31), max_value=2**31 - 1),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.none() | _text,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(_row, _text), min_size=1, max_size=12),
+    _text,
+    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    st.none() | st.integers(min_value=0, max_value=2**31 - 1),
+)
+def test_batch_encoding_equals_fastavro(
+    rows_and_uuids: list[tuple[tuple[str, str, int, int, str | None], str]],
+    batch_uuid: str,
+    delivered_at: int,
+    schema_id: int | None,
+) -> None:
+    rows = [row for row, _ in rows_and_uuids]
+    uuids = [uuid for _, uuid in rows_and_uuids]
+    ours = encode_delivery_results(
+        rows, uuids, event_batch_uuid=batch_uuid, delivered_at_ms=delivered_at, schema_id=schema_id
+    )
+    encoder = Encoder()
+    for value, (event_type, topic, partition, offset, event_id), event_uuid in zip(ours, rows, uuids, strict=True):
+        record = {
+            "event_uuid": event_uuid,
+            "event_batch_uuid": batch_uuid,
+            "event_type": event_type,
+            "source_topic": topic,
+            "source_partition": partition,
+            "source_offset": offset,
+            "source_event_id": event_id,
+            "delivered_at": delivered_at,
+        }
+        expected = (
+            encoder.single_object(DELIVERY_RESULT, record)
+            if schema_id is None
+            else encoder.confluent(schema_id, DELIVERY_RESULT, record)
+        )
+        assert value == expected
+
+
+def test_values_decode_back() -> None:
+    [value] = encode_delivery_results(
+        [("CONVERSION", "orders", 3, 123_456_789_012, None)], ["u-1"], event_batch_uuid="b", delivered_at_ms=1
+    )
+    record = Decoder(default_catalog()).decode(value, "results").record
+    assert (record["event_uuid"], record["source_offset"], record["source_event_id"]) == ("u-1", 123_456_789_012, None)
