@@ -183,6 +183,7 @@ SPECS: Final[tuple[Spec, ...]] = (
         _int_between(1_000_000, 16_000_000_000),
         "pause consuming above this many buffered event bytes",
     ),
+    Spec("decode_workers", _int_between(0, 1), "1: decode and map in a worker process (uses a second core)"),
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),
     Spec("retry_backoff_max_ms", _int_between(1, 3_600_000), "cap on the retry backoff"),
@@ -227,6 +228,7 @@ class Settings:
     batch_linger_ms: int = 1000
     max_in_flight: int = 1
     max_buffered_bytes: int = 64 * 1024 * 1024
+    decode_workers: int = 0
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
     retry_backoff_max_ms: int = 30_000

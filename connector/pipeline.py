@@ -26,16 +26,15 @@ from typing import Any, cast
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from connector.avro.decoder import Decoder
 from connector.batch import Batcher, Item, item_weight
-from connector.errors import ConnectorError, MappingError, RecordError, SchemaRegistryUnavailable
+from connector.errors import ConnectorError
 from connector.http_probe import Health
 from connector.ledger import Ledger
-from connector.mapping import encode_event, map_record
 from connector.metrics import Metrics
 from connector.offsets import OffsetTracker, TopicPartitionKey
 from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.sender import Lane
+from connector.transform import REFUSED, REGISTRY_DOWN, Outcome, Transform
 
 __all__ = ["Pipeline", "PipelineStats"]
 
@@ -65,7 +64,7 @@ class Pipeline:
         *,
         consumer: Consumer,
         topics: Sequence[str],
-        decoder: Decoder,
+        transform: Transform,
         reporter_factory: Callable[[SettledCallback], Reporter],
         lane_factory: Callable[[int, Reporter], Lane],
         lanes: int,
@@ -82,7 +81,7 @@ class Pipeline:
     ) -> None:
         self._consumer = consumer
         self._topics = list(topics)
-        self._decoder = decoder
+        self._transform = transform
         self._reporter = reporter_factory(self._on_settled)
         self._lanes = [lane_factory(i, self._reporter) for i in range(lanes)]
         self._batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in range(lanes)]
@@ -139,6 +138,7 @@ class Pipeline:
             self._consumer.close()
             for lane in self._lanes:
                 lane.close(1.0)
+            self._transform.close()
             self._reporter.flush(5.0)
         if fatal is None:
             fatal = self._lane_fatal()
@@ -159,8 +159,11 @@ class Pipeline:
         messages = self._consumer.consume(_CONSUME_BATCH, timeout)
         now = time.monotonic()
         consumed, tombstones = self.stats.consumed, self.stats.tombstones
+        work = [(m.topic(), m.value()) for m in messages if m.error() is None and m.value() is not None]
+        outcomes = iter(self._transform.many(work))  # type: ignore[arg-type]
         for message in messages:
-            self._handle(message, now)
+            outcome = next(outcomes) if message.error() is None and message.value() is not None else None
+            self._handle(message, now, outcome)
         if messages:  # metrics once per consumed batch, not per event
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
@@ -181,7 +184,8 @@ class Pipeline:
             return 0.1
         return max(0.0, min(0.1, min(deadlines) - now))
 
-    def _handle(self, message: Message, now: float) -> None:
+    def _handle(self, message: Message, now: float, outcome: Outcome | None) -> None:
+        """One consumed record; `outcome` is its decode+map+encode result (None for errors, tombstones)."""
         error = message.error()
         if error is not None:
             if error.code() != KafkaError._PARTITION_EOF:
@@ -212,27 +216,28 @@ class Pipeline:
             return
         lane = self._lane_index(tp)
         batcher = self._batchers[lane]
-        try:
-            decoded = self._decoder.decode(value, topic)
-            event = map_record(decoded.full_name, decoded.record)
-            data = encode_event(event)
-            if not batcher.fits_alone(len(data)):
-                raise MappingError(
-                    "event_too_large",
-                    f"{event.event_type} event is {len(data)} bytes; a batch body is capped at {batcher.max_bytes}",
-                )
-        except SchemaRegistryUnavailable as exc:
-            self._hold(tp, offset, now, exc)
+        assert outcome is not None
+        if outcome[0] == REGISTRY_DOWN:
+            self._hold(tp, offset, now, outcome[1])
             return
-        except RecordError as exc:
+        if outcome[0] == REFUSED:
             self._tracker.track(tp, offset)
-            self._dead_letter(message, exc)
+            self._dead_letter(message, outcome[1], outcome[2], outcome[3])
+            return
+        _, event_type, event_id, data, trims = outcome
+        if not batcher.fits_alone(len(data)):
+            self._tracker.track(tp, offset)
+            self._dead_letter(
+                message,
+                "map",
+                "event_too_large",
+                f"{event_type} event is {len(data)} bytes; a batch body is capped at {batcher.max_bytes}",
+            )
             return
         self._tracker.track(tp, offset)
-        self.stats.trimmed += event.trims
-        event_id = decoded.record.get("event_id")
+        self.stats.trimmed += trims
         headers = cast(Headers | None, message.headers())
-        item = Item(topic, partition, offset, message.key(), event.event_type, event_id, data, value, headers)
+        item = Item(topic, partition, offset, message.key(), event_type, event_id, data, value, headers)
         weight = item_weight(item)
         self._buffered += weight
         self._lane_buffered[lane] += weight
@@ -250,7 +255,7 @@ class Pipeline:
             return 0.0
         return min(max(0.0, time.time() - timestamp_ms / 1000), _MAX_BACKDATE_S, self._linger_s)
 
-    def _dead_letter(self, message: Message, exc: RecordError) -> None:
+    def _dead_letter(self, message: Message, stage: str, reason: str, detail: str) -> None:
         self._reporter.dead_letter(
             DeadLetter(
                 topic=cast(str, message.topic()),
@@ -259,9 +264,9 @@ class Pipeline:
                 key=message.key(),
                 value=message.value(),
                 headers=cast(Headers | None, message.headers()),
-                stage=exc.stage,
-                reason=exc.reason,
-                detail=exc.message,
+                stage=stage,
+                reason=reason,
+                detail=detail,
             )
         )
 
@@ -278,7 +283,7 @@ class Pipeline:
 
     # -- schema registry outage: hold the partition, retry later ---------------------------------------
 
-    def _hold(self, tp: TopicPartitionKey, offset: int, now: float, exc: Exception) -> None:
+    def _hold(self, tp: TopicPartitionKey, offset: int, now: float, exc: object) -> None:
         _log.warning("registry_unavailable topic=%s partition=%d offset=%d retry_s=%.1f error=%s",
                      tp[0], tp[1], offset, _REGISTRY_RETRY_S, exc)  # fmt: skip
         self._held[tp] = now + _REGISTRY_RETRY_S

@@ -34,6 +34,7 @@ from connector.rate import RateGate
 from connector.rd_client import RdClient, StaticToken, TokenProvider
 from connector.reporter import Reporter, SettledCallback
 from connector.sender import Lane
+from connector.transform import DecoderSpec, InProcess, WorkerProcess
 
 __all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli"]
 
@@ -41,6 +42,17 @@ EXIT_CRASH = 1
 EXIT_CONFIG = 2
 
 _log = logging.getLogger("connector.runner")
+
+
+def _decoder_spec(settings: Settings) -> DecoderSpec:
+    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
+    return DecoderSpec(
+        settings.schema_dir,
+        settings.schema_registry_url,
+        settings.schema_registry_username,
+        password,
+        dict(settings.topic_writer_schemas),
+    )
 
 
 def _registry(settings: Settings) -> SchemaRegistryClient | None:
@@ -130,7 +142,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     return Pipeline(
         consumer=Consumer(settings.consumer_config()),
         topics=settings.topics,
-        decoder=decoder,
+        transform=WorkerProcess(_decoder_spec(settings)) if settings.decode_workers else InProcess(decoder),
         reporter_factory=reporter,
         lane_factory=lane,
         lanes=settings.max_in_flight,

@@ -39,13 +39,14 @@ def _assert_results_match_mock(bootstrap: str, topics: Topics, rd: MockRdServer,
     assert len(coordinates) == delivered
 
 
+@pytest.mark.parametrize("workers", ["0", "1"], ids=["in-process", "decode-worker"])
 def test_mixed_events_delivered_exactly_results_and_commits(
-    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer, workers: str
 ) -> None:
     messages = generate_messages(1500, seed=7, malformed=15)
     ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
     good = [m for m in messages if m.malformed is None]
-    running = start_pipeline(connector_env(kafka_bootstrap, rd.url, topics))
+    running = start_pipeline(connector_env(kafka_bootstrap, rd.url, topics, RDC_DECODE_WORKERS=workers))
     try:
         assert wait_until(lambda: running.settled() == len(messages), 60), running.pipeline.stats
         assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 10)

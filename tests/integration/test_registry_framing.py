@@ -52,15 +52,18 @@ def test_confluent_framing_in_and_out_with_basic_auth(
         assert f"{topics.results}-value" in registry.subjects
 
 
+@pytest.mark.parametrize("workers", ["0", "1"], ids=["in-process", "decode-worker"])
 def test_registry_outage_holds_the_partition_and_loses_nothing(
-    kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str
+    kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str, workers: str
 ) -> None:
     topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
     with FakeSchemaRegistry() as registry, MockRdServer() as rd:
         ids = register_schemas(SchemaRegistryClient(registry.url), topics.source)
         messages = generate_messages(200, seed=4, schema_ids=ids)
         ends = produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
-        env = connector_env(kafka_bootstrap, rd.url, topics, RDC_SCHEMA_REGISTRY_URL=registry.url)
+        env = connector_env(
+            kafka_bootstrap, rd.url, topics, RDC_SCHEMA_REGISTRY_URL=registry.url, RDC_DECODE_WORKERS=workers
+        )
         registry.fail_with = 503  # down before the connector saw any schema id (results schema registered first)
         with pytest.raises(Exception, match="503"):
             start_pipeline(env)  # registering the results schema needs the registry: it cannot start
