@@ -10,8 +10,9 @@ Guarantees kept here:
 - On revoke: batches are sent now; the loop waits (bounded) for what is in flight, commits what settled,
   abandons the rest (it will be redelivered to the next owner), then lets the partitions go.
 - On stop: the same with `shutdown_timeout_s`, then the consumer is closed.
-- Memory: when buffered event bytes pass `max_buffered_bytes` the assignment is paused (the loop keeps
-  polling, so the group never evicts us) and resumed below half of it.
+- Memory: each lane may hold its share of `max_buffered_bytes` (the real memory of its in-flight events);
+  a lane over it pauses its own partitions (the loop keeps polling, so the group never evicts us) and
+  resumes them below half of it.
 """
 
 from __future__ import annotations
@@ -90,7 +91,6 @@ class Pipeline:
         self._shutdown_timeout_s = shutdown_timeout_s
         self._revoke_timeout_s = revoke_timeout_s
         self._max_buffered = max_buffered_bytes
-        self._buffered = 0
         self._lane_buffered = [0] * lanes  # the cap is shared evenly: each lane pauses only its own partitions
         self._paused_lanes: set[int] = set()
         self._lane_of: dict[TopicPartitionKey, int] = {}
@@ -113,10 +113,6 @@ class Pipeline:
     def stop(self) -> None:
         """Ask `run` to finish (thread- and signal-safe)."""
         self._stop.set()
-
-    @property
-    def buffered_bytes(self) -> int:
-        return self._buffered
 
     def run(self) -> int:
         """Consume until stopped; drain, commit and close. Returns 0, or a lane's fatal exit code."""
@@ -167,7 +163,7 @@ class Pipeline:
         if messages:  # metrics once per consumed batch, not per event
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
-        self._metrics.buffered_bytes.set(self._buffered)
+        self._metrics.buffered_bytes.set(sum(self._lane_buffered))
         for lane, batcher in zip(self._lanes, self._batchers, strict=True):
             batch = batcher.due(now)
             if batch is not None:
@@ -239,7 +235,6 @@ class Pipeline:
         headers = cast(Headers | None, message.headers())
         item = Item(topic, partition, offset, message.key(), event_type, event_id, data, value, headers)
         weight = item_weight(item)
-        self._buffered += weight
         self._lane_buffered[lane] += weight
         opened = now if batcher.pending else now - self._broker_age(message)
         for batch in batcher.add(item, opened):
@@ -273,7 +268,6 @@ class Pipeline:
     def _on_settled(self, topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:
         """Kafka acknowledged the result (delivered) or the dead letter of this record."""
         self._tracker.settle((topic, partition), (offset,))
-        self._buffered -= weight
         if weight:
             self._lane_buffered[self._lane_index((topic, partition))] -= weight
         if delivered:
@@ -408,7 +402,6 @@ class Pipeline:
     def _abandon_all(self) -> None:
         for lane in self._lanes:
             lane.abandon()
-        self._buffered = 0
         self._lane_buffered = [0] * len(self._lanes)
 
     def _lane_fatal(self) -> ConnectorError | None:

@@ -111,11 +111,11 @@ def _check_required(errors: dict[str, list[dict[str, str]]], event_type: str, pa
 
 
 def _email_ok(value: Any) -> bool:
-    return isinstance(value, str) and _EMAIL_RE.match(value) is not None
+    return isinstance(value, str) and is_valid_email(value)
 
 
 def _url_ok(value: Any) -> bool:
-    return isinstance(value, str) and _URL_RE.match(value) is not None
+    return isinstance(value, str) and is_valid_url(value)
 
 
 def _non_negative_ok(value: Any) -> bool:

@@ -91,12 +91,8 @@ class Lane:
         self._metrics = metrics or Metrics()
         self._health = health or Health()
         self.fatal: ConnectorError | None = None
-        self.retries: dict[str, int] = {}
-        self.possible_duplicates = 0
-        self.token_refreshes = 0
         self.requests = 0
         self.batches = 0
-        self.body_bytes = 0
         self._thread = threading.Thread(target=self._run, name=f"rdc-lane-{index}", daemon=True)
         self._thread.start()
 
@@ -193,14 +189,11 @@ class Lane:
         except AuthUnavailable as exc:
             _log.warning("token_refresh_failed lane=%d error=%s", self.index, exc)
             return False
-        self.token_refreshes += 1
         return True
 
     def _note_retry(self, decision: Decision, events: int) -> None:
-        self.retries[decision.reason] = self.retries.get(decision.reason, 0) + 1
         self._metrics.retry(decision.reason)
         if decision.possibly_sent:
-            self.possible_duplicates += events
             self._metrics.possible_duplicates.inc(events)
             _log.warning(
                 "possible_duplicate lane=%d events=%d reason=%s: RD may have accepted the batch before the "
@@ -249,7 +242,6 @@ class Lane:
             self._health.record_request_failed()
         else:
             self._health.record_request_ok()
-        self.body_bytes += len(body)
         _log.info(
             "batch lane=%d events=%d bytes=%d fill=%.3f status=%d latency_ms=%.1f",
             self.index, events, len(body), len(body) / self._max_bytes, response.status_code,
