@@ -64,7 +64,7 @@ class MockProcess:
 
     def __init__(self) -> None:
         self.proc = subprocess.Popen(
-            # Envelopes are still checked; the payload rules (~25 us per event in the mock's one thread) would
+            # Envelopes are still checked; the payload rules (~10 ms of the mock's one thread per full batch) would
             # make the mock, not the connector or the peer, the bottleneck of every run.
             [sys.executable, "-m", "connector.testing.mock_rd", "--port", "0", "--no-validate-payloads"],
             stdout=subprocess.PIPE,

@@ -247,10 +247,11 @@ def test_kubernetes_deployment(manifests: dict[str, dict[str, Any]], monkeypatch
     assert str(port["containerPort"]) == config["RDC_METRICS_PORT"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
-    assert container["resources"] == {
-        "requests": {"cpu": "250m", "memory": "150Mi"},
-        "limits": {"cpu": "1", "memory": "256Mi"},
-    }
+    resources = container["resources"]
+    assert set(resources) == {"requests", "limits"} and resources["limits"]["cpu"] == "1"
+    mebibytes = {kind: int(resources[kind]["memory"].removesuffix("Mi")) for kind in ("requests", "limits")}
+    # BENCHMARKS.md: draining 1,000,000 events peaked at 173 MiB RSS with the default buffer.
+    assert 173 <= mebibytes["requests"] < mebibytes["limits"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["terminationGracePeriodSeconds"] > float(config["RDC_SHUTDOWN_TIMEOUT_S"])
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
