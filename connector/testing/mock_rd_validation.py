@@ -38,7 +38,8 @@ FieldMap = dict[str, list[dict[str, Any]]]
 
 def batch_errors(body: Any, *, payloads: bool = True) -> dict[str, Any] | None:
     """RD's 400 body for a `/platform/events/batch` JSON body, or None when every event is acceptable.
-    `payloads=False` checks the envelopes only (benchmarks: the payload rules cost ~10 ms of the mock's one thread per full 200 kB batch)."""
+    `payloads=False` checks the envelopes only (benchmarks: the payload rules cost ~10 ms of the mock's
+    one thread per full 200 kB batch)."""
     if not isinstance(body, list):
         return {"errors": [_error("MUST_BE_ARRAY", "Must be an array of events.", "$.body")]}
     if not body:
