@@ -29,6 +29,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 
 from connector.batch import Batcher, Item, item_weight
 from connector.errors import ConnectorError
+from connector.fetch_wake import wake_fetchers
 from connector.http_probe import Health
 from connector.ledger import Ledger
 from connector.metrics import Metrics
@@ -106,6 +107,7 @@ class Pipeline:
         self._skip: dict[TopicPartitionKey, set[int]] = {}  # offsets whose result already exists
         self._committed: dict[TopicPartitionKey, int] = {}  # last committed position per owned partition
         self._unsettled_since: dict[TopicPartitionKey, tuple[int, float]] = {}  # first unsettled offset, seen at
+        self._wakers: list[threading.Thread] = []
         self.stats = PipelineStats()
 
     # -- public --------------------------------------------------------------------------------------
@@ -131,6 +133,8 @@ class Pipeline:
             self._commit(force=True)
             self._abandon_all()
             self._closing = True
+            for waker in self._wakers:
+                waker.join()  # they use the consumer; each gives up within 2 s
             self._consumer.close()
             for lane in self._lanes:
                 lane.close(1.0)
@@ -290,7 +294,7 @@ class Pipeline:
         for tp in ready:
             del self._held[tp]
             if tp in self._assigned and not self._is_paused(tp) and tp not in self._scanning:
-                self._consumer.resume([TopicPartition(*tp)])
+                self._resume([tp])
 
     # -- backpressure ----------------------------------------------------------------------------------
 
@@ -317,9 +321,19 @@ class Pipeline:
             elif lane in self._paused_lanes and buffered < share // 2:
                 self._paused_lanes.discard(lane)
                 held = self._held.keys() | self._scanning
-                mine = [tp for tp in self._assigned if self._lane_index(tp) == lane and tp not in held]
-                self._consumer.resume([TopicPartition(*tp) for tp in mine])
+                self._resume([tp for tp in self._assigned if self._lane_index(tp) == lane and tp not in held])
                 _log.info("resumed lane=%d buffered_bytes=%d", lane, buffered)
+
+    def _resume(self, tps: list[TopicPartitionKey]) -> None:
+        """Resume, and wake the fetchers: librdkafka would otherwise fetch them only within 1 s (fetch_wake)."""
+        if not tps:
+            return
+        partitions = [TopicPartition(*tp) for tp in tps]
+        self._consumer.resume(partitions)
+        self._wakers = [w for w in self._wakers if w.is_alive()]
+        waker = wake_fetchers(self._consumer, partitions)
+        if waker is not None:
+            self._wakers.append(waker)
 
     # -- commits ---------------------------------------------------------------------------------------
 
@@ -349,6 +363,7 @@ class Pipeline:
     def _finish_scans(self) -> None:
         if self._ledger is None:
             return
+        ready: list[TopicPartitionKey] = []
         for scan in self._ledger.completed():
             if scan.tp not in self._scanning:
                 continue  # revoked meanwhile
@@ -362,7 +377,8 @@ class Pipeline:
                 scan.seconds * 1000,
             )  # fmt: skip
             if not self._is_paused(scan.tp) and scan.tp not in self._held:
-                self._consumer.resume([TopicPartition(*scan.tp)])
+                ready.append(scan.tp)
+        self._resume(ready)
 
     def _observe_progress(self, now: float) -> None:
         """Lag per partition (from the watermarks the consumer caches from its fetches: never a broker query)
