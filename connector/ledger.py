@@ -47,7 +47,7 @@ _log = logging.getLogger("connector.ledger")
 
 TopicPartitionKey = tuple[str, int]
 _RETRY_S = 2.0
-_IDLE_FETCH_S = 0.2
+_IDLE_FETCH_S = 0.01  # consume() waits this long unless 1,000 records are there: the end check runs after it
 
 
 def results_partition(topic: str, partition: int, results_partitions: int) -> int:
@@ -117,6 +117,9 @@ class Ledger:
             "group.id": f"{group_id}.ledger-reader",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            # The reader stops at the high watermark; a broker that holds an empty fetch (Tansu, for the
+            # whole wait) would otherwise add the consumer's 50 ms per read to every rebalance.
+            "fetch.wait.max.ms": 5,
         }
         self._decoder = decoder
         self._results_topic = results_topic
