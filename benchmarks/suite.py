@@ -158,16 +158,22 @@ class LineReader(threading.Thread):
         self.warnings: list[str] = []
 
     def run(self) -> None:
-        for line in self.stream:
-            if self.marked_at is None and self.marker in line:
-                self.marked_at = self.parse_time(line) if self.parse_time else time.monotonic()
-                self.marked.set()
-            problem = "level=WARNING" in line or "level=ERROR" in line or "Traceback" in line
-            if problem and len(self.warnings) < 50:
-                self.warnings.append(line.rstrip())
-            self.tail.append(line.rstrip())
-            if len(self.tail) > 40:
-                del self.tail[:20]
+        log_file = os.environ.get("BENCH_LOG")  # experiments: append every child's log lines to this file
+        with open(log_file or os.devnull, "a") as dump:
+            for line in self.stream:
+                dump.write(line)
+                self._line(line)
+
+    def _line(self, line: str) -> None:
+        if self.marked_at is None and self.marker in line:
+            self.marked_at = self.parse_time(line) if self.parse_time else time.monotonic()
+            self.marked.set()
+        problem = "level=WARNING" in line or "level=ERROR" in line or "Traceback" in line
+        if problem and len(self.warnings) < 50:
+            self.warnings.append(line.rstrip())
+        self.tail.append(line.rstrip())
+        if len(self.tail) > 40:
+            del self.tail[:20]
 
 
 def stop_process(proc: subprocess.Popen[Any], timeout: float = 40.0) -> int:
