@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -239,6 +240,11 @@ def cli(argv: Sequence[str] | None = None) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"mock-rd listening on {server.url}", flush=True)
+    # The mock keeps every accepted event (for /_mock/events_since): millions of dicts that the automatic
+    # collections rescan again and again (mock CPU per 200 KB batch 5-11 ms, growing with the run; 1.7 ms
+    # without). In the mock's own process only, the cyclic collector is off: a request leaves ~45 objects of
+    # cyclic garbage (measured), next to the ~200 KB of events it keeps anyway.
+    gc.disable()
     try:
         while not stop.wait(0.5):
             pass
