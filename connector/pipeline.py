@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -108,6 +109,7 @@ class Pipeline:
         self._committed: dict[TopicPartitionKey, int] = {}  # last committed position per owned partition
         self._unsettled_since: dict[TopicPartitionKey, tuple[int, float]] = {}  # first unsettled offset, seen at
         self._wakers: list[threading.Thread] = []
+        self._transforming: deque[list[Message]] = deque()  # consumed, submitted to the transform, not handled
         self.stats = PipelineStats()
 
     # -- public --------------------------------------------------------------------------------------
@@ -149,8 +151,8 @@ class Pipeline:
     def _step(self) -> None:
         self._health.beat()
         now = time.monotonic()
-        timeout = self._poll_timeout(now)
-        if len(self._paused_lanes) == len(self._lanes):
+        timeout = 0 if self._transforming else self._poll_timeout(now)
+        if len(self._paused_lanes) == len(self._lanes) and not self._transforming:
             # Nothing to fetch: wait on the acknowledgements that release the buffer instead. Blocking in
             # consume() here served them only every 100 ms and left the lanes idle (4 lanes at 50 ms:
             # 7.5k -> see BENCHMARKS.md).
@@ -158,16 +160,11 @@ class Pipeline:
             timeout = 0
         messages = self._consumer.consume(_CONSUME_BATCH, timeout)
         now = time.monotonic()
-        consumed, tombstones = self.stats.consumed, self.stats.tombstones
-        work = [(m.topic(), m.value()) for m in messages if m.error() is None and m.value() is not None]
-        outcomes = iter(self._transform.many(work))  # type: ignore[arg-type]
-        for message in messages:
-            outcome = next(outcomes) if message.error() is None and message.value() is not None else None
-            self._handle(message, now, outcome)
-        if messages:  # metrics once per consumed batch, not per event
-            self._metrics.events_consumed.inc(self.stats.consumed - consumed)
-            self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
-        self._metrics.buffered_bytes.set(sum(self._lane_buffered))
+        if messages:
+            self._transform.submit([(m.topic(), m.value()) for m in messages if _has_value(m)])  # type: ignore[misc]
+            self._transforming.append(messages)
+        # An overlapping transform keeps the newest batch in flight while this thread handles the one before.
+        self._handle_transformed(now, keep=1 if messages and self._transform.overlaps else 0)
         for lane, batcher in zip(self._lanes, self._batchers, strict=True):
             batch = batcher.due(now)
             if batch is not None:
@@ -177,6 +174,18 @@ class Pipeline:
         self._release_held(now)
         self._apply_backpressure()
         self._commit()
+
+    def _handle_transformed(self, now: float, keep: int = 0) -> None:
+        """Handle the consumed batches whose transform is done, oldest first, leaving `keep` in flight."""
+        while len(self._transforming) > keep:
+            messages = self._transforming.popleft()
+            consumed, tombstones = self.stats.consumed, self.stats.tombstones
+            outcomes = iter(self._transform.collect())
+            for message in messages:
+                self._handle(message, now, next(outcomes) if _has_value(message) else None)
+            self._metrics.events_consumed.inc(self.stats.consumed - consumed)  # once per batch, not per event
+            self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
+        self._metrics.buffered_bytes.set(sum(self._lane_buffered))
 
     def _poll_timeout(self, now: float) -> float:
         deadlines = [d for d in (b.deadline() for b in self._batchers) if d is not None]
@@ -405,6 +414,7 @@ class Pipeline:
 
     def _drain(self, deadline: float) -> None:
         """Send every open batch and wait until everything tracked is settled or `deadline` passes."""
+        self._handle_transformed(time.monotonic())
         for lane, batcher in zip(self._lanes, self._batchers, strict=True):
             batch = batcher.flush()
             if batch is not None:
@@ -466,6 +476,7 @@ class Pipeline:
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]
         _log.warning("lost partitions=%s (nothing more is committed for them)", [f"{t}/{p}" for t, p in lost])
+        self._handle_transformed(time.monotonic())  # then forgotten with the rest: never committed
         self._forget(lost)
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:
@@ -493,3 +504,8 @@ class Pipeline:
         if first is not None:
             self._tracker.forget([tp])
             self._consumer.seek(TopicPartition(tp[0], tp[1], first))
+
+
+def _has_value(message: Message) -> bool:
+    """Whether a consumed message goes to the transform (not an error event, not a tombstone)."""
+    return message.error() is None and message.value() is not None

@@ -8,14 +8,18 @@ order. Outcomes are plain tuples (cheap to pickle):
 - `(REGISTRY_DOWN, message)`: the Schema Registry could not be reached; the record is retried later
 
 `InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
-spawned process: the pipeline thread then waits on a pipe (the GIL released) while the worker decodes on
-the other core, so the lanes and the delivery reports are no longer queued behind decoding.
+spawned process, and overlaps: the pipeline submits batch N+1 and only then collects batch N, so while it
+batches, tracks and reports N, the worker decodes N+1 on another core. (A first version waited for each
+batch: the two processes then took turns and it bought only +9%.)
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import queue
+import threading
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -51,8 +55,19 @@ class DecoderSpec:
 
 
 class Transform(Protocol):
+    #: Whether work submitted runs while the caller does something else (then keep one batch in flight).
+    overlaps: bool
+
+    def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
+        """Queue one batch of (topic, value) pairs."""
+        ...
+
+    def collect(self) -> list[Outcome]:
+        """The outcomes of the oldest submitted batch, one per pair, in order (blocks until done)."""
+        ...
+
     def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
-        """One outcome per (topic, value), in order. Blocks until all are done."""
+        """Submit and collect one batch (nothing else may be in flight)."""
         ...
 
     def close(self) -> None: ...
@@ -70,10 +85,19 @@ def _one(decoder: Decoder, topic: str, value: bytes) -> Outcome:
 
 
 class InProcess:
-    """Transforms in the calling thread."""
+    """Transforms in the calling thread, at `submit`."""
+
+    overlaps = False
 
     def __init__(self, decoder: Decoder) -> None:
         self._decoder = decoder
+        self._done: deque[list[Outcome]] = deque()
+
+    def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
+        self._done.append(self.many(work))
+
+    def collect(self) -> list[Outcome]:
+        return self._done.popleft()
 
     def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         decoder = self._decoder
@@ -85,8 +109,23 @@ class InProcess:
 
 def _worker(conn: Connection, spec: DecoderSpec) -> None:
     decoder = spec.build()
+    # A reader thread takes batches off the pipe while this thread decodes: otherwise the parent, sending
+    # batch N+1, and this process, sending the outcomes of N, could both block on a full pipe.
+    inbox: queue.SimpleQueue[list[tuple[str, bytes]] | None] = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                work = conn.recv()
+            except EOFError:
+                work = None
+            inbox.put(work)
+            if work is None:
+                return
+
+    threading.Thread(target=read, name="rdc-decode-reader", daemon=True).start()
     while True:
-        work = conn.recv()
+        work = inbox.get()
         if work is None:
             return
         conn.send([_one(decoder, topic, value) for topic, value in work])
@@ -103,15 +142,29 @@ class WorkerProcess:
         self._process.start()
         child.close()
 
+    overlaps = True
+
+    def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
+        try:
+            self._conn.send(list(work))
+        except OSError as exc:
+            raise self._died() from exc
+
+    def collect(self) -> list[Outcome]:
+        try:
+            outcomes: list[Outcome] = self._conn.recv()
+        except (EOFError, OSError) as exc:
+            raise self._died() from exc
+        return outcomes
+
     def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         if not work:
             return []
-        try:
-            self._conn.send(list(work))
-            outcomes: list[Outcome] = self._conn.recv()
-        except (EOFError, OSError) as exc:
-            raise ConnectorError(f"the decode worker process died (exit code {self._process.exitcode})") from exc
-        return outcomes
+        self.submit(work)
+        return self.collect()
+
+    def _died(self) -> ConnectorError:
+        return ConnectorError(f"the decode worker process died (exit code {self._process.exitcode})")
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

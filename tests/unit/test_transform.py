@@ -20,3 +20,22 @@ def test_worker_process_gives_the_in_process_outcomes() -> None:
     assert kinds.count(REFUSED) == 10 and kinds.count(OK) == 290
     refused = {outcome[2] for outcome in expected if outcome[0] == REFUSED}
     assert refused == {"bad_magic_byte", "unknown_fingerprint", "truncated_body", "removed_event_type", "invalid_email"}
+
+
+def test_overlapping_batches_come_back_in_order_without_blocking_on_the_pipe() -> None:
+    # Each batch pickles to ~1 MB each way, far over a pipe's buffer: with batch N+1 sent before N's outcomes
+    # are read, both processes would block on a full pipe if the worker did not read while it decodes.
+    first = [("orders", m.value) for m in generate_messages(2500, seed=1)]
+    second = [("orders", m.value) for m in generate_messages(2500, seed=2)]
+    in_process = InProcess(DecoderSpec().build())
+    in_process.submit(first)
+    in_process.submit(second)
+    expected = [in_process.collect(), in_process.collect()]
+    worker = WorkerProcess(DecoderSpec())
+    try:
+        worker.submit(first)
+        worker.submit(second)
+        assert [worker.collect(), worker.collect()] == expected
+    finally:
+        worker.close()
+    assert expected[0] != expected[1] and len(expected[0]) == len(expected[1]) == 2500
