@@ -39,6 +39,11 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
+def _lag_settled(text: str, partitions: int) -> bool:
+    series = [line for line in text.splitlines() if line.startswith("rdc_consumer_lag{")]
+    return len(series) == partitions and _metric(text, "rdc_consumer_lag") == 0
+
+
 def test_metrics_probes_and_logs_of_a_full_run(
     kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str, tmp_path: Path
 ) -> None:
@@ -77,8 +82,9 @@ def test_metrics_probes_and_logs_of_a_full_run(
             assert early.status_code == 503 and "not_assigned" in early.text
             assert wait_until(lambda: committed_offsets(kafka_bootstrap, topics.group, topics.source, 3) == ends, 60)
             assert httpx.get(f"{base}/readyz").status_code == 200
-            # Lag and buffered bytes are refreshed every commit interval (200 ms): wait for the next one.
-            assert wait_until(lambda: _metric(httpx.get(f"{base}/metrics").text, "rdc_consumer_lag") == 0, 5)
+            # Lag and buffered bytes are refreshed every commit interval (200 ms): wait for the next one that
+            # has all three partitions' series (a sum over no series would be 0 too).
+            assert wait_until(lambda: _lag_settled(httpx.get(f"{base}/metrics").text, 3), 5)
             text = httpx.get(f"{base}/metrics").text
         finally:
             proc.send_signal(signal.SIGTERM)
