@@ -93,6 +93,16 @@ def _float_between(low: float, high: float) -> Parser:
     return _between(float, "a number", low, high)
 
 
+def _workers(name: str, raw: Any) -> int | None:
+    """`auto` (None: decided at start from the usable CPUs), 0 or 1."""
+    if isinstance(raw, str) and raw.strip().lower() == "auto":
+        return None
+    try:
+        return int(_int_between(0, 1)(name, raw))
+    except ConfigError:
+        raise ConfigError(f"{name}={raw!r} is invalid: expected auto, 0 or 1") from None
+
+
 def _url(name: str, raw: Any) -> str:
     value = _nonempty(name, raw).rstrip("/")
     parts = urlsplit(value)
@@ -183,7 +193,11 @@ SPECS: Final[tuple[Spec, ...]] = (
         _int_between(1_000_000, 16_000_000_000),
         "pause consuming above this many buffered event bytes",
     ),
-    Spec("decode_workers", _int_between(0, 1), "1: decode and map in a worker process (uses a second core)"),
+    Spec(
+        "decode_workers",
+        _workers,
+        "1: decode, map and encode in a worker process (a second core); auto: 1 if 2+ CPUs are usable",
+    ),
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),
     Spec("retry_backoff_max_ms", _int_between(1, 3_600_000), "cap on the retry backoff"),
@@ -228,7 +242,7 @@ class Settings:
     batch_linger_ms: int = 1000
     max_in_flight: int = 1
     max_buffered_bytes: int = 64 * 1024 * 1024
-    decode_workers: int = 0
+    decode_workers: int | None = None  # auto
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
     retry_backoff_max_ms: int = 30_000

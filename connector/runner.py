@@ -143,7 +143,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     return Pipeline(
         consumer=Consumer(settings.consumer_config()),
         topics=settings.topics,
-        transform=WorkerProcess(_decoder_spec(settings)) if settings.decode_workers else InProcess(decoder),
+        transform=WorkerProcess(_decoder_spec(settings)) if decode_workers(settings) else InProcess(decoder),
         reporter_factory=reporter,
         lane_factory=lane,
         lanes=settings.max_in_flight,
@@ -157,6 +157,14 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         ledger=ledger,
         commit_interval_s=settings.commit_interval_ms / 1000,
     )
+
+
+def decode_workers(settings: Settings) -> int:
+    """`RDC_DECODE_WORKERS`, with `auto` resolved: a worker when this process may run on 2+ CPUs (its CPU
+    affinity; a container's CPU quota is not visible here, so set 0 under a limit below 2 CPUs)."""
+    if settings.decode_workers is not None:
+        return settings.decode_workers
+    return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
 
 
 def _ledger(settings: Settings, decoder: Decoder) -> Ledger:
@@ -238,8 +246,9 @@ def cli(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()
     _log.info(
-        "started topics=%s group=%s rd=%s metrics=%s",
+        "started topics=%s group=%s rd=%s metrics=%s decode_workers=%d",
         ",".join(settings.topics), settings.group_id, settings.rd_base_url, probe.url if probe else "off",
+        decode_workers(settings),
     )  # fmt: skip
     try:
         code = pipeline.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import fields
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 from connector.config import SPECS, Secret, Settings, load_settings
 from connector.errors import ConfigError
+from connector.runner import decode_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,6 +90,21 @@ def test_defaults() -> None:
     assert s.kafka == {}
 
 
+@pytest.mark.parametrize(("raw", "parsed"), [("auto", None), (" AUTO ", None), ("0", 0), ("1", 1)])
+def test_decode_workers(raw: str, parsed: int | None) -> None:
+    assert load_settings({"RDC_DECODE_WORKERS": raw}).decode_workers == parsed
+
+
+def test_decode_workers_auto_follows_the_usable_cpus(monkeypatch: pytest.MonkeyPatch) -> None:
+    auto = load_settings({})
+    assert auto.decode_workers is None
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert decode_workers(auto) == 0
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert decode_workers(auto) == 1
+    assert decode_workers(load_settings({"RDC_DECODE_WORKERS": "0"})) == 0
+
+
 def test_file_then_environment_wins(tmp_path: Path) -> None:
     path = tmp_path / "rdc.toml"
     path.write_text(
@@ -132,6 +149,9 @@ def test_empty_variable_counts_as_unset() -> None:
         pytest.param({"RDC_LOG_LEVEL": "LOUD"}, "expected one of DEBUG", id="log-level"),
         pytest.param({"RDC_EFFECTIVELY_ONCE": "maybe"}, "expected true or false", id="bool"),
         pytest.param({"RDC_LOG_FORMAT": "xml"}, "expected kv or json", id="log-format"),
+        pytest.param(
+            {"RDC_DECODE_WORKERS": "2"}, "RDC_DECODE_WORKERS='2' is invalid: expected auto, 0 or 1", id="workers"
+        ),
     ],
 )
 def test_bad_values_name_setting_value_and_what_is_accepted(env: dict[str, str], message: str) -> None:
