@@ -8,7 +8,6 @@ failing past `RDC_RETRY_MAX_ELAPSED_S`.
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import os
 import signal
@@ -26,6 +25,7 @@ from connector.auth import RefreshingToken
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
+from connector.gc_tuning import tune_gc
 from connector.http_probe import Health, ProbeServer
 from connector.ledger import Ledger
 from connector.logs import configure_logging
@@ -235,13 +235,7 @@ def cli(argv: list[str] | None = None) -> int:
     # (CPython's default is 5 ms) lets a lane waiting on RD's answer run sooner: +24% events/s in the
     # benchmark suite (14.6k -> 18.2k, 1 lane, mock latency 0).
     sys.setswitchinterval(0.0005)
-    # The cyclic collector: every consumed record allocates short-lived dicts, and at CPython's default
-    # (a young collection per 700 net allocations, escalating to full ones) it rescanned the buffered events
-    # and every module object over and over: 1,336 collections, 0.58 s of a 10 s, 200,000-event run. Frozen
-    # start-up objects and a 10,000 threshold: 13 collections, 0.04 s (~+5% events/s, BENCHMARKS.md).
-    # Cyclic garbage is still collected, only less often.
-    gc.freeze()
-    gc.set_threshold(10_000, 50, 1_000)
+    tune_gc()  # fewer, cheaper collections: see connector/gc_tuning.py
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     began = time.monotonic()

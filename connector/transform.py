@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavailable
+from connector.gc_tuning import tune_gc
 from connector.mapping import encode_event, map_record
 
 __all__ = ["OK", "REFUSED", "REGISTRY_DOWN", "DecoderSpec", "InProcess", "Transform", "WorkerProcess"]
@@ -108,6 +109,7 @@ class InProcess:
 
 def _worker(conn: Connection, spec: DecoderSpec) -> None:
     decoder = spec.build()
+    tune_gc()
     # A reader thread takes batches off the pipe while this thread decodes: otherwise the parent, sending
     # batch N+1, and this process, sending the outcomes of N, could both block on a full pipe.
     inbox: queue.SimpleQueue[list[tuple[str, bytes]] | None] = queue.SimpleQueue()
