@@ -5,7 +5,7 @@ share the driver's GIL), produces the workload once, then measures:
 
 1. ceiling      consume + decode + map + encode, no HTTP (benchmarks/ceiling.py, `assign()`, no group)
 2. connector    `python -m connector.cli run` end to end, mock latency 0, 1 lane (default) and 4 lanes
-3. lanes        the same with mock latency 50 ms, RDC_MAX_IN_FLIGHT=1 and =4 (smaller workload)
+3. lanes        the same with mock latency 50 ms, RDC_MAX_IN_FLIGHT=1 and =4 (same workload unless --lanes-count)
 4. peer         the same job as a Quix Streams app (benchmarks/peers/quix_peer.py, its own venv)
 5. latency      produce -> RD acceptance per event at a low constant rate (in-process mock)
 6. (--rss-million) peak RSS of the connector while draining 1,000,000 events
@@ -615,8 +615,8 @@ def table(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=200_000, help="workload events (default 200,000)")
-    parser.add_argument("--lanes-count", type=int, default=50_000,
-                        help="events for the 50 ms latency lane runs (default 50,000)")  # fmt: skip
+    parser.add_argument("--lanes-count", type=int, default=None,
+                        help="events for the 50 ms latency lane runs (default: the whole workload)")  # fmt: skip
     parser.add_argument("--partitions", type=int, default=8, help="source partitions (default 8)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per throughput scenario (median; default 3)")
     parser.add_argument("--latency-rate", type=float, default=200.0)
@@ -670,14 +670,18 @@ def main(argv: list[str] | None = None) -> int:
                 runs_p = [bench.peer(f"peer#{i}", topic, ends) for i in range(args.repeat)]
                 scen["peer_quix"] = median_run(runs_p)
             if "lanes" not in skip:
-                small = messages[: args.lanes_count]
-                small_topic, small_ends = bench.produce("bench-src-small", small, args.partitions)
+                if args.lanes_count is None or args.lanes_count >= len(messages):
+                    small_topic, small_ends = topic, ends
+                else:  # a smaller topic: quicker runs, but start-up and the last commit weigh more
+                    small = messages[: args.lanes_count]
+                    small_topic, small_ends = bench.produce("bench-src-small", small, args.partitions)
                 for lanes in (1, 4):
                     runs_l = [bench.connector(f"{lanes} lane(s) 50ms #{i}", small_topic, small_ends, lanes=lanes,
                                               latency_ms=50) for i in range(args.repeat)]  # fmt: skip
                     scen[f"lanes{lanes}_50ms"] = median_run(runs_l)
                     scen[f"lanes{lanes}_50ms"]["partitions_per_lane"] = lane_spread(small_topic, args.partitions, lanes)
-                delete_topics(broker.bootstrap_servers, [small_topic])
+                if small_topic != topic:
+                    delete_topics(broker.bootstrap_servers, [small_topic])
             if "latency" not in skip:
                 try:
                     scen["latency"] = bench.latency(messages, args.latency_rate, args.latency_seconds)
