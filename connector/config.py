@@ -241,7 +241,7 @@ class Settings:
     batch_max_events: int = 10_000
     batch_linger_ms: int = 1000
     max_in_flight: int = 1
-    max_buffered_bytes: int = 64 * 1024 * 1024
+    max_buffered_bytes: int = 32 * 1024 * 1024  # 64 MiB bought no events/s, only ~40 MiB of RSS
     decode_workers: int | None = None  # auto
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
@@ -308,7 +308,11 @@ class Settings:
             "fetch.wait.max.ms": 50,
             # Prefetched records librdkafka keeps per consumer (its default is 64 MiB): the pipeline buffers
             # on its own (RDC_MAX_BUFFERED_BYTES), so a smaller prefetch keeps the whole process small.
-            "queued.max.messages.kbytes": 16384,
+            "queued.max.messages.kbytes": 8192,
+            # Once the prefetch is full librdkafka waits this long before fetching again (its default: 1 s,
+            # which starves a fast consumer of a small prefetch). 1M-event drain: 24.3k events/s with 8 MiB
+            # at the default, 31.7k at 10 ms; 16 MiB at 10 ms: 31.1k, 14 MiB more RSS.
+            "fetch.queue.backoff.ms": 10,
         }
         config.update(self.kafka_common())
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})

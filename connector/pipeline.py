@@ -75,7 +75,7 @@ class Pipeline:
         batch_max_events: int,
         linger_s: float,
         shutdown_timeout_s: float,
-        max_buffered_bytes: int = 64 * 1024 * 1024,
+        max_buffered_bytes: int = 32 * 1024 * 1024,
         revoke_timeout_s: float = 30.0,
         metrics: Metrics | None = None,
         health: Health | None = None,
