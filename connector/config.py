@@ -308,10 +308,11 @@ class Settings:
             "fetch.wait.max.ms": 50,
             # Prefetched records librdkafka keeps per consumer (its default is 64 MiB): the pipeline buffers
             # on its own (RDC_MAX_BUFFERED_BYTES), so a smaller prefetch keeps the whole process small.
-            "queued.max.messages.kbytes": 8192,
+            "queued.max.messages.kbytes": 4096,
             # Once the prefetch is full librdkafka waits this long before fetching again (its default: 1 s,
-            # which starves a fast consumer of a small prefetch). 1M-event drain: 24.3k events/s with 8 MiB
-            # at the default, 31.7k at 10 ms; 16 MiB at 10 ms: 31.1k, 14 MiB more RSS.
+            # which starves a fast consumer of a small prefetch). 1M-event drain, peak RSS of both processes:
+            # 8 MiB at the default backoff 24.3k events/s; at 10 ms, 16 MiB 31.1k and 8 MiB 31.7k (180-200
+            # MiB); 4 MiB 33.6-34.1k (145-153 MiB).
             "fetch.queue.backoff.ms": 10,
         }
         config.update(self.kafka_common())
