@@ -250,8 +250,10 @@ def test_kubernetes_deployment(manifests: dict[str, dict[str, Any]], monkeypatch
     resources = container["resources"]
     assert set(resources) == {"requests", "limits"} and resources["limits"]["cpu"] == "1"
     mebibytes = {kind: int(resources[kind]["memory"].removesuffix("Mi")) for kind in ("requests", "limits")}
-    # BENCHMARKS.md: draining 1,000,000 events peaked at 173 MiB RSS with the default buffer.
-    assert 173 <= mebibytes["requests"] < mebibytes["limits"]
+    # BENCHMARKS.md: draining 1,000,000 events peaked at 98 MiB RSS with the default buffer and no decode
+    # worker (153 MiB with one), so the sizing holds only while the pod decodes in-process.
+    assert config["RDC_DECODE_WORKERS"] == "0"
+    assert 98 <= mebibytes["requests"] < mebibytes["limits"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["terminationGracePeriodSeconds"] > float(config["RDC_SHUTDOWN_TIMEOUT_S"])
     assert deployment["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
