@@ -180,7 +180,11 @@ class Pipeline:
         while len(self._transforming) > keep:
             messages = self._transforming.popleft()
             consumed, tombstones = self.stats.consumed, self.stats.tombstones
-            outcomes = iter(self._transform.collect())
+            try:
+                outcomes = iter(self._transform.collect())
+            except ConnectorError:  # the worker died: nothing of these batches was tracked, none is committed
+                self._transforming.clear()
+                raise
             for message in messages:
                 self._handle(message, now, next(outcomes) if _has_value(message) else None)
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)  # once per batch, not per event

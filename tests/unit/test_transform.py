@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from connector.errors import ConnectorError
 from connector.sample import generate_messages
 from connector.transform import OK, REFUSED, DecoderSpec, InProcess, WorkerProcess
 
@@ -39,3 +42,18 @@ def test_overlapping_batches_come_back_in_order_without_blocking_on_the_pipe() -
     finally:
         worker.close()
     assert expected[0] != expected[1] and len(expected[0]) == len(expected[1]) == 2500
+
+
+def test_a_dead_worker_is_an_error_on_every_collect() -> None:
+    worker = WorkerProcess(DecoderSpec())
+    try:
+        worker.submit([("orders", m.value) for m in generate_messages(10, seed=3)])
+        assert len(worker.collect()) == 10
+        worker._process.kill()
+        worker._process.join(5)
+        worker.submit([("orders", b"x")])  # may still be accepted by the sender thread
+        for _ in range(2):
+            with pytest.raises(ConnectorError, match="decode worker process died"):
+                worker.collect()
+    finally:
+        worker.close()
