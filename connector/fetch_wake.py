@@ -19,11 +19,11 @@ from collections.abc import Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-__all__ = ["wake_fetchers"]
+__all__ = ["WAKE_TIMEOUT_S", "wake_fetchers"]
 
 _log = logging.getLogger("connector.fetch_wake")
 
-_TIMEOUT_S = 2.0  # for all of one wake-up: after it the fetcher wakes on its own anyway
+WAKE_TIMEOUT_S = 2.0  # for all of one wake-up: after it the fetcher wakes on its own anyway
 
 
 def wake_fetchers(consumer: Consumer, partitions: Sequence[TopicPartition]) -> threading.Thread | None:
@@ -37,9 +37,9 @@ def wake_fetchers(consumer: Consumer, partitions: Sequence[TopicPartition]) -> t
 
 
 def _wake(consumer: Consumer, partitions: list[TopicPartition]) -> None:
-    deadline = time.monotonic() + _TIMEOUT_S
+    deadline = time.monotonic() + WAKE_TIMEOUT_S
     try:
-        for tp in _one_per_leader(consumer, partitions):
+        for tp in _one_per_leader(consumer, partitions, deadline):
             left = deadline - time.monotonic()
             if left <= 0:
                 return
@@ -48,13 +48,16 @@ def _wake(consumer: Consumer, partitions: list[TopicPartition]) -> None:
         _log.debug("fetch_wake_failed error=%s", exc)
 
 
-def _one_per_leader(consumer: Consumer, partitions: list[TopicPartition]) -> list[TopicPartition]:
-    """One partition per distinct leader, from metadata (one Metadata request per topic)."""
+def _one_per_leader(consumer: Consumer, partitions: list[TopicPartition], deadline: float) -> list[TopicPartition]:
+    """One partition per distinct leader, from metadata (one Metadata request per topic, until `deadline`)."""
     if len(partitions) == 1:
         return partitions
     chosen: dict[int, TopicPartition] = {}
     for topic in sorted({tp.topic for tp in partitions}):
-        metadata = consumer.list_topics(topic, timeout=_TIMEOUT_S).topics.get(topic)
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        metadata = consumer.list_topics(topic, timeout=left).topics.get(topic)
         leaders = {p: m.leader for p, m in metadata.partitions.items()} if metadata is not None else {}
         for tp in partitions:
             if tp.topic == topic:

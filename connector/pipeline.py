@@ -1,8 +1,10 @@
 """The runner's loop: consume -> decode -> map -> encode -> batch -> lanes; settle -> commit.
 
 This thread owns the consumer, the batchers, the offset tracker and the producer's delivery reports, so
-none of them needs a lock. Lanes (threads) only post to RD and produce results. The loop never waits on
-the network: consume and producer polls are bounded by the next linger deadline.
+none of them needs a lock (short-lived wake-up threads only ask the consumer for watermarks, see
+`fetch_wake`; they are joined before it closes). Lanes (threads) only post to RD and produce results. The
+loop never waits on the network: consume and producer polls are bounded by the next linger deadline. It
+does wait for the transform's outcomes of a consumed batch (a decode worker keeps one batch in flight).
 
 Guarantees kept here:
 - An offset is committed only when it and all earlier offsets of its partition are settled (delivered
@@ -30,7 +32,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 
 from connector.batch import Batcher, Item, item_weight
 from connector.errors import ConnectorError
-from connector.fetch_wake import wake_fetchers
+from connector.fetch_wake import WAKE_TIMEOUT_S, wake_fetchers
 from connector.http_probe import Health
 from connector.ledger import Ledger
 from connector.metrics import Metrics
@@ -131,12 +133,16 @@ class Pipeline:
                     break
                 self._step()
         finally:
-            self._drain(time.monotonic() + (0 if fatal else self._shutdown_timeout_s))
+            try:
+                self._drain(time.monotonic() + (0 if fatal else self._shutdown_timeout_s))
+            except ConnectorError as exc:  # the decode worker died: still commit what settled, and close
+                _log.error("drain_failed error=%s", exc)
+                fatal = fatal or exc
             self._commit(force=True)
             self._abandon_all()
             self._closing = True
             for waker in self._wakers:
-                waker.join()  # they use the consumer; each gives up within 2 s
+                waker.join(WAKE_TIMEOUT_S + 1)  # they use the consumer; each gives up within WAKE_TIMEOUT_S
             self._consumer.close()
             for lane in self._lanes:
                 lane.close(1.0)
@@ -175,18 +181,24 @@ class Pipeline:
         self._apply_backpressure()
         self._commit()
 
-    def _handle_transformed(self, now: float, keep: int = 0) -> None:
-        """Handle the consumed batches whose transform is done, oldest first, leaving `keep` in flight."""
+    def _handle_transformed(self, now: float, keep: int = 0, drop: frozenset[TopicPartitionKey] = frozenset()) -> None:
+        """Handle the consumed batches whose transform is done, oldest first, leaving `keep` in flight.
+        Records of partitions in `drop` (lost) are left alone: never tracked, never sent."""
         while len(self._transforming) > keep:
             messages = self._transforming.popleft()
             consumed, tombstones = self.stats.consumed, self.stats.tombstones
             try:
                 outcomes = iter(self._transform.collect())
-            except ConnectorError:  # the worker died: nothing of these batches was tracked, none is committed
+                for message in messages:
+                    outcome = next(outcomes) if _has_value(message) else None
+                    if not drop or (message.topic(), message.partition()) not in drop:
+                        self._handle(message, now, outcome)
+            except BaseException:
+                # Part of a batch may be tracked and the rest not; handling a later batch would track later
+                # offsets and let a commit pass the untracked ones. So nothing more is handled: what was not
+                # tracked is never committed and is redelivered.
                 self._transforming.clear()
                 raise
-            for message in messages:
-                self._handle(message, now, next(outcomes) if _has_value(message) else None)
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)  # once per batch, not per event
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
         self._metrics.buffered_bytes.set(sum(self._lane_buffered))
@@ -417,8 +429,14 @@ class Pipeline:
     # -- draining, rebalance ---------------------------------------------------------------------------
 
     def _drain(self, deadline: float) -> None:
-        """Send every open batch and wait until everything tracked is settled or `deadline` passes."""
-        self._handle_transformed(time.monotonic())
+        """Send every open batch and wait until everything tracked is settled or `deadline` passes. A transform
+        error is raised after that: what was tracked before it still settles."""
+        try:
+            self._handle_transformed(time.monotonic())
+        finally:
+            self._send_open_batches_and_wait(deadline)
+
+    def _send_open_batches_and_wait(self, deadline: float) -> None:
         for lane, batcher in zip(self._lanes, self._batchers, strict=True):
             batch = batcher.flush()
             if batch is not None:
@@ -480,7 +498,7 @@ class Pipeline:
     def _on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]
         _log.warning("lost partitions=%s (nothing more is committed for them)", [f"{t}/{p}" for t, p in lost])
-        self._handle_transformed(time.monotonic())  # then forgotten with the rest: never committed
+        self._handle_transformed(time.monotonic(), drop=frozenset(lost))  # others' records still go out
         self._forget(lost)
 
     def _forget(self, tps: list[TopicPartitionKey]) -> None:

@@ -1,7 +1,7 @@
 """Decode + map + encode of a whole consumed batch, in this process or in a worker process.
 
-The pipeline hands `many()` the (topic, value) pairs of one consume call and gets one outcome per pair, in
-order. Outcomes are plain tuples (cheap to pickle):
+The pipeline hands `submit()` the (topic, value) pairs of one consume call and gets from `collect()` one
+outcome per pair, in order (`many()` does both). Outcomes are plain tuples (cheap to pickle):
 
 - `(OK, event_type, event_id, json_bytes, trims)`
 - `(REFUSED, stage, reason, message)`: a `DecodeError` or `MappingError`, dead-lettered by the pipeline
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import queue
+import signal
 import threading
 from collections import deque
 from collections.abc import Mapping, Sequence
@@ -108,6 +109,10 @@ class InProcess:
 
 
 def _worker(conn: Connection, spec: DecoderSpec) -> None:
+    # Ctrl-C reaches the whole process group: the parent stops this worker (None on the pipe) after it has
+    # handled what the worker holds, so the worker must not die of it first. (SIGTERM keeps its default:
+    # multiprocessing's exit handler terminates a worker left running by an error.)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     decoder = spec.build()
     tune_gc()
     # A reader thread takes batches off the pipe while this thread decodes: otherwise the parent, sending

@@ -1,0 +1,216 @@
+"""The pipeline's hand-off to an overlapping transform: a failure never lets a commit pass an unhandled record.
+
+Fakes stand in for the consumer, transform, lanes and reporter (the real ones are covered by the integration
+tests); what is under test is the pipeline's own bookkeeping of the batches it keeps in flight.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
+
+from connector.batch import Batch, item_weight
+from connector.errors import ConnectorError
+from connector.pipeline import Pipeline
+from connector.reporter import SettledCallback
+from connector.transform import OK, REGISTRY_DOWN, Outcome
+
+TP = ("t", 0)
+
+
+class FakeMessage:
+    def __init__(self, offset: int) -> None:
+        self._offset = offset
+
+    def error(self) -> None:
+        return None
+
+    def topic(self) -> str:
+        return TP[0]
+
+    def partition(self) -> int:
+        return TP[1]
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return b"v%d" % self._offset
+
+    def key(self) -> None:
+        return None
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (TIMESTAMP_NOT_AVAILABLE, 0)
+
+
+class FakeConsumer:
+    """Hands out the given batches, then asks the pipeline to stop. `seek` fails (an erroneous state)."""
+
+    def __init__(self, batches: list[list[int]]) -> None:
+        self.batches = [[FakeMessage(o) for o in batch] for batch in batches]
+        self.commits: list[int] = []
+        self.closed = False
+        self.pipeline: Pipeline | None = None
+
+    def subscribe(self, topics: list[str], on_assign: Callable[..., None], **callbacks: Any) -> None:
+        on_assign(self, [])
+        assert self.pipeline is not None
+        self.pipeline._assigned.add(TP)
+
+    def consume(self, count: int, timeout: float) -> list[FakeMessage]:
+        if not self.batches:
+            assert self.pipeline is not None
+            self.pipeline.stop()
+            return []
+        return self.batches.pop(0)
+
+    def pause(self, partitions: Any) -> None:
+        pass
+
+    def resume(self, partitions: Any) -> None:
+        pass
+
+    def seek(self, partition: Any) -> None:
+        raise KafkaException(KafkaError(KafkaError._STATE))
+
+    def commit(self, offsets: Any, asynchronous: bool) -> None:
+        self.commits += [tp.offset for tp in offsets]
+
+    def get_watermark_offsets(self, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        return (0, 0)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeTransform:
+    """Overlapping. The `down` value answers REGISTRY_DOWN, the `broken` one an outcome the pipeline cannot
+    unpack (a bug); from collect number `dies_at` on, collect raises (a dead worker)."""
+
+    overlaps = True
+
+    def __init__(self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0) -> None:
+        self._pending: list[list[Outcome]] = []
+        self._down, self._broken, self._dies_at, self._collects = down, broken, dies_at, 0
+
+    def _outcome(self, value: bytes) -> Outcome:
+        if value == self._down:
+            return (REGISTRY_DOWN, "down")
+        return (OK,) if value == self._broken else (OK, "e", None, b"{}", 0)
+
+    def submit(self, work: list[tuple[str, bytes]]) -> None:
+        self._pending.append([self._outcome(value) for _, value in work])
+
+    def collect(self) -> list[Outcome]:
+        self._collects += 1
+        if self._dies_at and self._collects >= self._dies_at:
+            raise ConnectorError("the decode worker process died")
+        return self._pending.pop(0)
+
+    def many(self, work: list[tuple[str, bytes]]) -> list[Outcome]:
+        self.submit(work)
+        return self.collect()
+
+    def close(self) -> None:
+        pass
+
+
+class FakeReporter:
+    def __init__(self, on_settled: SettledCallback) -> None:
+        self.on_settled = on_settled
+
+    def poll(self, timeout: float) -> None:
+        pass
+
+    def flush(self, timeout: float) -> None:
+        pass
+
+
+class InstantLane:
+    """Delivers every batch at once: each event is settled as delivered when submitted."""
+
+    fatal = None
+    delivered: list[int]
+
+    def __init__(self, index: int, reporter: FakeReporter) -> None:
+        self._reporter = reporter
+        self.delivered = []
+
+    def submit(self, batch: Batch) -> None:
+        for item in batch.items:
+            self.delivered.append(item.offset)
+            self._reporter.on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
+
+    def close(self, timeout: float) -> None:
+        pass
+
+    def abandon(self) -> None:
+        pass
+
+
+def _pipeline(consumer: FakeConsumer, transform: FakeTransform) -> tuple[Pipeline, list[InstantLane]]:
+    lanes: list[InstantLane] = []
+
+    def lane(index: int, reporter: Any) -> Any:
+        lanes.append(InstantLane(index, reporter))
+        return lanes[-1]
+
+    pipeline = Pipeline(
+        consumer=consumer,  # type: ignore[arg-type]
+        topics=[TP[0]],
+        transform=transform,
+        reporter_factory=FakeReporter,  # type: ignore[arg-type]
+        lane_factory=lane,
+        lanes=1,
+        batch_max_bytes=10**6,
+        batch_max_events=1,
+        linger_s=0.0,
+        shutdown_timeout_s=1.0,
+        commit_interval_s=0.0,
+    )
+    consumer.pipeline = pipeline
+    return pipeline, lanes
+
+
+def test_a_failure_inside_a_batch_never_lets_the_next_batch_through() -> None:
+    # A bug at offset 4 stops batch [3, 4, 5] half-handled: 4 and 5 are never tracked. The batch behind it,
+    # [6, 7, 8], was already consumed; handling it on the way out would let the final commit pass 4 and 5.
+    consumer = FakeConsumer([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    pipeline, lanes = _pipeline(consumer, FakeTransform(broken=b"v4"))
+    with pytest.raises(ValueError):
+        pipeline.run()
+    assert lanes[0].delivered == [0, 1, 2, 3]
+    assert max(consumer.commits) == 4 and consumer.closed
+
+
+def test_a_registry_outage_with_a_failing_seek_commits_nothing_past_it() -> None:
+    consumer = FakeConsumer([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    pipeline, lanes = _pipeline(consumer, FakeTransform(down=b"v4"))
+    with pytest.raises(KafkaException):
+        pipeline.run()
+    assert lanes[0].delivered == [0, 1, 2, 3]
+    assert max(consumer.commits) == 4 and consumer.closed
+
+
+def test_a_dead_worker_still_commits_what_settled_and_closes() -> None:
+    consumer = FakeConsumer([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    pipeline, lanes = _pipeline(consumer, FakeTransform(dies_at=2))
+    with pytest.raises(ConnectorError, match="died"):
+        pipeline.run()
+    assert lanes[0].delivered == [0, 1, 2]
+    assert max(consumer.commits) == 3 and consumer.closed
+
+
+def test_batches_flow_through_in_order() -> None:
+    consumer = FakeConsumer([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
+    pipeline, lanes = _pipeline(consumer, FakeTransform())
+    assert pipeline.run() == 0
+    assert lanes[0].delivered == list(range(9))
+    assert max(consumer.commits) == 9 and consumer.closed
