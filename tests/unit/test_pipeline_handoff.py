@@ -6,7 +6,7 @@ tests); what is under test is the pipeline's own bookkeeping of the batches it k
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -105,7 +105,7 @@ class FakeTransform:
             return (REGISTRY_DOWN, "down")
         return (OK,) if value == self._broken else (OK, "e", None, b"{}", 0)
 
-    def submit(self, work: list[tuple[str, bytes]]) -> None:
+    def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
         self._pending.append([self._outcome(value) for _, value in work])
 
     def collect(self) -> list[Outcome]:
@@ -114,7 +114,7 @@ class FakeTransform:
             raise ConnectorError("the decode worker process died")
         return self._pending.pop(0)
 
-    def many(self, work: list[tuple[str, bytes]]) -> list[Outcome]:
+    def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         self.submit(work)
         return self.collect()
 
