@@ -1,7 +1,7 @@
 """Decode + map + encode of a whole consumed batch, in this process or in a worker process.
 
 The pipeline hands `submit()` the (topic, value) pairs of one consume call and gets from `collect()` one
-outcome per pair, in order (`many()` does both). Outcomes are plain tuples (cheap to pickle):
+outcome per pair, in order. Outcomes are plain tuples (cheap to pickle):
 
 - `(OK, event_type, event_id, json_bytes, trims)`
 - `(REFUSED, stage, reason, message)`: a `DecodeError` or `MappingError`, dead-lettered by the pipeline
@@ -67,10 +67,6 @@ class Transform(Protocol):
         """The outcomes of the oldest submitted batch, one per pair, in order (blocks until done)."""
         ...
 
-    def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
-        """Submit and collect one batch (nothing else may be in flight)."""
-        ...
-
     def close(self) -> None: ...
 
 
@@ -101,6 +97,7 @@ class InProcess:
         return self._done.popleft()
 
     def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
+        """The outcomes of one batch, now."""
         decoder = self._decoder
         return [_one(decoder, topic, value) for topic, value in work]
 
@@ -188,12 +185,6 @@ class WorkerProcess:
             self._inbox.put(None)  # every later collect fails the same way
             raise self._died()
         return outcomes
-
-    def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
-        if not work:
-            return []
-        self.submit(work)
-        return self.collect()
 
     def _died(self) -> ConnectorError:
         return ConnectorError(f"the decode worker process died (exit code {self._process.exitcode})")

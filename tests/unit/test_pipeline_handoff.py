@@ -114,10 +114,6 @@ class FakeTransform:
             raise ConnectorError("the decode worker process died")
         return self._pending.pop(0)
 
-    def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
-        self.submit(work)
-        return self.collect()
-
     def close(self) -> None:
         pass
 

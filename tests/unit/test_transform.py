@@ -15,8 +15,10 @@ def test_worker_process_gives_the_in_process_outcomes() -> None:
     expected = InProcess(DecoderSpec().build()).many(work)
     worker = WorkerProcess(DecoderSpec())
     try:
-        assert worker.many(work) == expected
-        assert worker.many([]) == []
+        worker.submit(work)
+        assert worker.collect() == expected
+        worker.submit([])
+        assert worker.collect() == []
     finally:
         worker.close()
     kinds = [outcome[0] for outcome in expected]
