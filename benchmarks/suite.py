@@ -274,6 +274,17 @@ class Bench:
     def others_cpu(self) -> tuple[float, float]:
         return cpu_s(self.mock.proc.pid), cpu_s(self.broker.watchdog_pid, children=True)
 
+    def record_resources(self, run: Run, pid: int, others_before: tuple[float, float]) -> None:
+        """Peak RSS and CPU seconds of the measured process with its children (the decode worker), and the
+        CPU the mock and the broker spent since `others_before`."""
+        run.peak_rss_mib = vm_hwm_mib(pid)
+        mock_cpu, broker_cpu = self.others_cpu()
+        run.cpu_s = {
+            "self": round(cpu_s(pid, children=True), 2),
+            "mock_rd": round(mock_cpu - others_before[0], 2),
+            "broker": round(broker_cpu - others_before[1], 2),
+        }
+
     def produce(self, prefix: str, messages: Sequence[SampleMessage], partitions: int) -> tuple[str, dict[int, int]]:
         topic = self.broker.unique_topic(prefix, partitions)
         began = time.monotonic()
@@ -300,7 +311,7 @@ class Bench:
         results, dlq = self.broker.unique_topic("bench-results"), self.broker.unique_topic("bench-dlq")
         group = f"bench-{uuid.uuid4().hex[:10]}"
         env = connector_env(self.bootstrap, topic, group, results, dlq, self.mock.url, lanes, **extra)
-        mock_cpu0, broker_cpu0 = self.others_cpu()
+        others_before = self.others_cpu()
         spawned = time.monotonic()
         proc = subprocess.Popen(
             [sys.executable, "-m", "connector.cli", "run"],
@@ -311,13 +322,7 @@ class Bench:
         watcher = CommitWatcher(self.bootstrap, group, topic, ends)
         try:
             settled_at = settle_loop(proc, watcher, reader.marked, timeout)
-            run.peak_rss_mib = vm_hwm_mib(proc.pid)
-            mock_cpu1, broker_cpu1 = self.others_cpu()
-            run.cpu_s = {
-                "self": round(cpu_s(proc.pid, children=True), 2),  # with the decode worker
-                "mock_rd": round(mock_cpu1 - mock_cpu0, 2),
-                "broker": round(broker_cpu1 - broker_cpu0, 2),
-            }
+            self.record_resources(run, proc.pid, others_before)
         finally:
             run.exit_code = stop_process(proc)
             watcher.close()
@@ -346,7 +351,7 @@ class Bench:
             return run
         self.mock.reset(0)
         group = f"bench-quix-{uuid.uuid4().hex[:10]}"
-        mock_cpu0, broker_cpu0 = self.others_cpu()
+        others_before = self.others_cpu()
         spawned = time.monotonic()
         proc = subprocess.Popen(
             [str(PEER_PYTHON), str(ROOT / "benchmarks" / "peers" / "quix_peer.py"), "--bootstrap", self.bootstrap,
@@ -361,13 +366,7 @@ class Bench:
         watcher = CommitWatcher(self.bootstrap, group, topic, ends)
         try:
             settled_at = settle_loop(proc, watcher, reader.marked, timeout)
-            run.peak_rss_mib = vm_hwm_mib(proc.pid)
-            mock_cpu1, broker_cpu1 = self.others_cpu()
-            run.cpu_s = {
-                "self": round(cpu_s(proc.pid, children=True), 2),
-                "mock_rd": round(mock_cpu1 - mock_cpu0, 2),
-                "broker": round(broker_cpu1 - broker_cpu0, 2),
-            }
+            self.record_resources(run, proc.pid, others_before)
         finally:
             run.exit_code = stop_process(proc)
             watcher.close()
