@@ -5,7 +5,10 @@ events whose encodings have lengths l1..ln is therefore `2 + sum(li) + (n - 1)` 
 keeps that figure exact while appending, so no body ever exceeds `max_bytes`. A batch closes when:
 - the next event would push the body past `max_bytes` (the event opens the next batch), or
 - it holds `max_events` events, or
-- its oldest event has waited `linger_s` (checked with `due(now)`).
+- its oldest event has waited `linger_s` since it was read (checked with `due(now)`), or
+- the consumer is caught up (`due(now, caught_up=True)`: nothing more to read), the batch before it closed
+  full (so this is the tail of a backlog, not a trickle), and its oldest event reached Kafka `linger_s` ago:
+  waiting longer cannot fill it, and its events have waited their linger already (decision 0006).
 Events too large to fit alone (`2 + len > max_bytes`) must be refused by the caller (`fits_alone`);
 `add` raises `ValueError` for them, never sends an oversize body.
 """
@@ -50,6 +53,7 @@ class Batch:
     opened_at: float
     items: list[Item] = field(default_factory=list)
     size: int = 2
+    arrived_at: float = 0.0  # when its oldest event reached Kafka (the caller's clock; opened_at if unknown)
 
     def body(self) -> bytes:
         return b"[" + b",".join([item.event for item in self.items]) + b"]"
@@ -61,7 +65,7 @@ class Batch:
 class Batcher:
     """Accumulates encoded events into byte-exact batches. Not thread-safe: one owner."""
 
-    __slots__ = ("_open", "linger_s", "max_bytes", "max_events")
+    __slots__ = ("_after_full", "_open", "linger_s", "max_bytes", "max_events")
 
     def __init__(self, max_bytes: int, max_events: int, linger_s: float) -> None:
         if max_bytes < 3 or max_events < 1 or linger_s < 0:
@@ -70,14 +74,17 @@ class Batcher:
         self.max_events = max_events
         self.linger_s = linger_s
         self._open: Batch | None = None
+        self._after_full = False  # the last batch closed was full (closed by add, not by linger or flush)
 
     def fits_alone(self, event_len: int) -> bool:
         """Whether an event of `event_len` bytes can be sent at all (a one-event body is `2 + len`)."""
         return event_len + 2 <= self.max_bytes
 
-    def add(self, item: Item, now: float) -> list[Batch]:
+    def add(self, item: Item, now: float, arrived_at: float | None = None) -> list[Batch]:
         """Append `item`; return the batches this closed (zero, one, or two when a full batch is followed
-        by an event that fills the count cap on its own)."""
+        by an event that fills the count cap on its own). `now` opens a batch (its linger counts from it);
+        `arrived_at`, when the event reached Kafka (default `now`), matters only for the first event of a
+        batch, and only in `due(now, caught_up=True)`."""
         length = len(item.event)
         if not self.fits_alone(length):
             raise ValueError(f"event of {length} bytes cannot fit a body of at most {self.max_bytes} bytes")
@@ -87,7 +94,7 @@ class Batcher:
             closed.append(batch)
             batch = None
         if batch is None:
-            batch = Batch(opened_at=now)
+            batch = Batch(opened_at=now, arrived_at=now if arrived_at is None else min(arrived_at, now))
             batch.items.append(item)
             batch.size += length
         else:
@@ -96,14 +103,23 @@ class Batcher:
         if len(batch.items) >= self.max_events:
             closed.append(batch)
             batch = None
+        if closed:
+            self._after_full = True
         self._open = batch
         return closed
 
-    def due(self, now: float) -> Batch | None:
-        """Close and return the open batch if its oldest event has waited `linger_s`."""
+    def due(self, now: float, caught_up: bool = False) -> Batch | None:
+        """Close and return the open batch if its oldest event has waited `linger_s` since the batch opened;
+        or, when `caught_up` (the consumer has read everything there is for this batcher) and the batch
+        before this one closed full, if its oldest event reached Kafka `linger_s` ago (a backlog's tail)."""
         batch = self._open
-        if batch is not None and now - batch.opened_at >= self.linger_s:
+        if batch is None:
+            return None
+        if now - batch.opened_at >= self.linger_s or (
+            caught_up and self._after_full and now - batch.arrived_at >= self.linger_s
+        ):
             self._open = None
+            self._after_full = False
             return batch
         return None
 
@@ -114,6 +130,8 @@ class Batcher:
     def flush(self) -> Batch | None:
         """Close and return the open batch, whatever its age (shutdown, rebalance)."""
         batch, self._open = self._open, None
+        if batch is not None:
+            self._after_full = False
         return batch
 
     @property

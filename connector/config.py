@@ -314,6 +314,9 @@ class Settings:
             # 8 MiB at the default backoff 24.3k events/s; at 10 ms, 16 MiB 31.1k and 8 MiB 31.7k (180-200
             # MiB); 4 MiB 33.6-34.1k (145-153 MiB).
             "fetch.queue.backoff.ms": 10,
+            # Tells the pipeline when a partition has been read to its end: the tail of a backlog is then sent
+            # at once instead of after another linger (decision 0006).
+            "enable.partition.eof": True,
         }
         config.update(self.kafka_common())
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})

@@ -112,6 +112,7 @@ class Pipeline:
         self._unsettled_since: dict[TopicPartitionKey, tuple[int, float]] = {}  # first unsettled offset, seen at
         self._wakers: list[threading.Thread] = []
         self._transforming: deque[list[Message]] = deque()  # consumed, submitted to the transform, not handled
+        self._at_end: set[TopicPartitionKey] = set()  # read up to the end (a partition EOF since the last record)
         self.stats = PipelineStats()
 
     # -- public --------------------------------------------------------------------------------------
@@ -171,8 +172,8 @@ class Pipeline:
             self._transforming.append(messages)
         # An overlapping transform keeps the newest batch in flight while this thread handles the one before.
         self._handle_transformed(now, keep=1 if messages and self._transform.overlaps else 0)
-        for lane, batcher in zip(self._lanes, self._batchers, strict=True):
-            batch = batcher.due(now)
+        for index, (lane, batcher) in enumerate(zip(self._lanes, self._batchers, strict=True)):
+            batch = batcher.due(now, caught_up=batcher.pending > 0 and self._caught_up(index))
             if batch is not None:
                 lane.submit(batch)
         self._reporter.poll(0)
@@ -203,6 +204,10 @@ class Pipeline:
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
         self._metrics.buffered_bytes.set(sum(self._lane_buffered))
 
+    def _caught_up(self, lane: int) -> bool:
+        """Whether every partition of `lane` has been read to its end (nothing more to batch right now)."""
+        return all(tp in self._at_end for tp in self._assigned if self._lane_index(tp) == lane)
+
     def _poll_timeout(self, now: float) -> float:
         deadlines = [d for d in (b.deadline() for b in self._batchers) if d is not None]
         if not deadlines:
@@ -213,7 +218,11 @@ class Pipeline:
         """One consumed record; `outcome` is its decode+map+encode result (None for errors, tombstones)."""
         error = message.error()
         if error is not None:
-            if error.code() != KafkaError._PARTITION_EOF:
+            if error.code() == KafkaError._PARTITION_EOF:
+                tp = (cast(str, message.topic()), cast(int, message.partition()))
+                if tp in self._assigned:
+                    self._at_end.add(tp)
+            else:
                 _log.warning("consume_error error=%s", error)
             return
         topic, partition, offset = (
@@ -222,6 +231,7 @@ class Pipeline:
             cast(int, message.offset()),
         )
         tp = (topic, partition)
+        self._at_end.discard(tp)
         if tp in self._held:
             return  # re-fetched after the registry is back (we seeked to the held offset)
         value = message.value()
@@ -265,19 +275,9 @@ class Pipeline:
         item = Item(topic, partition, offset, message.key(), event_type, event_id, data, value, headers)
         weight = item_weight(item)
         self._lane_buffered[lane] += weight
-        opened = now if batcher.pending else now - self._broker_age(message)
-        for batch in batcher.add(item, opened):
+        age = _broker_age(message)  # used if this event opens a batch (also when it overflows the open one)
+        for batch in batcher.add(item, now - min(age, _MAX_BACKDATE_S, self._linger_s), arrived_at=now - age):
             self._lanes[lane].submit(batch)
-
-    def _broker_age(self, message: Message) -> float:
-        """How long the record waited before we read it (its timestamp to now), at most `_MAX_BACKDATE_S`:
-        a batch's linger then counts from when its first event reached Kafka, not from when a fetch returned
-        it (a broker may hold an empty fetch for `fetch.wait.max.ms`). The cap keeps backlogged (old)
-        records from making every batch due at once, and bounds the effect of producer clock skew."""
-        kind, timestamp_ms = message.timestamp()
-        if kind == TIMESTAMP_NOT_AVAILABLE:
-            return 0.0
-        return min(max(0.0, time.time() - timestamp_ms / 1000), _MAX_BACKDATE_S, self._linger_s)
 
     def _dead_letter(self, message: Message, stage: str, reason: str, detail: str) -> None:
         self._reporter.dead_letter(
@@ -310,6 +310,7 @@ class Pipeline:
         _log.warning("registry_unavailable topic=%s partition=%d offset=%d retry_s=%.1f error=%s",
                      tp[0], tp[1], offset, _REGISTRY_RETRY_S, exc)  # fmt: skip
         self._held[tp] = now + _REGISTRY_RETRY_S
+        self._at_end.discard(tp)
         partition = TopicPartition(tp[0], tp[1], offset)
         self._consumer.pause([partition])
         self._consumer.seek(partition)
@@ -510,6 +511,7 @@ class Pipeline:
             self._unsettled_since.pop(tp, None)
             self._scanning.discard(tp)
             self._skip.pop(tp, None)
+            self._at_end.discard(tp)
         if self._ledger is not None:
             self._ledger.marks.forget(tps)
             if not self._assigned - set(tps):
@@ -522,10 +524,24 @@ class Pipeline:
         self._health.set_assigned(bool(self._assigned))
 
     def _rewind(self, tp: TopicPartitionKey) -> None:
+        self._at_end.discard(tp)
         first = self._tracker.first_unsettled(tp)
         if first is not None:
             self._tracker.forget([tp])
             self._consumer.seek(TopicPartition(tp[0], tp[1], first))
+
+
+def _broker_age(message: Message) -> float:
+    """How long the record waited in Kafka before we read it (its timestamp to now; 0 if unknown).
+
+    A batch's linger counts from when its first event reached Kafka, not from when a fetch returned it (a
+    broker may hold an empty fetch for `fetch.wait.max.ms`), but backdated at most `_MAX_BACKDATE_S`: that
+    keeps backlogged (old) records from making every batch due at once, and bounds the effect of producer
+    clock skew. The whole age counts only for a backlog's tail (`Batcher.due(now, caught_up=True)`)."""
+    kind, timestamp_ms = message.timestamp()
+    if kind == TIMESTAMP_NOT_AVAILABLE:
+        return 0.0
+    return max(0.0, time.time() - timestamp_ms / 1000)
 
 
 def _has_value(message: Message) -> bool:

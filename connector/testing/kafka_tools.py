@@ -15,10 +15,14 @@ __all__ = ["committed_offsets", "produce_acked", "read_topic"]
 
 
 def produce_acked(
-    bootstrap_servers: str, topic: str, messages: Iterable[tuple[bytes | None, bytes | None]]
+    bootstrap_servers: str,
+    topic: str,
+    messages: Iterable[tuple[bytes | None, bytes | None]],
+    timestamp_ms: int | None = None,
 ) -> dict[int, int]:
-    """Produce (key, value) pairs; return partition -> end offset (last acknowledged offset + 1).
-    Raises RuntimeError if any record is not acknowledged."""
+    """Produce (key, value) pairs (with `timestamp_ms` as every record's time, if given); return
+    partition -> end offset (last acknowledged offset + 1). Raises RuntimeError if any record is not
+    acknowledged."""
     ends: dict[int, int] = {}
     errors: list[Any] = []
 
@@ -34,7 +38,10 @@ def produce_acked(
     for key, value in messages:
         while True:
             try:
-                producer.produce(topic, value, key, on_delivery=on_delivery)
+                if timestamp_ms is None:
+                    producer.produce(topic, value, key, on_delivery=on_delivery)
+                else:
+                    producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp_ms)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -140,6 +140,42 @@ def test_a_lone_event_is_sent_within_linger(kafka_bootstrap: str, topics: Topics
     assert elapsed_ms <= linger_ms + 250, f"lone event took {elapsed_ms:.0f} ms"
 
 
+def test_a_backlogs_tail_is_sent_once_everything_is_read(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+) -> None:
+    # Events that reached Kafka a minute ago, read as a backlog: once the consumer is at the end of every
+    # partition, the last (partial) batch goes at once; it would otherwise wait a whole linger (30 s here).
+    messages = generate_messages(600, seed=13)
+    a_minute_ago_ms = int((time.time() - 60) * 1000)
+    produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages], timestamp_ms=a_minute_ago_ms)
+    env = connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_MAX_BYTES="20000", RDC_BATCH_LINGER_MS="30000")
+    running = start_pipeline(env)
+    try:
+        assert wait_until(lambda: running.settled() == len(messages), 15), running.pipeline.stats
+    finally:
+        assert running.stop() == 0
+    sizes = [req.body_bytes for req in rd.requests if req.path == "/platform/events/batch"]
+    assert len(sizes) > 10 and sizes[-1] < 19_000  # full batches, then the tail
+
+
+def test_old_events_of_a_trickle_still_take_their_linger(
+    kafka_bootstrap: str, topics: Topics, rd: MockRdServer
+) -> None:
+    # Old by their timestamps (event time, a skewed producer clock) but no backlog (no full batch before
+    # them): the batch waits its linger to fill, as every trickle's does.
+    messages = generate_messages(3, seed=17)
+    long_ago_ms = int((time.time() - 3600) * 1000)
+    produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages], timestamp_ms=long_ago_ms)
+    running = start_pipeline(connector_env(kafka_bootstrap, rd.url, topics, RDC_BATCH_LINGER_MS="1500"))
+    try:
+        assert wait_until(lambda: running.pipeline.stats.consumed == len(messages), 20)
+        time.sleep(0.9)  # well inside the linger (at most 0.1 s of it is backdated): nothing may be sent yet
+        assert not rd.accepted
+        assert rd.wait_for_accepted(len(messages), timeout=5)
+    finally:
+        assert running.stop() == 0
+
+
 def _oversized_event() -> bytes:
     record = {
         "event_id": "7d6f1d7e-3c1a-4c55-9f55-3f1f0c9b7a10",

@@ -287,6 +287,62 @@ def test_flush_then_add_opens_fresh_batch() -> None:
     assert batch.size == 5
 
 
+def _full_then_open(arrived_at: float) -> Batcher:
+    """A batcher whose first batch closed full (count cap 2) and whose open batch holds one event that
+    was read at 10.0 and reached Kafka at `arrived_at`."""
+    batcher = Batcher(max_bytes=1000, max_events=2, linger_s=1.0)
+    batcher.add(make_item(3, offset=0), now=9.0)
+    assert len(batcher.add(make_item(3, offset=1), now=9.1)) == 1
+    batcher.add(make_item(3, offset=2), now=10.0, arrived_at=arrived_at)
+    return batcher
+
+
+def test_caught_up_sends_a_backlog_tail_whose_events_reached_kafka_a_linger_ago() -> None:
+    batcher = _full_then_open(arrived_at=2.0)
+    assert batcher.due(10.0) is None  # more may still come: the linger counts from 10.0
+    batch = batcher.due(10.0, caught_up=True)  # nothing more to read, and it reached Kafka 8 s ago
+    assert batch is not None
+    assert [item.offset for item in batch.items] == [2]
+    assert batch.arrived_at == 2.0
+
+
+def test_caught_up_waits_for_events_younger_than_linger() -> None:
+    batcher = _full_then_open(arrived_at=9.5)
+    assert batcher.due(10.4, caught_up=True) is None  # reached Kafka 0.9 s ago
+    assert batcher.due(10.5, caught_up=True) is not None
+
+
+def test_caught_up_does_not_hurry_a_trickle() -> None:
+    # The batch before closed on linger, not full: this is a slow stream, and its batches take their linger
+    # (to fill), even when the events are old by their timestamps (a producer's clock or event time).
+    batcher = Batcher(max_bytes=1000, max_events=2, linger_s=1.0)
+    batcher.add(make_item(3, offset=0), now=0.0, arrived_at=-100.0)
+    assert batcher.due(0.5, caught_up=True) is None
+    assert batcher.due(1.0) is not None
+    batcher.add(make_item(3, offset=1), now=5.0, arrived_at=-100.0)
+    assert batcher.due(5.5, caught_up=True) is None
+    batcher.add(make_item(3, offset=2), now=5.6)  # fills the count cap
+    batcher.add(make_item(3, offset=3), now=6.0, arrived_at=-100.0)
+    assert batcher.due(6.0, caught_up=True) is not None  # now after a full batch: a backlog's tail
+
+
+def test_flush_ends_the_backlog() -> None:
+    batcher = _full_then_open(arrived_at=2.0)
+    assert batcher.flush() is not None
+    batcher.add(make_item(3, offset=3), now=20.0, arrived_at=2.0)
+    assert batcher.due(20.0, caught_up=True) is None
+
+
+def test_arrived_at_defaults_to_now_and_never_after_it() -> None:
+    batcher = Batcher(max_bytes=1000, max_events=5, linger_s=1.0)
+    batcher.add(make_item(3), now=4.0)
+    batch = batcher.flush()
+    assert batch is not None and batch.arrived_at == 4.0
+    batcher.add(make_item(3), now=4.0, arrived_at=7.0)  # a producer clock ahead of ours
+    batch = batcher.flush()
+    assert batch is not None and batch.arrived_at == 4.0
+
+
 # --------------------------------------------------------------------------------------------- oversize
 
 
@@ -339,11 +395,13 @@ def test_oversize_event_into_empty_batcher_raises() -> None:
 class Add:
     length: int
     dt: int
+    age: int  # how long before `now` the event reached Kafka
 
 
 @dataclass(frozen=True)
 class Due:
     dt: int
+    caught_up: bool
 
 
 @dataclass(frozen=True)
@@ -366,10 +424,10 @@ def scenarios(draw: st.DrawFn) -> tuple[int, int, int, list[Op]]:
     )
     dts = st.one_of(st.integers(min_value=0, max_value=2 * linger + 2), st.just(linger))
     op: st.SearchStrategy[Op] = st.one_of(
-        st.builds(Add, length=lengths, dt=dts),
-        st.builds(Add, length=lengths, dt=dts),
-        st.builds(Add, length=lengths, dt=dts),
-        st.builds(Due, dt=dts),
+        st.builds(Add, length=lengths, dt=dts, age=dts),
+        st.builds(Add, length=lengths, dt=dts, age=dts),
+        st.builds(Add, length=lengths, dt=dts, age=dts),
+        st.builds(Due, dt=dts, caught_up=st.booleans()),
         st.just(Flush()),
     )
     ops = draw(st.lists(op, max_size=60))
@@ -384,9 +442,12 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
     now = 0
     added: list[Item] = []
     emitted: list[Item] = []
-    # Reference model of the open batch: its items and the time its first item arrived.
+    # Reference model of the open batch: its items, the time its first item arrived and when that one reached
+    # Kafka; and whether the last batch closed was full (closed by add).
     open_items: list[Item] = []
     open_since: int | None = None
+    open_arrived = 0
+    after_full = False
 
     def check_batch(batch: Batch) -> None:
         body = batch.body()
@@ -403,7 +464,8 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
             now += op.dt
             item = make_item(op.length, offset=index, fill=bytes([97 + index % 26]))
             added.append(item)
-            closed = batcher.add(item, now=float(now))
+            closed = batcher.add(item, now=float(now), arrived_at=float(now - op.age))
+            after_full = after_full or bool(closed)
             # with a fixed cap, one add closes at most one batch (see test_two_batches_closed_by_one_add)
             assert len(closed) <= 1
             for batch in closed:
@@ -420,7 +482,7 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
             # a batch that closed without overflow closed on the count cap, and holds the new item last
             assert len(closed) <= 1
             if not open_items:
-                open_since = now
+                open_since, open_arrived = now, now - op.age
             open_items = [*open_items, item]
             if closed:
                 assert closed[0].items == open_items
@@ -433,19 +495,22 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
                 assert expected_size(open_items) <= max_bytes
         elif isinstance(op, Due):
             now += op.dt
-            due = batcher.due(float(now))
+            due = batcher.due(float(now), caught_up=op.caught_up)
+            tail = op.caught_up and after_full and now - open_arrived >= linger
             if open_since is None:
                 assert due is None
-            elif now - open_since >= linger:
-                # (5) always returns a batch that is old enough
+            elif now - open_since >= linger or tail:
+                # (5) always returns a batch that is old enough: since it opened, or a backlog's tail (caught
+                # up, after a full batch) whose first event reached Kafka a linger ago
                 assert due is not None
                 assert due.items == open_items
                 assert due.opened_at == open_since
-                assert now - due.opened_at >= linger
+                assert due.arrived_at == open_arrived
+                assert now - due.opened_at >= linger or now - due.arrived_at >= linger
                 check_batch(due)
-                open_items, open_since = [], None
+                open_items, open_since, after_full = [], None, False
             else:
-                # (5) never returns a batch younger than linger
+                # (5) never returns a batch younger than linger, nor a trickle's batch early
                 assert due is None
         else:
             flushed = batcher.flush()
@@ -456,7 +521,7 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
                 assert flushed.items == open_items
                 assert flushed.opened_at == open_since
                 check_batch(flushed)
-                open_items, open_since = [], None
+                open_items, open_since, after_full = [], None, False
         assert batcher.pending == len(open_items)
         expected_deadline = None if open_since is None else open_since + float(linger)
         assert batcher.deadline() == expected_deadline
