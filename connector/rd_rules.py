@@ -110,16 +110,20 @@ def _check_required(errors: dict[str, list[dict[str, str]]], event_type: str, pa
             _err(errors, field, "CANNOT_BE_BLANK", f"{field} cannot be blank.")
 
 
+_email_match: Final = _EMAIL_RE.match
+_url_match: Final = _URL_RE.match
+
+
 def _email_ok(value: Any) -> bool:
-    return isinstance(value, str) and is_valid_email(value)
+    return isinstance(value, str) and _email_match(value) is not None
 
 
 def _url_ok(value: Any) -> bool:
-    return isinstance(value, str) and is_valid_url(value)
+    return isinstance(value, str) and _url_match(value) is not None
 
 
 def _non_negative_ok(value: Any) -> bool:
-    return _is_number(value) and value >= 0
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
 
 
 def _currency_ok(value: Any) -> bool:
@@ -131,7 +135,7 @@ def _cancel_reason_ok(value: Any) -> bool:
 
 
 def _within(limit: int) -> Callable[[Any], bool]:
-    return lambda value: not isinstance(value, list | str) or len(value) <= limit
+    return lambda value: not isinstance(value, (list, str)) or len(value) <= limit  # noqa: UP038 (tuple: faster)
 
 
 #: field -> (is acceptable, RD's error_type, message after the path). One dict lookup per field instead of a
@@ -147,11 +151,12 @@ _FIELD_CHECKS: Final[dict[str, tuple[Callable[[Any], bool], str, str]]] = {
 }
 
 
-def _check_fields(errors: dict[str, list[dict[str, str]]], prefix: str, fields: Mapping[str, Any]) -> None:
+def _check_fields(errors: dict[str, list[dict[str, str]]], fields: Mapping[str, Any], item: int | None = None) -> None:
+    """Check the fields of the payload, or of its line item number `item`."""
     for field, value in fields.items():
         check = _FIELD_CHECKS.get(field)
         if check is not None and value is not None and not check[0](value):
-            path = prefix + field
+            path = field if item is None else f"line_items[{item}].{field}"
             _err(errors, path, check[1], f"{path} {check[2]}")
 
 
@@ -165,13 +170,22 @@ def _check_line_items(errors: dict[str, list[dict[str, str]]], items: Any) -> No
         if not isinstance(item, dict):
             _err(errors, f"line_items[{i}]", "INVALID", "line item must be an object.")
             continue
+        quantity = item.get("quantity")
+        if (
+            type(quantity) is int  # the common case in one test; anything else takes the checks below
+            and quantity >= 1
+            and item.get("product_id") is not None
+            and item.get("product_title") is not None
+            and item.get("price") is not None
+        ):
+            _check_fields(errors, item, i)
+            continue
         for field in ("product_id", "product_title", "price", "quantity"):
             if item.get(field) is None:
                 _err(errors, f"line_items[{i}].{field}", "CANNOT_BE_NULL", f"{field} cannot be null.")
-        quantity = item.get("quantity")
         if quantity is not None and (not isinstance(quantity, int) or isinstance(quantity, bool) or quantity < 1):
             _err(errors, f"line_items[{i}].quantity", "MUST_BE_GREATER_THAN_OR_EQUAL", "quantity must be >= 1.")
-        _check_fields(errors, f"line_items[{i}].", item)
+        _check_fields(errors, item, i)
 
 
 def _check_legal_bases(errors: dict[str, list[dict[str, str]]], bases: Any) -> None:
@@ -193,7 +207,7 @@ def payload_errors(event_type: str, payload: Mapping[str, Any]) -> dict[str, lis
     """RD's field-keyed validation errors for `payload` of a known `event_type` (empty: acceptable)."""
     errors: dict[str, list[dict[str, str]]] = {}
     _check_required(errors, event_type, payload)
-    _check_fields(errors, "", payload)
+    _check_fields(errors, payload)
     if "line_items" in payload:
         _check_line_items(errors, payload["line_items"])
     if "legal_bases" in payload:
