@@ -80,6 +80,11 @@ class Batcher:
         """Whether an event of `event_len` bytes can be sent at all (a one-event body is `2 + len`)."""
         return event_len + 2 <= self.max_bytes
 
+    def opens_batch(self, event_len: int) -> bool:
+        """Whether adding an event of `event_len` bytes opens a batch (so its `now`/`arrived_at` matter)."""
+        batch = self._open
+        return batch is None or batch.size + 1 + event_len > self.max_bytes
+
     def add(self, item: Item, now: float, arrived_at: float | None = None) -> list[Batch]:
         """Append `item`; return the batches this closed (zero, one, or two when a full batch is followed
         by an event that fills the count cap on its own). `now` opens a batch (its linger counts from it);

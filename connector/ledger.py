@@ -124,6 +124,7 @@ class Ledger:
         self._decoder = decoder
         self._results_topic = results_topic
         self._partitions = results_partitions
+        self._partition_of: dict[TopicPartitionKey, int] = {}  # memo: the lanes ask once per result
         self.topic = ledger_topic
         self._group = group_id
         self._done: queue.SimpleQueue[LedgerScan] = queue.SimpleQueue()
@@ -135,7 +136,12 @@ class Ledger:
         self.marks.acked((topic, partition), source_offset, results_offset)
 
     def results_partition(self, topic: str, partition: int) -> int:
-        return results_partition(topic, partition, self._partitions)
+        """`results_partition()` of this results topic, remembered (thread-safe: a dict read or write)."""
+        key = (topic, partition)
+        known = self._partition_of.get(key)
+        if known is None:
+            known = self._partition_of[key] = results_partition(topic, partition, self._partitions)
+        return known
 
     def _key(self, tp: TopicPartitionKey) -> bytes:
         return f"{self._group}\x00{tp[0]}\x00{tp[1]}".encode()

@@ -99,6 +99,10 @@ class Lane:
     def submit(self, batch: Batch) -> None:
         self._queue.put((self._generation, batch))
 
+    def queued(self) -> int:
+        """Batches submitted and not yet taken up (the one being sent is not counted)."""
+        return self._queue.qsize()
+
     def abandon(self) -> None:
         """Drop every batch submitted so far, including one being retried now."""
         self._generation += 1

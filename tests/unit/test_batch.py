@@ -333,6 +333,16 @@ def test_flush_ends_the_backlog() -> None:
     assert batcher.due(20.0, caught_up=True) is None
 
 
+def test_opens_batch_says_whether_the_event_starts_a_batch() -> None:
+    batcher = Batcher(max_bytes=12, max_events=10, linger_s=1.0)
+    assert batcher.opens_batch(3)  # nothing open
+    batcher.add(make_item(3), now=0.0)  # "[xxx]": 5 bytes
+    assert not batcher.opens_batch(6)  # "[xxx,yyyyyy]" is exactly 12
+    assert batcher.opens_batch(7)  # one byte over: it would open the next batch
+    batcher.add(make_item(7), now=1.0)
+    assert batcher.flush() is not None  # the 7-byte event opened its own batch
+
+
 def test_arrived_at_defaults_to_now_and_never_after_it() -> None:
     batcher = Batcher(max_bytes=1000, max_events=5, linger_s=1.0)
     batcher.add(make_item(3), now=4.0)
@@ -464,6 +474,8 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
             now += op.dt
             item = make_item(op.length, offset=index, fill=bytes([97 + index % 26]))
             added.append(item)
+            opens = batcher.opens_batch(op.length)
+            assert opens == (not open_items or expected_size(open_items) + 1 + op.length > max_bytes)
             closed = batcher.add(item, now=float(now), arrived_at=float(now - op.age))
             after_full = after_full or bool(closed)
             # with a fixed cap, one add closes at most one batch (see test_two_batches_closed_by_one_add)

@@ -144,11 +144,29 @@ class InstantLane:
             self.delivered.append(item.offset)
             self._reporter.on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
 
+    def queued(self) -> int:
+        return 0
+
     def close(self, timeout: float) -> None:
         pass
 
     def abandon(self) -> None:
         pass
+
+
+class QueueingLane(InstantLane):
+    """Keeps what it is given; `waiting` is how many batches it says are queued."""
+
+    def __init__(self, index: int, reporter: FakeReporter) -> None:
+        super().__init__(index, reporter)
+        self.batches: list[list[int]] = []
+        self.waiting = 0
+
+    def submit(self, batch: Batch) -> None:
+        self.batches.append([item.offset for item in batch.items])
+
+    def queued(self) -> int:
+        return self.waiting
 
 
 def _pipeline(consumer: FakeConsumer, transform: FakeTransform) -> tuple[Pipeline, list[InstantLane]]:
@@ -210,3 +228,36 @@ def test_batches_flow_through_in_order() -> None:
     assert pipeline.run() == 0
     assert lanes[0].delivered == list(range(9))
     assert max(consumer.commits) == 9 and consumer.closed
+
+
+def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
+    # Its events would wait behind the queued batches anyway: it keeps filling instead of going out partial.
+    lanes: list[QueueingLane] = []
+
+    def lane(index: int, reporter: Any) -> Any:
+        lanes.append(QueueingLane(index, reporter))
+        return lanes[-1]
+
+    consumer = FakeConsumer([[0, 1, 2]])
+    pipeline = Pipeline(
+        consumer=consumer,  # type: ignore[arg-type]
+        topics=[TP[0]],
+        transform=FakeTransform(),
+        reporter_factory=FakeReporter,  # type: ignore[arg-type]
+        lane_factory=lane,
+        lanes=1,
+        batch_max_bytes=10**6,
+        batch_max_events=100,
+        linger_s=0.0,  # due as soon as it is checked
+        shutdown_timeout_s=1.0,
+    )
+    consumer.pipeline = pipeline
+    pipeline._assigned.add(TP)
+    lanes[0].waiting = 2
+    pipeline._step()  # consumes [0, 1, 2] (kept in flight by the overlapping transform)
+    pipeline._step()  # handles them: the batch is due, but the lane has 2 batches waiting
+    pipeline._step()
+    assert lanes[0].batches == []
+    lanes[0].waiting = 0  # the lane took up its last batch
+    pipeline._step()
+    assert lanes[0].batches == [[0, 1, 2]]
