@@ -48,6 +48,7 @@ _log = logging.getLogger("connector.pipeline")
 _CONSUME_BATCH = 1000
 _MAX_BACKDATE_S = 0.1
 _REGISTRY_RETRY_S = 2.0
+_HELD_RECHECK_S = 0.005
 
 
 @dataclass(slots=True)
@@ -215,10 +216,16 @@ class Pipeline:
         return all(tp in self._at_end for tp in self._assigned if self._lane_index(tp) == lane)
 
     def _poll_timeout(self, now: float) -> float:
-        deadlines = [d for d in (b.deadline() for b in self._batchers) if d is not None]
-        if not deadlines:
-            return 0.1
-        return max(0.0, min(0.1, min(deadlines) - now))
+        """Until the next batch's linger ends (at most 100 ms). A batch held behind its lane's queue (see
+        `_step`) is looked at again within `_HELD_RECHECK_S`: its deadline has passed, and a zero timeout
+        would spin this thread, taking the GIL from the lanes, until the lane takes up its last batch."""
+        timeout = 0.1
+        for lane, batcher in zip(self._lanes, self._batchers, strict=True):
+            deadline = batcher.deadline()
+            if deadline is not None:
+                wait = deadline - now
+                timeout = min(timeout, max(wait, _HELD_RECHECK_S) if lane.queued() else wait)
+        return max(0.0, timeout)
 
     def _handle(self, message: Message, now: float, outcome: Outcome | None) -> None:
         """One consumed record; `outcome` is its decode+map+encode result (None for errors, tombstones)."""

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
 
-from connector.batch import Batch, item_weight
+from connector.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
 from connector.pipeline import Pipeline
 from connector.reporter import SettledCallback
@@ -169,6 +169,10 @@ class QueueingLane(InstantLane):
         return self.waiting
 
 
+def _item(offset: int) -> Item:
+    return Item(TP[0], TP[1], offset, None, "e", None, b"{}")
+
+
 def _pipeline(consumer: FakeConsumer, transform: FakeTransform) -> tuple[Pipeline, list[InstantLane]]:
     lanes: list[InstantLane] = []
 
@@ -261,3 +265,9 @@ def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     lanes[0].waiting = 0  # the lane took up its last batch
     pipeline._step()
     assert lanes[0].batches == [[0, 1, 2]]
+    # Held and overdue, it is looked at again shortly, not in a busy loop (a zero timeout would spin).
+    pipeline._batchers[0].add(_item(9), 0.0)  # an overdue open batch
+    lanes[0].waiting = 1
+    assert pipeline._poll_timeout(100.0) > 0
+    lanes[0].waiting = 0
+    assert pipeline._poll_timeout(100.0) == 0  # not held: overdue means now
