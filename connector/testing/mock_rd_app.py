@@ -14,7 +14,6 @@ import math
 import random
 import threading
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -69,6 +68,7 @@ class RdMockApp:
         self.recorder = recorder
         self._faults = faults
         self._rng = random.Random(faults.seed)
+        self._uuids = random.Random()  # seeded from the OS: unique across mocks, not reseeded with the faults
         self._window = RateWindow(faults.rate_limit_per_s or 0)
         self._routes: dict[str, dict[str, Route]] = {
             BATCH_PATH: {"POST": self._batch},
@@ -197,8 +197,8 @@ class RdMockApp:
         return _error_object(503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
 
     def _accept(self, events: list[dict[str, Any]], *, batch: bool) -> Response:
-        uuids = [str(uuid.uuid4()) for _ in events]
-        batch_uuid = str(uuid.uuid4()) if batch else None
+        uuids = [_uuid4(self._uuids) for _ in events]
+        batch_uuid = _uuid4(self._uuids) if batch else None
         self.recorder.record_accepted(events, uuids, batch_uuid)
         if not batch:
             return _json(200, {"event_uuid": uuids[0]})
@@ -271,6 +271,15 @@ def _marked(events: list[dict[str, Any]], marker: str) -> dict[str, Any] | None:
         if needle in orjson.dumps(event)
     ]
     return {"errors": {"email": errors}} if errors else None
+
+
+def _uuid4(rng: random.Random) -> str:
+    """A random (version 4) UUID string. Unique, not unpredictable: enough for a mock. `str(uuid.uuid4())`
+    costs 2.2 us (a getrandom syscall and the UUID class), this 0.6 us; at 275 events a batch that was a
+    fifth of the benchmark mock's CPU, which shares the machine with the client it measures."""
+    bits = (rng.getrandbits(128) & 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF) | 0x00000000_0000_4000_8000_000000000000
+    h = f"{bits:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _json_body(request: Request, max_bytes: int) -> Any:

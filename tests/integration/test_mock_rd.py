@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -86,6 +87,9 @@ def test_batch_success_one_uuid_per_event_in_request_order(rd: MockRdServer, cli
     body = response.json()
     uuids = [e["event_uuid"] for e in body["events"]]
     assert len(uuids) == 5 and len(set(uuids)) == 5 and body["event_batch_uuid"] not in uuids
+    for text in [*uuids, body["event_batch_uuid"]]:  # RD's are version-4 UUIDs in canonical form
+        parsed = uuid.UUID(text)
+        assert str(parsed) == text and parsed.version == 4 and parsed.variant == uuid.RFC_4122
     accepted = rd.accepted
     assert [a.event for a in accepted] == events
     assert [a.event_uuid for a in accepted] == uuids
