@@ -97,10 +97,6 @@ def _err(errors: dict[str, list[dict[str, str]]], field: str, error_type: str, m
     errors.setdefault(field, []).append({"error_type": error_type, "error_message": message})
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _check_required(errors: dict[str, list[dict[str, str]]], event_type: str, payload: Mapping[str, Any]) -> None:
     for field in EVENT_TYPES[event_type]:
         value = payload.get(field)
