@@ -7,7 +7,8 @@ keeps that figure exact while appending, so no body ever exceeds `max_bytes`. A 
 - it holds `max_events` events, or
 - its oldest event has waited `linger_s` since it was read (checked with `due(now)`), or
 - the consumer is caught up (`due(now, caught_up=True)`: nothing more to read), the batch before it closed
-  full (so this is the tail of a backlog, not a trickle), and its oldest event reached Kafka `linger_s` ago:
+  full less than `linger_s` before this one opened (so this is the tail of a backlog, not a trickle), and
+  its oldest event reached Kafka `linger_s` ago:
   waiting longer cannot fill it, and its events have waited their linger already (decision 0006).
 Events too large to fit alone (`2 + len > max_bytes`) must be refused by the caller (`fits_alone`);
 `add` raises `ValueError` for them, never sends an oversize body.
@@ -65,7 +66,7 @@ class Batch:
 class Batcher:
     """Accumulates encoded events into byte-exact batches. Not thread-safe: one owner."""
 
-    __slots__ = ("_after_full", "_open", "linger_s", "max_bytes", "max_events")
+    __slots__ = ("_full_at", "_open", "linger_s", "max_bytes", "max_events")
 
     def __init__(self, max_bytes: int, max_events: int, linger_s: float) -> None:
         if max_bytes < 3 or max_events < 1 or linger_s < 0:
@@ -74,7 +75,7 @@ class Batcher:
         self.max_events = max_events
         self.linger_s = linger_s
         self._open: Batch | None = None
-        self._after_full = False  # the last batch closed was full (closed by add, not by linger or flush)
+        self._full_at: float | None = None  # when the last batch closed full (None: it closed by linger or flush)
 
     def fits_alone(self, event_len: int) -> bool:
         """Whether an event of `event_len` bytes can be sent at all (a one-event body is `2 + len`)."""
@@ -109,22 +110,26 @@ class Batcher:
             closed.append(batch)
             batch = None
         if closed:
-            self._after_full = True
+            self._full_at = now
         self._open = batch
         return closed
 
     def due(self, now: float, caught_up: bool = False) -> Batch | None:
         """Close and return the open batch if its oldest event has waited `linger_s` since the batch opened;
         or, when `caught_up` (the consumer has read everything there is for this batcher) and the batch
-        before this one closed full, if its oldest event reached Kafka `linger_s` ago (a backlog's tail)."""
+        before this one closed full within `linger_s` of its opening, if its oldest event reached Kafka
+        `linger_s` ago (a backlog's tail; a batch opened long after a backlog ended is a trickle's)."""
         batch = self._open
         if batch is None:
             return None
         if now - batch.opened_at >= self.linger_s or (
-            caught_up and self._after_full and now - batch.arrived_at >= self.linger_s
+            caught_up
+            and self._full_at is not None
+            and batch.opened_at - self._full_at <= self.linger_s
+            and now - batch.arrived_at >= self.linger_s
         ):
             self._open = None
-            self._after_full = False
+            self._full_at = None
             return batch
         return None
 
@@ -136,7 +141,7 @@ class Batcher:
         """Close and return the open batch, whatever its age (shutdown, rebalance)."""
         batch, self._open = self._open, None
         if batch is not None:
-            self._after_full = False
+            self._full_at = None
         return batch
 
     @property

@@ -16,9 +16,14 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+import confluent_kafka
+
 from connector.errors import ConfigError
 
-__all__ = ["SPECS", "Secret", "Settings", "Spec", "load_settings"]
+__all__ = ["EOF_IS_SAFE", "SPECS", "Secret", "Settings", "Spec", "load_settings"]
+
+#: librdkafka 2.14+: partition EOF events are safe to enable (see `Settings.consumer_config`).
+EOF_IS_SAFE: Final = confluent_kafka.libversion()[1] >= 0x020E0000
 
 ENV_PREFIX: Final = "RDC_"
 KAFKA_ENV_PREFIX: Final = "RDC_KAFKA__"
@@ -315,8 +320,9 @@ class Settings:
             # MiB); 4 MiB 33.6-34.1k (145-153 MiB).
             "fetch.queue.backoff.ms": 10,
             # Tells the pipeline when a partition has been read to its end: the tail of a backlog is then sent
-            # at once instead of after another linger (decision 0006).
-            "enable.partition.eof": True,
+            # at once instead of after another linger (decision 0006). Not before librdkafka 2.14: after an EOF
+            # its stored position was one too far, and a pause + resume (backpressure) skipped a record.
+            "enable.partition.eof": EOF_IS_SAFE,
         }
         config.update(self.kafka_common())
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})

@@ -233,7 +233,7 @@ class Pipeline:
         if error is not None:
             if error.code() == KafkaError._PARTITION_EOF:
                 tp = (cast(str, message.topic()), cast(int, message.partition()))
-                if tp in self._assigned:
+                if tp in self._assigned and tp not in self._held:  # a held one was sought back: not at its end
                     self._at_end.add(tp)
             else:
                 _log.warning("consume_error error=%s", error)

@@ -326,6 +326,17 @@ def test_caught_up_does_not_hurry_a_trickle() -> None:
     assert batcher.due(6.0, caught_up=True) is not None  # now after a full batch: a backlog's tail
 
 
+def test_a_batch_opened_long_after_a_backlog_ended_full_takes_its_linger() -> None:
+    # The backlog ended exactly on a full batch (nothing left open); the next batch, hours later, is a
+    # trickle's, even if its event is old by its timestamp.
+    batcher = Batcher(max_bytes=1000, max_events=2, linger_s=1.0)
+    batcher.add(make_item(3, offset=0), now=0.0)
+    assert len(batcher.add(make_item(3, offset=1), now=0.1)) == 1
+    batcher.add(make_item(3, offset=2), now=7200.0, arrived_at=0.0)
+    assert batcher.due(7200.0, caught_up=True) is None
+    assert batcher.due(7201.0, caught_up=True) is not None
+
+
 def test_flush_ends_the_backlog() -> None:
     batcher = _full_then_open(arrived_at=2.0)
     assert batcher.flush() is not None
@@ -453,11 +464,11 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
     added: list[Item] = []
     emitted: list[Item] = []
     # Reference model of the open batch: its items, the time its first item arrived and when that one reached
-    # Kafka; and whether the last batch closed was full (closed by add).
+    # Kafka; and when the last batch closed full (closed by add; None after a linger or a flush).
     open_items: list[Item] = []
     open_since: int | None = None
     open_arrived = 0
-    after_full = False
+    full_at: int | None = None
 
     def check_batch(batch: Batch) -> None:
         body = batch.body()
@@ -477,7 +488,8 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
             opens = batcher.opens_batch(op.length)
             assert opens == (not open_items or expected_size(open_items) + 1 + op.length > max_bytes)
             closed = batcher.add(item, now=float(now), arrived_at=float(now - op.age))
-            after_full = after_full or bool(closed)
+            if closed:
+                full_at = now
             # with a fixed cap, one add closes at most one batch (see test_two_batches_closed_by_one_add)
             assert len(closed) <= 1
             for batch in closed:
@@ -508,7 +520,13 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
         elif isinstance(op, Due):
             now += op.dt
             due = batcher.due(float(now), caught_up=op.caught_up)
-            tail = op.caught_up and after_full and now - open_arrived >= linger
+            tail = (
+                op.caught_up
+                and full_at is not None
+                and open_since is not None
+                and open_since - full_at <= linger
+                and now - open_arrived >= linger
+            )
             if open_since is None:
                 assert due is None
             elif now - open_since >= linger or tail:
@@ -520,7 +538,7 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
                 assert due.arrived_at == open_arrived
                 assert now - due.opened_at >= linger or now - due.arrived_at >= linger
                 check_batch(due)
-                open_items, open_since, after_full = [], None, False
+                open_items, open_since, full_at = [], None, None
             else:
                 # (5) never returns a batch younger than linger, nor a trickle's batch early
                 assert due is None
@@ -533,7 +551,7 @@ def test_packing_properties(scenario: tuple[int, int, int, list[Op]]) -> None:
                 assert flushed.items == open_items
                 assert flushed.opened_at == open_since
                 check_batch(flushed)
-                open_items, open_since, after_full = [], None, False
+                open_items, open_since, full_at = [], None, None
         assert batcher.pending == len(open_items)
         expected_deadline = None if open_since is None else open_since + float(linger)
         assert batcher.deadline() == expected_deadline
