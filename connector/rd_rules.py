@@ -119,7 +119,7 @@ def _url_ok(value: Any) -> bool:
 
 
 def _non_negative_ok(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0  # a tuple: faster
 
 
 def _currency_ok(value: Any) -> bool:

@@ -38,10 +38,8 @@ def produce_acked(
     for key, value in messages:
         while True:
             try:
-                if timestamp_ms is None:
-                    producer.produce(topic, value, key, on_delivery=on_delivery)
-                else:
-                    producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp_ms)
+                # timestamp 0 is librdkafka's "now"
+                producer.produce(topic, value, key, on_delivery=on_delivery, timestamp=timestamp_ms or 0)
                 break
             except BufferError:
                 producer.poll(0.05)

@@ -173,11 +173,16 @@ def _item(offset: int) -> Item:
     return Item(TP[0], TP[1], offset, None, "e", None, b"{}")
 
 
-def _pipeline(consumer: FakeConsumer, transform: FakeTransform) -> tuple[Pipeline, list[InstantLane]]:
+def _pipeline(
+    consumer: FakeConsumer,
+    transform: FakeTransform,
+    lane_type: type[InstantLane] = InstantLane,
+    batch_max_events: int = 1,
+) -> tuple[Pipeline, list[InstantLane]]:
     lanes: list[InstantLane] = []
 
     def lane(index: int, reporter: Any) -> Any:
-        lanes.append(InstantLane(index, reporter))
+        lanes.append(lane_type(index, reporter))
         return lanes[-1]
 
     pipeline = Pipeline(
@@ -188,8 +193,8 @@ def _pipeline(consumer: FakeConsumer, transform: FakeTransform) -> tuple[Pipelin
         lane_factory=lane,
         lanes=1,
         batch_max_bytes=10**6,
-        batch_max_events=1,
-        linger_s=0.0,
+        batch_max_events=batch_max_events,
+        linger_s=0.0,  # a batch that is not full is due as soon as it is checked
         shutdown_timeout_s=1.0,
         commit_interval_s=0.0,
     )
@@ -236,38 +241,22 @@ def test_batches_flow_through_in_order() -> None:
 
 def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     # Its events would wait behind the queued batches anyway: it keeps filling instead of going out partial.
-    lanes: list[QueueingLane] = []
-
-    def lane(index: int, reporter: Any) -> Any:
-        lanes.append(QueueingLane(index, reporter))
-        return lanes[-1]
-
     consumer = FakeConsumer([[0, 1, 2]])
-    pipeline = Pipeline(
-        consumer=consumer,  # type: ignore[arg-type]
-        topics=[TP[0]],
-        transform=FakeTransform(),
-        reporter_factory=FakeReporter,  # type: ignore[arg-type]
-        lane_factory=lane,
-        lanes=1,
-        batch_max_bytes=10**6,
-        batch_max_events=100,
-        linger_s=0.0,  # due as soon as it is checked
-        shutdown_timeout_s=1.0,
-    )
-    consumer.pipeline = pipeline
+    pipeline, lanes = _pipeline(consumer, FakeTransform(), QueueingLane, batch_max_events=100)
+    lane = lanes[0]
+    assert isinstance(lane, QueueingLane)
     pipeline._assigned.add(TP)
-    lanes[0].waiting = 2
+    lane.waiting = 2
     pipeline._step()  # consumes [0, 1, 2] (kept in flight by the overlapping transform)
     pipeline._step()  # handles them: the batch is due, but the lane has 2 batches waiting
     pipeline._step()
-    assert lanes[0].batches == []
-    lanes[0].waiting = 0  # the lane took up its last batch
+    assert lane.batches == []
+    lane.waiting = 0  # the lane took up its last batch
     pipeline._step()
-    assert lanes[0].batches == [[0, 1, 2]]
+    assert lane.batches == [[0, 1, 2]]
     # Held and overdue, it is looked at again shortly, not in a busy loop (a zero timeout would spin).
     pipeline._batchers[0].add(_item(9), 0.0)  # an overdue open batch
-    lanes[0].waiting = 1
+    lane.waiting = 1
     assert pipeline._poll_timeout(100.0) > 0
-    lanes[0].waiting = 0
+    lane.waiting = 0
     assert pipeline._poll_timeout(100.0) == 0  # not held: overdue means now
