@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit integration clean bench
+.PHONY: demo test lint typecheck unit integration clean-room clean bench image image-test
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,16 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/rd-connector demo
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck clean-room
 	$(BIN)/pytest
 
+# The wheel as users get it: every module and schema in it, installed outside the checkout, the demo run.
+clean-room: $(STAMP)
+	.ci/clean-room $(BIN)/python
+
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests
-	$(BIN)/ruff format --check connector tests
+	$(BIN)/ruff check connector tests deploy setup.py
+	$(BIN)/ruff format --check connector tests deploy setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -41,6 +45,14 @@ bench: $(STAMP)
 	  $(QUIX_VENV)/bin/pip install --quiet 'quixstreams==3.28.1' fastavro && \
 	  $(QUIX_VENV)/bin/pip install --quiet --no-deps -e . && touch $(QUIX_VENV)/.installed; }
 	$(BIN)/python benchmarks/suite.py $(BENCH_ARGS)
+
+# The container image (docker or podman; see deploy/image/), and its smoke test against the embedded broker
+# and the mock RD on the host. Neither runs in `make test`: CI has no container engine.
+image:
+	deploy/image/build.sh
+
+image-test: $(STAMP) image
+	$(BIN)/python deploy/image/smoke_test.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .pytest_cache .ruff_cache

@@ -205,6 +205,10 @@ def test_dockerfile() -> None:
     assert "/healthz" in health and "RDC_METRICS_PORT" in health and "curl" not in health
     installs = [arg for op, arg in steps if op == "RUN" and "pip install" in arg]
     assert installs and all("--no-cache-dir" in arg and "[" not in arg for arg in installs)
+    # What users install is what the image runs: the wheel is built, then installed (not `pip install .`).
+    assert all("pip wheel" in arg and ".whl" in arg and "pip install ." not in arg for arg in installs)
+    assert not [arg for op, arg in final if op == "RUN" and "pip" in arg], "the final stage installs nothing"
+    assert any(op == "COPY" and arg.startswith("--from=build") for op, arg in final)
     for op, arg in steps:
         if op == "COPY" and "--from" not in arg:
             for source in arg.split()[:-1]:
@@ -214,7 +218,7 @@ def test_dockerfile() -> None:
 def test_dockerignore_keeps_the_build_context_small() -> None:
     ignored = set(Path(ROOT / ".dockerignore").read_text().split())
     assert {".git", ".venv", "tests", "**/__pycache__", ".mypy_cache", ".pytest_cache"} <= ignored
-    needed = {"pyproject.toml", "README.md", "connector", "schemas"}
+    needed = {"pyproject.toml", "setup.py", "README.md", "connector", "schemas"}
     assert not needed & ignored
 
 
