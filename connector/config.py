@@ -218,6 +218,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("commit_interval_ms", _int_between(10, 600_000), "how often settled offsets are committed"),
     Spec("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     Spec("log_format", _log_format, "kv (key=value lines) or json (one object per line)"),
+    Spec("log_record_values", _bool, "quote the record's values (emails, names...) in log lines: for debugging only"),
     Spec("metrics_port", _int_between(0, 65535), "port of /metrics, /healthz, /readyz (0: no server)"),
     Spec("metrics_host", _nonempty, "bind address of the metrics and probe server"),
     Spec("ready_max_failing_s", _float_between(1, 86400), "/readyz fails once RD requests fail for this long"),
@@ -263,6 +264,7 @@ class Settings:
     commit_interval_ms: int = 200
     log_level: str = "INFO"
     log_format: str = "kv"
+    log_record_values: bool = False
     metrics_port: int = 9464
     metrics_host: str = "0.0.0.0"
     ready_max_failing_s: float = 120.0

@@ -12,7 +12,8 @@ ConnectorError
 ```
 
 `RecordError.reason` is a stable, machine-readable code (part of the public contract: operators filter
-dead letters by it, see README "Dead letters"); `str(error)` is the human message naming field and value.
+dead letters by it, see README "Dead letters"); `str(error)` is the human message naming field and value
+(it goes to the dead-letter topic); `log_message` is the same without the record's values (for the logs).
 Lower-level errors are translated with `raise ... from exc` at the edge where they happen.
 """
 
@@ -47,10 +48,12 @@ class RecordError(ConnectorError):
 
     stage = "record"
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, log_message: str | None = None) -> None:
+        """`log_message` is required when `message` quotes the record's data (its default is `message`)."""
         super().__init__(message)
         self.reason = reason
         self.message = message
+        self.log_message = message if log_message is None else log_message
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reason={self.reason!r}, message={self.message!r})"

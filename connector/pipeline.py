@@ -269,7 +269,7 @@ class Pipeline:
             return
         if outcome[0] == REFUSED:
             self._tracker.track(tp, offset)
-            self._dead_letter(message, outcome[1], outcome[2], outcome[3])
+            self._dead_letter(message, outcome[1], outcome[2], outcome[3], outcome[4])
             return
         _, event_type, event_id, data, trims = outcome
         if not batcher.fits_alone(len(data)):
@@ -295,19 +295,11 @@ class Pipeline:
         for batch in closed:
             self._lanes[lane].submit(batch)
 
-    def _dead_letter(self, message: Message, stage: str, reason: str, detail: str) -> None:
+    def _dead_letter(
+        self, message: Message, stage: str, reason: str, detail: str, log_detail: str | None = None
+    ) -> None:
         self._reporter.dead_letter(
-            DeadLetter(
-                topic=cast(str, message.topic()),
-                partition=cast(int, message.partition()),
-                offset=cast(int, message.offset()),
-                key=message.key(),
-                value=message.value(),
-                headers=cast(Headers | None, message.headers()),
-                stage=stage,
-                reason=reason,
-                detail=detail,
-            )
+            DeadLetter.of(message, stage=stage, reason=reason, detail=detail, log_detail=log_detail)
         )
 
     def _on_settled(self, topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:

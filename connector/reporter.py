@@ -6,6 +6,11 @@ only when Kafka acknowledged its report; a failed report is produced again by th
 dropped, never settled without an acknowledgement, never produced from inside a delivery callback).
 When librdkafka's local queue is full, the pipeline thread serves delivery reports to make room; a lane
 thread waits for the pipeline thread to do so.
+
+A dead letter is cut to fit `letter_max_bytes` (`connector.dead_letter.fit_letter`). If Kafka refuses it as too
+large anyway (`MSG_SIZE_TOO_LARGE`, in `produce()` or in its delivery report: the limit was misjudged), it is
+cut to half that size and produced again, and later letters get that lower limit too. The `dead_letter` log
+line names coordinates, stage, reason and a detail without the record's values (`log_values` adds them).
 """
 
 from __future__ import annotations
@@ -17,17 +22,17 @@ from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any, Protocol
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro.encoder import encode_delivery_results
 from connector.batch import Item, item_weight
+from connector.dead_letter import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
 from connector.metrics import Metrics
 
-__all__ = ["DeadLetter", "KafkaProducer", "Reporter"]
+__all__ = ["DeadLetter", "Headers", "KafkaProducer", "Reporter"]
 
 _log = logging.getLogger("connector.reporter")
 
-Headers = list[tuple[str, str | bytes | None]]
 #: (topic, partition, offset, buffered bytes released, delivered to RD (else dead-lettered))
 SettledCallback = Callable[[str, int, int, int, bool], None]
 
@@ -40,42 +45,6 @@ class KafkaProducer(Protocol):
     def __len__(self) -> int: ...
 
 
-class DeadLetter:
-    """A record that can never be delivered: its original bytes and why."""
-
-    __slots__ = ("detail", "headers", "key", "offset", "partition", "reason", "stage", "topic", "value", "weight")
-
-    def __init__(
-        self,
-        *,
-        topic: str,
-        partition: int,
-        offset: int,
-        key: bytes | None,
-        value: bytes | None,
-        headers: Headers | None,
-        stage: str,
-        reason: str,
-        detail: str,
-        weight: int = 0,
-    ) -> None:
-        self.topic, self.partition, self.offset = topic, partition, offset
-        self.key, self.value, self.headers = key, value, headers
-        self.stage, self.reason, self.detail = stage, reason, detail
-        self.weight = weight  # buffered bytes released when it settles
-
-    def report_headers(self) -> Headers:
-        ours: Headers = [
-            ("rdc.error.stage", self.stage.encode()),
-            ("rdc.error.reason", self.reason.encode()),
-            ("rdc.error.detail", _cap_utf8(self.detail, 4000)),
-            ("rdc.source.topic", self.topic.encode()),
-            ("rdc.source.partition", str(self.partition).encode()),
-            ("rdc.source.offset", str(self.offset).encode()),
-        ]
-        return [*(self.headers or []), *ours]
-
-
 class _BatchAcks:
     """Results of one batch still waiting for Kafka's acknowledgement, and when RD answered 200."""
 
@@ -86,11 +55,6 @@ class _BatchAcks:
         self.latest_ack_s = 0.0  # the longest produce-to-broker-ack latency librdkafka measured
         self.remaining = remaining
         self.answered_at = answered_at
-
-
-def _cap_utf8(text: str, limit: int) -> bytes:
-    """`text` as UTF-8, cut to at most `limit` bytes on a character boundary."""
-    return text.encode()[:limit].decode("utf-8", "ignore").encode()
 
 
 class Reporter:
@@ -107,8 +71,12 @@ class Reporter:
         metrics: Metrics | None = None,
         results_partition: Callable[[str, int], int] | None = None,
         on_result_offset: Callable[[str, int, int, int], None] | None = None,
+        letter_max_bytes: int = 1_000_000,
+        log_values: bool = False,
     ) -> None:
-        """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`)."""
+        """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`).
+        `letter_max_bytes`: the most a dead-letter record may take (`connector.letter_limit`); `log_values`:
+        whether `dead_letter` log lines quote the record's values (`RDC_LOG_RECORD_VALUES`)."""
         self._producer = producer
         self._factory = producer_factory
         self._retired: list[KafkaProducer] = []
@@ -121,7 +89,9 @@ class Reporter:
         self._on_settled = on_settled
         self._schema_id = result_schema_id
         self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
-        self._failed: list[tuple[str, bytes | None, bytes | None, Headers | None, Any, int]] = []
+        self._letter_limit = letter_max_bytes
+        self._log_values = log_values
+        self._failed: list[Callable[[], None]] = []  # reports to produce again at the next poll
 
     def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
         """One DeliveryResult per item, `uuids[i]` for `items[i]`. Call the moment RD answers 200: until
@@ -145,19 +115,48 @@ class Reporter:
         self._produce(topic, key, value, None, None)
 
     def dead_letter(self, letter: DeadLetter) -> None:
+        """Produce `letter` (cut to fit); it settles when Kafka acknowledged it. Any thread."""
+        fitted = fit_letter(letter, self._letter_limit)
         _log.warning(
-            "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%r",
+            "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%r%s",
             letter.topic,
             letter.partition,
             letter.offset,
             letter.stage,
             letter.reason,
-            letter.detail[:300],
+            (letter.detail if self._log_values else letter.log_detail)[:300],
+            _cut_note(letter, fitted),
         )
         if self._metrics is not None:
             self._metrics.dead_lettered(letter.stage, letter.reason)
-        headers = letter.report_headers()
-        self._produce(self._dlq_topic, letter.key, letter.value, headers, partial(self._letter_acked, letter, headers))
+        self._produce_letter(letter, fitted)
+
+    def _produce_letter(self, letter: DeadLetter, fitted: Fitted) -> None:
+        while True:
+            try:
+                self._produce(
+                    self._dlq_topic,
+                    fitted.key,
+                    fitted.value,
+                    fitted.headers,
+                    partial(self._letter_acked, letter, fitted),
+                )
+                return
+            except KafkaException as exc:  # librdkafka's own size check: our limit is above its message.max.bytes
+                if not _too_large(exc.args[0]) or fitted.size <= MIN_LIMIT:
+                    raise
+                fitted = self._shrink(letter, fitted, exc.args[0])
+
+    def _shrink(self, letter: DeadLetter, refused: Fitted, err: Any) -> Fitted:
+        """Kafka refused `refused` as too large: the limit was misjudged. Half its size, for it and the rest."""
+        self._letter_limit = min(self._letter_limit, max(MIN_LIMIT, refused.size // 2))
+        fitted = fit_letter(letter, self._letter_limit)
+        _log.warning(
+            "dead_letter_too_large topic=%s partition=%d offset=%d bytes=%d error=%s (cut to %d bytes; the limit "
+            "for dead letters is now %d)",
+            letter.topic, letter.partition, letter.offset, refused.size, err, fitted.size, self._letter_limit,
+        )  # fmt: skip
+        return fitted
 
     def _produce(
         self,
@@ -186,7 +185,7 @@ class Reporter:
                 "result_retry topic=%s partition=%d offset=%d error=%s", item.topic, item.partition, item.offset, err
             )
             retry = partial(self._result_acked, item, value, partition, acks)
-            self._failed.append((self._results_topic, item.key, value, None, retry, partition))
+            self._failed.append(partial(self._produce, self._results_topic, item.key, value, None, retry, partition))
             return
         if self._on_result_offset is not None and msg is not None:
             self._on_result_offset(item.topic, item.partition, item.offset, msg.offset())
@@ -200,12 +199,14 @@ class Reporter:
             self._metrics.observe_result_window(acks.handed_over_s + acks.latest_ack_s)
         self._on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
 
-    def _letter_acked(self, letter: DeadLetter, headers: Headers, err: Any, _msg: Any) -> None:
+    def _letter_acked(self, letter: DeadLetter, fitted: Fitted, err: Any, _msg: Any) -> None:
         if err is not None:
             self._note_failure(err)
-            _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
-            retry = partial(self._letter_acked, letter, headers)
-            self._failed.append((self._dlq_topic, letter.key, letter.value, headers, retry, -1))
+            if _too_large(err) and fitted.size > MIN_LIMIT:
+                fitted = self._shrink(letter, fitted, err)
+            else:  # produced again as it was, until Kafka acknowledges it
+                _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
+            self._failed.append(partial(self._produce_letter, letter, fitted))
             return
         self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
 
@@ -236,9 +237,21 @@ class Reporter:
         if self._stale:
             self._replace_producer()
         failed, self._failed = self._failed, []
-        for topic, key, value, headers, on_delivery, partition in failed:
-            self._produce(topic, key, value, headers, on_delivery, partition)
+        for produce_again in failed:
+            produce_again()
         return served
 
     def flush(self, timeout: float) -> int:
         return self._producer.flush(timeout) + sum(old.flush(0) for old in self._retired)
+
+
+def _too_large(err: Any) -> bool:
+    return hasattr(err, "code") and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
+
+
+def _cut_note(letter: DeadLetter, fitted: Fitted) -> str:
+    """` truncated=value,rd_event original_bytes=N bytes=M` for a cut letter, else nothing (for its log line)."""
+    if not fitted.truncated:
+        return ""
+    original = len(letter.value or b"")
+    return f" truncated={','.join(fitted.truncated)} original_bytes={original} bytes={fitted.size}"

@@ -28,6 +28,7 @@ from connector.errors import ConfigError, ConnectorError
 from connector.gc_tuning import tune_gc
 from connector.http_probe import Health, ProbeServer
 from connector.ledger import Ledger
+from connector.letter_limit import learn_letter_limit, producer_config_for
 from connector.logs import configure_logging
 from connector.metrics import Metrics
 from connector.pipeline import Pipeline
@@ -98,8 +99,11 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     if registry is not None:
         result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)
 
+    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
+    letter_limit = learn_letter_limit(admin, settings.dlq_topic, settings.producer_config())
+
     def new_producer() -> Producer:
-        return Producer(settings.producer_config())
+        return Producer(producer_config_for(settings.producer_config(), letter_limit))
 
     producer = new_producer()
     http = httpx.Client(
@@ -124,6 +128,8 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
             metrics,
             results_partition=ledger.results_partition if ledger else None,
             on_result_offset=ledger.result_acked if ledger else None,
+            letter_max_bytes=letter_limit.bytes,
+            log_values=settings.log_record_values,
         )
 
     def lane(index: int, report: Reporter) -> Lane:

@@ -25,6 +25,7 @@ import orjson
 from connector.auth import AuthFatal, AuthUnavailable
 from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
+from connector.dead_letter import rd_answer_summary
 from connector.errors import ConnectorError
 from connector.http_probe import Health
 from connector.metrics import Metrics
@@ -283,16 +284,13 @@ class Lane:
         if len(items) == 1:
             item = items[0]
             self._reporter.dead_letter(
-                DeadLetter(
-                    topic=item.topic,
-                    partition=item.partition,
-                    offset=item.offset,
-                    key=item.key,
-                    value=item.value,
-                    headers=[*(item.headers or []), ("rdc.rd_event", item.event)],
+                DeadLetter.of(
+                    item,
                     stage="send",
                     reason="rejected_by_rd" if decision.reason != "status_413" else "event_too_large",
                     detail=_excerpt(response),
+                    log_detail=rd_answer_summary(response.status_code, response.content) if response else "",
+                    rd_event=item.event,
                     weight=item_weight(item),
                 )
             )

@@ -4,7 +4,8 @@ The pipeline hands `submit()` the (topic, value) pairs of one consume call and g
 outcome per pair, in order. Outcomes are plain tuples (cheap to pickle):
 
 - `(OK, event_type, event_id, json_bytes, trims)`
-- `(REFUSED, stage, reason, message)`: a `DecodeError` or `MappingError`, dead-lettered by the pipeline
+- `(REFUSED, stage, reason, message, log_message)`: a `DecodeError` or `MappingError`, dead-lettered by the
+  pipeline (`log_message`: the message without the record's values)
 - `(REGISTRY_DOWN, message)`: the Schema Registry could not be reached; the record is retried later
 
 `InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
@@ -78,7 +79,7 @@ def _one(decoder: Decoder, topic: str, value: bytes) -> Outcome:
     except SchemaRegistryUnavailable as exc:
         return (REGISTRY_DOWN, str(exc))
     except RecordError as exc:
-        return (REFUSED, exc.stage, exc.reason, exc.message)
+        return (REFUSED, exc.stage, exc.reason, exc.message, exc.log_message)
 
 
 class InProcess:

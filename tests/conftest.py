@@ -44,12 +44,12 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def make_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
-    """Create uuid-suffixed topics for one test; they are deleted at teardown."""
+    """Create uuid-suffixed topics for one test (with topic `config` if given); deleted at teardown."""
     created: list[str] = []
 
-    def make(prefix: str = "t", partitions: int = 1) -> str:
+    def make(prefix: str = "t", partitions: int = 1, config: dict[str, str] | None = None) -> str:
         name = f"{prefix}-{uuid.uuid4().hex[:12]}"
-        create_topics(kafka_bootstrap, [name], partitions)
+        create_topics(kafka_bootstrap, [name], partitions, config)
         created.append(name)
         return name
 

@@ -152,7 +152,11 @@ class Decoder:
         except (EOFError, IndexError) as exc:
             raise DecodeError("truncated_body", f"{plan.full_name}: body ends early ({len(value)} bytes)") from exc
         except Exception as exc:  # fastavro raises many types on corrupt input
-            raise DecodeError("corrupt_body", f"{plan.full_name}: body does not decode: {exc!r}"[:300]) from exc
+            raise DecodeError(
+                "corrupt_body",
+                f"{plan.full_name}: body does not decode: {exc!r}"[:300],
+                f"{plan.full_name}: body does not decode: {type(exc).__name__}",  # its text may quote the data
+            ) from exc
         left = len(value) - stream.tell()
         if left:
             raise DecodeError("corrupt_body", f"{plan.full_name}: {left} bytes left after the record")

@@ -53,7 +53,11 @@ def map_record(full_name: str, record: Mapping[str, Any], mappers: Mapping[str, 
     except MappingError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MappingError("invalid_field", f"{full_name}: record does not fit its mapping: {exc!r}") from exc
+        raise MappingError(
+            "invalid_field",
+            f"{full_name}: record does not fit its mapping: {exc!r}",
+            f"{full_name}: record does not fit its mapping: {type(exc).__name__}",  # its text may quote a value
+        ) from exc
     trims = trim_payload(payload)
     check_payload(event_type, payload)
     return RdEvent(

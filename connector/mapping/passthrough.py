@@ -28,12 +28,21 @@ def map_passthrough(record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         raise MappingError(
             "unknown_event_type",
             f"event_type {event_type!r} is not an RD event type; one of {sorted(rd_rules.EVENT_TYPES)}",
+            f"event_type ({len(event_type)} characters) is not an RD event type",
         )
     text = record["payload_json"]
     try:
         payload = orjson.loads(text)
     except orjson.JSONDecodeError as exc:
-        raise MappingError("invalid_payload_json", f"payload_json {text[:80]!r} is not JSON: {exc}") from exc
+        raise MappingError(
+            "invalid_payload_json",
+            f"payload_json {text[:80]!r} is not JSON: {exc}",
+            f"payload_json ({len(text)} characters) is not JSON: {exc}",  # orjson's message has no content
+        ) from exc
     if not isinstance(payload, dict):
-        raise MappingError("invalid_payload_json", f"payload_json {text[:80]!r} is not a JSON object")
+        raise MappingError(
+            "invalid_payload_json",
+            f"payload_json {text[:80]!r} is not a JSON object",
+            f"payload_json is a JSON {type(payload).__name__}, not an object",
+        )
     return event_type, {k: v for k, v in payload.items() if v is not None}

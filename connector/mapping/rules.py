@@ -66,7 +66,10 @@ def check_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     path, problems = next(iter(errors.items()))
     error_type, text = problems[0]["error_type"], problems[0]["error_message"]
     value = _value_at(payload, path)
-    raise MappingError(_reason(path, error_type), f"{event_type}: {path}={value!r:.100}: {text}")
+    # rd_rules' texts name the field, never its value: the log line gets the message without the value.
+    raise MappingError(
+        _reason(path, error_type), f"{event_type}: {path}={value!r:.100}: {text}", f"{event_type}: {path}: {text}"
+    )
 
 
 def _reason(path: str, error_type: str) -> str:

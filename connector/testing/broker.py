@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import partial
 from pathlib import Path
 from types import TracebackType
@@ -62,10 +62,15 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-def create_topics(bootstrap_servers: str, names: Iterable[str], partitions: int = 1) -> None:
-    """Create topics explicitly (never rely on auto-creation: Tansu makes 4 partitions); wait for each."""
+def create_topics(
+    bootstrap_servers: str, names: Iterable[str], partitions: int = 1, config: Mapping[str, str] | None = None
+) -> None:
+    """Create topics explicitly (never rely on auto-creation: Tansu makes 4 partitions), with topic `config`
+    if given; wait for each."""
     admin = AdminClient({"bootstrap.servers": bootstrap_servers})
-    futures = admin.create_topics([NewTopic(name, num_partitions=partitions, replication_factor=1) for name in names])
+    futures = admin.create_topics(
+        [NewTopic(name, num_partitions=partitions, replication_factor=1, config=dict(config or {})) for name in names]
+    )
     for future in futures.values():
         future.result(10)
 

@@ -6,7 +6,7 @@ topic with `assign()` (no group join), and read a group's committed offsets.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
@@ -19,10 +19,11 @@ def produce_acked(
     topic: str,
     messages: Iterable[tuple[bytes | None, bytes | None]],
     timestamp_ms: int | None = None,
+    config: Mapping[str, Any] | None = None,
 ) -> dict[int, int]:
     """Produce (key, value) pairs (with `timestamp_ms` as every record's time, if given); return
-    partition -> end offset (last acknowledged offset + 1). Raises RuntimeError if any record is not
-    acknowledged."""
+    partition -> end offset (last acknowledged offset + 1). `config` adds producer settings (e.g. a higher
+    `message.max.bytes`). Raises RuntimeError if any record is not acknowledged."""
     ends: dict[int, int] = {}
     errors: list[Any] = []
 
@@ -34,7 +35,9 @@ def produce_acked(
         if partition is not None and offset is not None:
             ends[partition] = max(ends.get(partition, 0), offset + 1)
 
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "message.timeout.ms": 30_000})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap_servers, "linger.ms": 5, "message.timeout.ms": 30_000, **(config or {})}
+    )
     for key, value in messages:
         while True:
             try:

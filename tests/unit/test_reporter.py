@@ -3,15 +3,19 @@ re-production of failed reports, and BufferError back-pressure."""
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro import Decoder, default_catalog
 from connector.batch import Item, item_weight
+from connector.dead_letter import record_size
 from connector.reporter import DeadLetter, Reporter
 
 RESULTS = "rd.results"
@@ -395,3 +399,131 @@ class KafkaTimeout:
 
     def __str__(self) -> str:
         return "Local: Message timed out"
+
+
+# --- dead letters too large for Kafka ------------------------------------------------------------------------
+
+
+class KafkaTooLarge:
+    """A delivery-report error: the broker refused the record as too large."""
+
+    def code(self) -> int:
+        return int(KafkaError.MSG_SIZE_TOO_LARGE)
+
+    def fatal(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return "Broker: Message size too large"
+
+
+class SizeCheckingProducer(FakeProducer):
+    """Refuses in produce(), like librdkafka, a record whose size is over `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__()
+        self.max_bytes = max_bytes
+
+    def produce(self, topic: str, *args: Any, **kwargs: Any) -> None:
+        report = _produce_args(topic, *args, **kwargs)
+        if record_size(report.key, report.value, report.headers or []) > self.max_bytes:
+            self.attempts += 1
+            raise KafkaException(KafkaError(KafkaError.MSG_SIZE_TOO_LARGE))
+        super().produce(topic, *args, **kwargs)
+
+
+def _size(produced: Produced) -> int:
+    return record_size(produced.key, produced.value, produced.headers or [])
+
+
+def test_a_dead_letter_over_the_limit_is_produced_cut_to_fit(rig: Rig) -> None:
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=50_000)
+    original = b"\xff" * 200_000
+    reporter.dead_letter(make_letter(value=original, weight=0))
+    [produced] = rig.producer.produced
+    assert _size(produced) <= 50_000
+    assert produced.value is not None and original.startswith(produced.value)
+    headers = dict(produced.headers or [])
+    assert headers["rdc.original.size"] == b"200000" and headers["rdc.truncated"] == b"value"
+    produced.ack()
+    assert rig.settled == [("orders", 1, 42, 0, False)]
+
+
+def test_a_letter_refused_in_produce_as_too_large_is_cut_further_at_once() -> None:
+    producer = SizeCheckingProducer(max_bytes=60_000)
+    settled: list[Settled] = []
+    reporter = Reporter(producer, RESULTS, DLQ, lambda *a: settled.append(a), letter_max_bytes=1_000_000)
+    reporter.dead_letter(make_letter(value=b"v" * 500_000))  # misjudged limit: must not raise
+    [produced] = producer.produced
+    assert _size(produced) <= 60_000
+    assert producer.attempts == 5  # 500 KB, then cut to 250 KB, 125 KB, 62.5 KB, 31 KB
+    produced.ack()
+    assert [s[2] for s in settled] == [42]
+    reporter.dead_letter(make_letter(offset=43, value=b"v" * 500_000))  # later letters get the lower limit
+    assert producer.attempts == 6
+
+
+def test_a_letter_the_broker_refuses_as_too_large_is_cut_to_half_and_produced_again(rig: Rig) -> None:
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=1_000_000)
+    original = b"v" * 800_000
+    reporter.dead_letter(make_letter(value=original))
+    first = rig.producer.produced[0]
+    first.on_delivery(KafkaTooLarge(), None)
+    assert rig.settled == []
+    reporter.poll()
+    second = rig.producer.produced[1]
+    assert _size(second) <= _size(first) // 2
+    assert second.value is not None and original.startswith(second.value)
+    assert dict(second.headers or [])["rdc.original.sha256"] == hashlib.sha256(original).hexdigest().encode()
+    second.ack()
+    assert rig.settled == [("orders", 1, 42, 99, False)]
+
+
+def test_other_errors_on_a_cut_letter_produce_the_same_bytes_again(rig: Rig) -> None:
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=50_000)
+    reporter.dead_letter(make_letter(value=b"v" * 200_000))
+    first = rig.producer.produced[0]
+    first.fail("Broker: Not enough in-sync replicas")
+    reporter.poll()
+    second = rig.producer.produced[1]
+    assert (second.key, second.value, second.headers) == (first.key, first.value, first.headers)
+    assert rig.settled == []
+
+
+# --- personal data in the log line ---------------------------------------------------------------------------
+
+
+def _personal_letter() -> DeadLetter:
+    return make_letter(
+        stage="map",
+        reason="invalid_email",
+        detail="CONVERSION: email='Ana Souza +5511987654321': email is not a valid email.",
+        log_detail="CONVERSION: email: email is not a valid email.",
+    )
+
+
+@pytest.mark.parametrize("log_values", [False, True])
+def test_the_dead_letter_log_line_quotes_values_only_when_asked(
+    log_values: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    reporter = Reporter(FakeProducer(), RESULTS, DLQ, lambda *a: None, log_values=log_values)
+    with caplog.at_level(logging.WARNING, logger="connector.reporter"):
+        reporter.dead_letter(_personal_letter())
+    [line] = [r.getMessage() for r in caplog.records]
+    assert line.startswith("dead_letter topic=orders partition=1 offset=42 stage=map reason=invalid_email")
+    assert "email" in line  # the field is named either way
+    assert ("Ana Souza" in line) is log_values and ("5511987654321" in line) is log_values
+
+
+def test_the_dead_letter_header_keeps_the_full_detail_by_default() -> None:
+    producer = FakeProducer()
+    Reporter(producer, RESULTS, DLQ, lambda *a: None).dead_letter(_personal_letter())
+    assert b"Ana Souza" in dict(producer.produced[0].headers or [])["rdc.error.detail"]  # type: ignore[operator]
+
+
+def test_a_cut_letter_says_so_in_its_log_line(caplog: pytest.LogCaptureFixture) -> None:
+    reporter = Reporter(FakeProducer(), RESULTS, DLQ, lambda *a: None, letter_max_bytes=50_000)
+    with caplog.at_level(logging.WARNING, logger="connector.reporter"):
+        reporter.dead_letter(make_letter(value=b"v" * 200_000))
+    [line] = [r.getMessage() for r in caplog.records]
+    assert " truncated=value original_bytes=200000 bytes=" in line
