@@ -289,11 +289,11 @@ def _wait_closed(socks: list[socket.socket], within_s: float) -> list[socket.soc
     pending, deadline = set(socks), time.monotonic() + within_s
     while pending and time.monotonic() < deadline:
         for key, _ in selector.select(timeout=0.1):
-            sock = key.fileobj
-            assert isinstance(sock, socket.socket)
-            assert _closed_by_server(sock), "the server answered a request it never received whole"
-            selector.unregister(sock)
-            pending.discard(sock)
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            assert _closed_by_server(ready), "the server answered a request it never received whole"
+            selector.unregister(ready)
+            pending.discard(ready)
     selector.close()
     return [sock for sock in socks if sock in pending]
 
