@@ -9,6 +9,7 @@ the value (never a secret's) and what is accepted. librdkafka settings pass thro
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -183,6 +184,11 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("results_topic", _nonempty, "topic for one DeliveryResult per delivered event"),
     Spec("dlq_topic", _nonempty, "dead-letter topic"),
     Spec("rd_base_url", _url, "RD Station API base URL"),
+    Spec(
+        "allow_insecure_http",
+        _bool,
+        "allow plain http:// to a host that is not loopback for RD (and a Schema Registry with credentials)",
+    ),
     Spec("rd_access_token", _secret, "RD access token (bearer), when not using the refresh flow"),
     Spec("rd_client_id", _nonempty, "RD app client id (refresh flow)"),
     Spec("rd_client_secret", _secret, "RD app client secret (refresh flow)"),
@@ -237,6 +243,7 @@ class Settings:
     results_topic: str = "rd-connector.results"
     dlq_topic: str = "rd-connector.dlq"
     rd_base_url: str = "https://api.rd.services"
+    allow_insecure_http: bool = False
     rd_access_token: Secret | None = None
     rd_client_id: str | None = None
     rd_client_secret: Secret | None = None
@@ -407,4 +414,38 @@ def load_settings(env: Mapping[str, str], config_file: str | Path | None = None)
         if name.startswith(KAFKA_ENV_PREFIX) and len(name) > len(KAFKA_ENV_PREFIX):
             kafka[_env_name_to_kafka_key(name)] = value
     parsed = {name: _SPEC_BY_NAME[name].parse(_SPEC_BY_NAME[name].env, value) for name, value in raw.items()}
-    return Settings(**parsed, kafka=kafka)
+    settings = Settings(**parsed, kafka=kafka)
+    _refuse_plain_http(settings)
+    return settings
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1 (also written as ::ffff:127.x.y.z): traffic that never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _refuse_plain_http(settings: Settings) -> None:
+    """Credentials never go over plain http to another host unless RDC_ALLOW_INSECURE_HTTP says so: every RD
+    request carries the bearer token (and the refresh flow the client secret); the Schema Registry gets basic
+    auth only when its username or password is set, so without them http stays allowed."""
+    if settings.allow_insecure_http:
+        return
+    checked = [("RDC_RD_BASE_URL", settings.rd_base_url, "the RD access token and client secret")]
+    if settings.schema_registry_url and (settings.schema_registry_username or settings.schema_registry_password):
+        checked.append(("RDC_SCHEMA_REGISTRY_URL", settings.schema_registry_url, "the Schema Registry credentials"))
+    for env, url, what in checked:
+        parts = urlsplit(url)
+        if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            raise ConfigError(
+                f"{env}={url} is plain http to a host that is not loopback: {what} would travel unencrypted. "
+                "Use https://, or set RDC_ALLOW_INSECURE_HTTP=true if that network is trusted (a local mock, "
+                "a sidecar proxy)"
+            )

@@ -1,7 +1,15 @@
 """The metrics and health HTTP server: `/metrics`, `/healthz`, `/readyz`, for Prometheus and Kubernetes.
 
-`Health` is the state the pipeline reports into (cheap calls, any thread); `ProbeServer` serves it with a
-stdlib `ThreadingHTTPServer` on a daemon thread.
+`Health` is the state the pipeline reports into (cheap calls, any thread); `ProbeServer` serves it from one
+asyncio event loop on one daemon thread, whatever the number of connections, with bounded resources:
+
+- each connection has `request_timeout_s` (default 5 s) in total to send its request and take the answer
+  (a half-open or trickling client is closed then, not after each idle read);
+- a request head (request line and headers) over `max_request_bytes` (8 KiB) is answered 431 and closed;
+- at most `max_connections` (64) are open: a new one closes the oldest, so a probe arriving in a flood of
+  idle connections is still answered (a flood only ever costs those idle sockets' buffers).
+
+One request per connection (`Connection: close`); GET and HEAD.
 
 | path | 200 when | otherwise |
 |---|---|---|
@@ -18,11 +26,14 @@ informs dashboards, alerts and rollouts).
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from typing import Any
 
 from connector.metrics import CONTENT_TYPE
@@ -30,6 +41,9 @@ from connector.metrics import CONTENT_TYPE
 __all__ = ["Health", "ProbeServer"]
 
 Clock = Callable[[], float]
+
+_log = logging.getLogger("connector.http_probe")
+_JSON = "application/json"
 
 
 class Health:
@@ -98,21 +112,39 @@ class Health:
 class ProbeServer:
     """Serves `/metrics`, `/healthz`, `/readyz` on `host:port` (port 0 picks a free one) from a daemon thread.
 
-    `start()` binds (raises OSError if it cannot) and returns self; `stop()` closes it. Context manager.
+    `start()` binds (raises OSError if it cannot) and returns self; `stop()` closes it and every open
+    connection. Context manager. The limits (see the module docstring) are parameters so tests can shorten them.
     """
 
-    def __init__(self, health: Health, render_metrics: Callable[[], bytes], host: str = "0.0.0.0", port: int = 9464):
+    def __init__(
+        self,
+        health: Health,
+        render_metrics: Callable[[], bytes],
+        host: str = "0.0.0.0",
+        port: int = 9464,
+        *,
+        request_timeout_s: float = 5.0,
+        max_connections: int = 64,
+        max_request_bytes: int = 8192,
+    ) -> None:
         self.health = health
         self._render = render_metrics
         self._address = (host, port)
-        self._server: ThreadingHTTPServer | None = None
+        self._timeout_s = request_timeout_s
+        self._max_connections = max_connections
+        self._max_request_bytes = max_request_bytes
+        self._port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server: asyncio.Server | None = None
         self._thread: threading.Thread | None = None
+        # Open connections, oldest first (dicts keep insertion order); touched on the loop's thread only.
+        self._open: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     @property
     def port(self) -> int:
-        if self._server is None:
+        if self._port is None:
             raise RuntimeError("the probe server is not started")
-        return int(self._server.server_address[1])
+        return self._port
 
     @property
     def url(self) -> str:
@@ -120,22 +152,46 @@ class ProbeServer:
         return f"http://{host}:{self.port}"
 
     def start(self) -> ProbeServer:
-        server = ThreadingHTTPServer(self._address, _handler(self.health, self._render))
-        server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(target=server.serve_forever, args=(0.2,), name="rdc-probe", daemon=True)
+        family = socket.AF_INET6 if ":" in self._address[0] else socket.AF_INET
+        sock = socket.create_server(self._address, family=family, backlog=128)
+        loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(self._serve, sock=sock, limit=self._max_request_bytes)
+            )
+        except BaseException:
+            sock.close()
+            loop.close()
+            raise
+        self._loop, self._port = loop, int(sock.getsockname()[1])
+        self._thread = threading.Thread(target=loop.run_forever, name="rdc-probe", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
-        """Stop serving and close the socket. Idempotent."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
-            self._thread = None
+        """Stop serving, close the socket and every connection. Idempotent."""
+        loop, self._loop, self._port = self._loop, None, None
+        if loop is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self._close(), loop).result(5)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if self._thread is not None:
+                self._thread.join(5)
+                self._thread = None
+            loop.close()
+
+    async def _close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        tasks = list(self._open)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
 
     def __enter__(self) -> ProbeServer:
         return self.start()
@@ -143,33 +199,60 @@ class ProbeServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-
-def _handler(health: Health, render: Callable[[], bytes]) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "rd-connector"
-
-        def log_message(self, format: str, *args: Any) -> None:  # probes every few seconds: keep logs quiet
-            pass
-
-        def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
-            if path == "/metrics":
-                self._send(200, render(), CONTENT_TYPE)
-            elif path == "/healthz":
-                self._send_json(*health.liveness())
-            elif path == "/readyz":
-                self._send_json(*health.readiness())
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """One connection: read the request head, answer, close; all of it within `request_timeout_s`."""
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._open) >= self._max_connections:
+            oldest = next(iter(self._open))
+            self._open.pop(oldest).transport.abort()
+            oldest.cancel()
+        self._open[task] = writer
+        answered = False
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except asyncio.LimitOverrunError:
+                    answer = 431, _JSON, b'{"status": "request_too_large"}\n', True
+                else:
+                    answer = self._answer(head)
+                writer.write(_response(*answer))
+                await writer.drain()
+                answered = True
+        except (TimeoutError, asyncio.IncompleteReadError, asyncio.CancelledError, ConnectionError):
+            pass  # timed out, closed by the client, evicted or stopping: nothing more to say
+        finally:
+            self._open.pop(task, None)
+            if answered:
+                writer.close()  # sends what is buffered, then FIN
             else:
-                self._send(404, b'{"status": "not_found"}\n', "application/json")
+                writer.transport.abort()  # never wait on a client that stopped reading
 
-        def _send_json(self, ok: bool, body: dict[str, Any]) -> None:
-            self._send(200 if ok else 503, json.dumps(body).encode() + b"\n", "application/json")
+    def _answer(self, head: bytes) -> tuple[int, str, bytes, bool]:
+        """(status, content type, body, send the body) for a request head."""
+        parts = head.split(b"\r\n", 1)[0].split()
+        if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            return 400, _JSON, b'{"status": "bad_request"}\n', True
+        method, path = parts[0], parts[1].split(b"?", 1)[0]
+        if method not in (b"GET", b"HEAD"):
+            return 405, _JSON, b'{"status": "method_not_allowed"}\n', True
+        if path == b"/metrics":
+            try:
+                return 200, CONTENT_TYPE, self._render(), method == b"GET"
+            except Exception:  # say why (redacted), and answer: a scrape must not hang
+                _log.warning("metrics_render_failed", exc_info=True)
+                return 500, _JSON, b'{"status": "error"}\n', True
+        if path in (b"/healthz", b"/readyz"):
+            ok, body = self.health.liveness() if path == b"/healthz" else self.health.readiness()
+            return 200 if ok else 503, _JSON, json.dumps(body).encode() + b"\n", method == b"GET"
+        return 404, _JSON, b'{"status": "not_found"}\n', method == b"GET"
 
-        def _send(self, status: int, data: bytes, content_type: str) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
 
-    return Handler
+def _response(status: int, content_type: str, body: bytes, send_body: bool) -> bytes:
+    allow = "Allow: GET, HEAD\r\n" if status == 405 else ""
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: rd-connector\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n{allow}Connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + (body if send_body else b"")

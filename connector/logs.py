@@ -10,11 +10,25 @@ exception text (traceback included) and the stack info. It replaces with `***`:
   `ssl.key.password`...), whether written `key=value`, `"key": "value"` or `'key': 'value'`,
 - the password of a URL's userinfo (`https://user:***@host`).
 
+Values are escaped per logfmt, so that no value can forge a key or reach the terminal raw: the filter
+interpolates every argument of a `%`-format that is not a number as a logfmt value (`logfmt_value`), `%r`
+included (it renders `str(arg)`, quoted, instead of Python's repr). A plain token stays as it is
+(`topic=orders`); anything else is double-quoted, written as a JSON string literal: `\"`, `\\`, `\n`,
+`\r`, `\t`, and every other non-printable character of the Basic Multilingual Plane (C0, DEL, C1 such as
+ESC, bidi controls, line separators) as `\u001b`; printable non-ASCII text stays as it is. So
+`detail=%r` with an email `a@b.c" reason=forged` logs `detail="a@b.c\" reason=forged"`. The format string
+itself and a message logged whole (no args, or `"%s"`) are free text: redacted and control characters
+escaped, not quoted. Arguments are redacted before they are quoted (the patterns see the raw text); a
+`%s` in a secret's place (`password=%s`, `Bearer %s`) masks the whole argument.
+
 Formats (one line per record; a traceback is folded into the same line):
 
     kv:   ts=2025-01-31T12:00:00.123Z level=INFO logger=connector.sender batch lane=0 events=12 status=200
     json: {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "connector.sender", "msg": "batch ...",
            "exc": "Traceback (most recent call last): ..."}
+
+`configure_logging` also routes uncaught exceptions (`sys.excepthook`, `threading.excepthook`) through
+logging: one CRITICAL `uncaught_exception` record with the traceback, formatted and redacted like any other.
 """
 
 from __future__ import annotations
@@ -23,9 +37,11 @@ import json
 import logging
 import re
 import sys
+import threading
 import time
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Iterable, Mapping
+from types import TracebackType
+from typing import Any, Final
 from urllib.parse import quote
 
 __all__ = [
@@ -35,6 +51,8 @@ __all__ = [
     "RedactingFilter",
     "Redactor",
     "configure_logging",
+    "escape_controls",
+    "logfmt_value",
     "redact_also",
 ]
 
@@ -47,7 +65,8 @@ _KEY_VALUE = re.compile(
     rf"""(?P<key>(?:{_SECRET_KEYS})["']?\s*[:=]\s*["']?)(?P<value>[^"'\s,&;}})\]]+)""",
     re.IGNORECASE,
 )
-_AUTH_SCHEME = re.compile(r"(?P<key>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9\-._~+/=]+)", re.IGNORECASE)
+# The value classes take the filter's argument slots (\ue000N\ue001) too: `Bearer %s` masks its argument.
+_AUTH_SCHEME = re.compile(r"(?P<key>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9\-._~+/=\ue000\ue001]+)", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]+:)(?P<value>[^\s/@]+)(?=@)")
 
 
@@ -81,11 +100,75 @@ def _mask_value(match: re.Match[str]) -> str:
     return match.group("key") + MASK
 
 
-class RedactingFilter(logging.Filter):
-    """Handler filter: redacts the message (args merged in), exception text and stack info in place.
+_SHORT_ESCAPES: Final = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_NOT_ASCII_PRINTABLE: Final = re.compile(r"[^\x20-\x7e]")
+_QUOTED_ESCAPE: Final = re.compile(r'["\\]|[^\x20-\x7e]')
+_BARE_BREAKERS: Final = re.compile(r'[ ="\\]')
 
-    After it ran, `record.msg` is the final redacted message, `record.args` is empty and `record.exc_text`
-    holds the redacted traceback, so every formatter (ours or another handler's) prints redacted text.
+
+def _escape_char(match: re.Match[str]) -> str:
+    char = match.group()
+    short = _SHORT_ESCAPES.get(char)
+    if short is not None:
+        return short
+    if char.isprintable():
+        return char
+    code = ord(char)
+    if code > 0xFFFF:  # a surrogate pair, as JSON writes it
+        code -= 0x10000
+        return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+    return f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """`text` with every non-printable character escaped (`\\n`, `\\r`, `\\t`, else `\\u001b` style); `"` and
+    `\\` stay as they are. For free text, and for whole lines as the last step (it leaves quoted values alone,
+    they hold no such character)."""
+    if text.isprintable():
+        return text
+    return _NOT_ASCII_PRINTABLE.sub(_escape_char, text)
+
+
+def logfmt_value(text: str) -> str:
+    """`text` as a logfmt value: as it is when it is a non-empty token of printable characters without space,
+    `=`, `"` or `\\`; otherwise a JSON string literal (double quotes; `\\"`, `\\\\` and non-printables escaped,
+    printable non-ASCII kept). A parser reads back exactly `text`, and no value can start another key."""
+    if text and text.isprintable() and not _BARE_BREAKERS.search(text):
+        return text
+    return '"' + _QUOTED_ESCAPE.sub(_escape_char, text) + '"'
+
+
+class _Slot:
+    """Stands for one argument while the format string is interpolated and redacted (`%s` and `%r` alike)."""
+
+    __slots__ = ("mark",)
+
+    def __init__(self, index: int) -> None:
+        self.mark = f"\ue000{index}\ue001"
+
+    def __str__(self) -> str:
+        return self.mark
+
+    __repr__ = __str__
+
+
+_SLOT: Final = re.compile("\ue000([0-9]+)\ue001")
+
+
+def _text_of(value: object) -> str:
+    try:
+        return str(value)
+    except Exception:  # a broken __str__ must not lose the line
+        return f"<unprintable {type(value).__name__}>"
+
+
+class RedactingFilter(logging.Filter):
+    """Handler filter: redacts and escapes the message (args merged in), redacts exception text and stack info,
+    in place.
+
+    After it ran, `record.msg` is the final message (redacted, each non-number argument a logfmt value, no
+    raw control character), `record.args` is empty and `record.exc_text` holds the redacted traceback, so
+    every formatter (ours or another handler's) prints redacted text.
     """
 
     def __init__(self, redactor: Redactor) -> None:
@@ -95,11 +178,7 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         redact = self.redactor.redact
-        try:
-            message = record.getMessage()
-        except Exception:  # a bad format string must not leak its args unredacted, nor drop the line
-            message = f"{record.msg!s} args={record.args!r}"
-        record.msg, record.args = redact(message), ()
+        record.msg, record.args = self.message(record.msg, record.args), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = self._plain.formatException(record.exc_info)
         if record.exc_text:
@@ -107,6 +186,32 @@ class RedactingFilter(logging.Filter):
         if record.stack_info:
             record.stack_info = redact(record.stack_info)
         return True
+
+    def message(self, msg: object, args: tuple[Any, ...] | Mapping[str, Any] | None) -> str:
+        """The redacted, escaped message of `msg % args`."""
+        redact = self.redactor.redact
+        template = _text_of(msg)
+        if not args:
+            return escape_controls(redact(template))
+        if template == "%s" and isinstance(args, tuple) and len(args) == 1:  # a whole message (py.warnings)
+            return escape_controls(redact(_text_of(args[0])))
+        values: list[object] = []
+
+        def slot(value: object) -> object:
+            if isinstance(value, int | float):  # numbers as they are: %d and %.3f keep working
+                return value
+            values.append(value)
+            return _Slot(len(values) - 1)
+
+        slotted = {k: slot(v) for k, v in args.items()} if isinstance(args, Mapping) else tuple(map(slot, args))
+        try:
+            text = template % slotted
+        except Exception:  # a bad format string must not leak its args unredacted, nor drop the line
+            return f"{escape_controls(redact(template))} args={logfmt_value(redact(_text_of(args)))}"
+        # Redact the interpolated template first (a slot in a secret's place is masked whole), then put in
+        # each argument, redacted on its own raw text, as a logfmt value.
+        text = _SLOT.sub(lambda m: logfmt_value(redact(_text_of(values[int(m.group(1))]))), redact(text))
+        return escape_controls(text)
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -126,8 +231,8 @@ class KeyValueFormatter(logging.Formatter):
         line = f"ts={_timestamp(record)} level={record.levelname} logger={record.name} {record.getMessage()}"
         exc = _exception_text(record)
         if exc:
-            line += " exc=" + json.dumps(exc, ensure_ascii=False)
-        return line.replace("\n", "\\n")
+            line += " exc=" + logfmt_value(exc)
+        return escape_controls(line)
 
 
 class JsonFormatter(logging.Formatter):
@@ -138,11 +243,31 @@ class JsonFormatter(logging.Formatter):
         exc = _exception_text(record)
         if exc:
             entry["exc"] = exc
-        return json.dumps(entry, ensure_ascii=False)
+        # json escapes C0 but not DEL, C1 (an 8-bit CSI) or other non-printables: escape those too.
+        return escape_controls(json.dumps(entry, ensure_ascii=False))
 
 
 _HANDLER_NAME: Final = "rdc"
 _REDACTOR: Final = Redactor()
+_CRASH_LOG: Final = logging.getLogger("connector.crash")
+
+
+def _log_uncaught(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
+    """`sys.excepthook`: the exception that ends the main thread, as one record (Python's own would print a
+    raw, unredacted traceback on stderr)."""
+    _CRASH_LOG.critical(
+        "uncaught_exception thread=%s error=%s", threading.current_thread().name, exc_type.__name__,
+        exc_info=(exc_type, exc, tb),
+    )  # fmt: skip
+
+
+def _log_thread_exception(args: threading.ExceptHookArgs) -> None:
+    """`threading.excepthook`: the exception that ends another thread (SystemExit ends it quietly, as in Python)."""
+    if issubclass(args.exc_type, SystemExit):
+        return
+    name = args.thread.name if args.thread is not None else "unknown"
+    exc_info = (args.exc_type, args.exc_value, args.exc_traceback) if args.exc_value is not None else None
+    _CRASH_LOG.critical("uncaught_exception thread=%s error=%s", name, args.exc_type.__name__, exc_info=exc_info)
 
 
 def redact_also(*secrets: str) -> None:
@@ -163,6 +288,9 @@ def configure_logging(level: str, fmt: str = "kv", secrets: Iterable[str] = ()) 
     """Replace the root logger's console handlers with one stderr handler in `fmt` ("kv" or "json") at `level`,
     redacting `secrets` (the revealed values of the settings' `Secret`s) and token-like text.
 
+    Also installs `sys.excepthook` and `threading.excepthook`: an uncaught exception, in any thread, is one
+    CRITICAL `uncaught_exception` record (logger `connector.crash`) with its redacted traceback.
+
     Returns the handler (tests attach it to their own stream). Raises ValueError on an unknown `fmt`.
     Call once at start-up, before anything logs; calling again replaces the previous handler.
     """
@@ -181,6 +309,8 @@ def configure_logging(level: str, fmt: str = "kv", secrets: Iterable[str] = ()) 
     root.addHandler(handler)
     root.setLevel(level)
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = _log_thread_exception
     # httpx logs every request URL at INFO; our own lines already say what was sent.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)

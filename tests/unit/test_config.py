@@ -232,3 +232,67 @@ def test_specs_match_settings_and_readme() -> None:
     readme = (ROOT / "README.md").read_text()
     missing = [spec.env for spec in SPECS if f"`{spec.env}`" not in readme]
     assert not missing, f"README configuration table lacks {missing}"
+
+
+# -- plain http carries credentials in clear: only to loopback, unless allowed ------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://127.0.0.1:8765", id="ipv4-loopback"),
+        pytest.param("http://127.8.9.10", id="ipv4-loopback-net"),
+        pytest.param("http://localhost:8765", id="localhost"),
+        pytest.param("http://LocalHost", id="localhost-case"),
+        pytest.param("http://[::1]:8765", id="ipv6-loopback"),
+        pytest.param("http://[::ffff:127.0.0.1]:8765", id="ipv4-mapped-loopback"),
+        pytest.param("https://api.rd.services", id="https"),
+        pytest.param("https://10.0.0.5:8443", id="https-ip"),
+    ],
+)
+def test_rd_url_accepted(url: str) -> None:
+    assert load_settings({"RDC_RD_BASE_URL": url}).rd_base_url == url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        pytest.param("http://api.rd.services", id="public-host"),
+        pytest.param("http://mock-rd:8765", id="compose-host"),
+        pytest.param("http://10.0.0.5:8765", id="private-ip"),
+        pytest.param("http://0.0.0.0:8765", id="any-address"),
+        pytest.param("http://[::ffff:10.0.0.5]", id="ipv4-mapped"),
+        pytest.param("http://localhost.example.com", id="localhost-lookalike"),
+        pytest.param("http://127.0.0.1.nip.io", id="loopback-lookalike"),
+    ],
+)
+def test_plain_http_rd_url_refused_unless_allowed(url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"RDC_RD_BASE_URL": url, "RDC_RD_ACCESS_TOKEN": "tok-123"})
+    message = str(refused.value)
+    assert message.startswith(f"RDC_RD_BASE_URL={url} is plain http to a host that is not loopback")
+    assert "https://" in message and "RDC_ALLOW_INSECURE_HTTP=true" in message and "tok-123" not in message
+    allowed = load_settings({"RDC_RD_BASE_URL": url, "RDC_ALLOW_INSECURE_HTTP": "true"})
+    assert allowed.rd_base_url == url and allowed.allow_insecure_http
+
+
+def test_plain_http_refused_from_the_config_file_too(tmp_path: Path) -> None:
+    config = tmp_path / "rdc.toml"
+    config.write_text('rd_base_url = "http://rd.internal"\n')
+    with pytest.raises(ConfigError, match=r"RDC_RD_BASE_URL=http://rd\.internal is plain http"):
+        load_settings({}, config)
+    config.write_text('rd_base_url = "http://rd.internal"\nallow_insecure_http = true\n')
+    assert load_settings({}, config).allow_insecure_http
+
+
+def test_plain_http_registry_refused_only_with_credentials() -> None:
+    registry = {"RDC_SCHEMA_REGISTRY_URL": "http://schema-registry:8081"}
+    assert load_settings(registry).schema_registry_url == "http://schema-registry:8081"  # nothing secret travels
+    for credential in ({"RDC_SCHEMA_REGISTRY_USERNAME": "sr"}, {"RDC_SCHEMA_REGISTRY_PASSWORD": "sr-pass"}):
+        with pytest.raises(ConfigError) as refused:
+            load_settings({**registry, **credential})
+        assert str(refused.value).startswith("RDC_SCHEMA_REGISTRY_URL=http://schema-registry:8081 is plain http")
+        assert "sr-pass" not in str(refused.value)
+        assert load_settings({**registry, **credential, "RDC_ALLOW_INSECURE_HTTP": "1"}).schema_registry_url
+    local = {"RDC_SCHEMA_REGISTRY_URL": "http://127.0.0.1:8081", "RDC_SCHEMA_REGISTRY_PASSWORD": "sr-pass"}
+    assert load_settings(local).schema_registry_password == Secret("sr-pass")

@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from connector.cli import COMMANDS
-from connector.config import KAFKA_ENV_PREFIX, SPECS
+from connector.config import KAFKA_ENV_PREFIX, SPECS, load_settings
+from connector.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
@@ -154,6 +155,17 @@ def test_wiring_agrees(services: dict[str, dict[str, Any]], monkeypatch: pytest.
     assert f"127.0.0.1:{port}:{port}" in services["connector"]["ports"]
 
 
+def test_connector_environment_loads_and_allows_the_mocks_plain_http(services: dict[str, dict[str, Any]]) -> None:
+    """The mock RD on the compose network is plain http to a host that is not loopback: the connector starts
+    only because the file says so (RDC_ALLOW_INSECURE_HTTP), and would refuse without it."""
+    env = env_of(services["connector"])
+    settings = load_settings(env)
+    assert settings.rd_base_url == "http://mock-rd:8765" and settings.allow_insecure_http
+    without = {k: v for k, v in env.items() if k != "RDC_ALLOW_INSECURE_HTTP"}
+    with pytest.raises(ConfigError, match="RDC_RD_BASE_URL=http://mock-rd:8765 is plain http"):
+        load_settings(without)
+
+
 def test_connector_waits_for_its_dependencies(services: dict[str, dict[str, Any]]) -> None:
     depends = services["connector"]["depends_on"]
     assert depends["topics"]["condition"] == "service_completed_successfully"
@@ -238,6 +250,13 @@ def test_kubernetes_documents(manifests: dict[str, dict[str, Any]]) -> None:
     secret_keys = set(manifests["Secret"]["stringData"])
     assert {"RDC_RD_CLIENT_SECRET", "RDC_RD_REFRESH_TOKEN"} <= secret_keys
     assert not any(k in manifests["ConfigMap"]["data"] for k in secret_keys), "a credential in the ConfigMap"
+
+
+def test_kubernetes_settings_load(manifests: dict[str, dict[str, Any]]) -> None:
+    env = {**manifests["ConfigMap"]["data"], **manifests["Secret"]["stringData"]}
+    settings = load_settings(env)
+    settings.require_pipeline()
+    assert settings.rd_base_url.startswith("https://") and not settings.allow_insecure_http
 
 
 def test_kubernetes_deployment(manifests: dict[str, dict[str, Any]], monkeypatch: pytest.MonkeyPatch) -> None:

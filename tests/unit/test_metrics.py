@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
+import selectors
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -247,3 +252,122 @@ def test_stop_is_idempotent_and_frees_the_port() -> None:
         httpx.get(f"http://127.0.0.1:{port}/healthz")
     with pytest.raises(RuntimeError):
         _ = server.port
+
+
+# -- the probe server's resources are bounded --------------------------------------------------------
+
+
+def _connect(port: int, send: bytes = b"") -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+    if send:
+        sock.sendall(send)
+    return sock
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    """Send `request` on a fresh connection and read until the server closes it."""
+    with _connect(port, request) as sock:
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _closed_by_server(sock: socket.socket) -> bool:
+    """True once the server has closed `sock` (EOF or reset); it sends nothing before that."""
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def _wait_closed(socks: list[socket.socket], within_s: float) -> list[socket.socket]:
+    """Wait up to `within_s` for the server to close each of `socks`; return those still open."""
+    selector = selectors.DefaultSelector()
+    for sock in socks:
+        selector.register(sock, selectors.EVENT_READ)
+    pending, deadline = set(socks), time.monotonic() + within_s
+    while pending and time.monotonic() < deadline:
+        for key, _ in selector.select(timeout=0.1):
+            ready = key.fileobj
+            assert isinstance(ready, socket.socket)
+            assert _closed_by_server(ready), "the server answered a request it never received whole"
+            selector.unregister(ready)
+            pending.discard(ready)
+    selector.close()
+    return [sock for sock in socks if sock in pending]
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_half_open_connections_cost_no_thread_and_probes_still_answer() -> None:
+    """300 clients that connect and send nothing or half a request line (the issue's measurement: 1,500 of
+    them took the old server from 10 to 216 threads): no thread per connection, at most `max_connections`
+    held, and /healthz answers while they are all still connected."""
+    with ProbeServer(Health(), Metrics().render, "127.0.0.1", 0) as server:
+        threads, fds = threading.active_count(), _open_fds()
+        idle = [_connect(server.port, b"" if i % 2 else b"GET /healthz HT") for i in range(300)]
+        try:
+            live = httpx.get(f"{server.url}/healthz", timeout=5)  # accepted after all 300 (one accept queue)
+            assert live.status_code == 200 and live.json() == {"status": "ok"}
+            assert threading.active_count() == threads
+            assert _open_fds() <= fds + len(idle) + 64 + 2  # ours, plus at most 64 on the server's side
+            assert not _wait_closed(idle[:200], within_s=2)  # the oldest are closed to make room at once
+        finally:
+            for sock in idle:
+                sock.close()
+
+
+def test_idle_and_trickling_connections_are_closed_after_the_timeout() -> None:
+    with ProbeServer(Health(), Metrics().render, "127.0.0.1", 0, request_timeout_s=0.3) as server:
+        idle = [_connect(server.port, b"" if i % 2 else b"GET /metrics HTTP/1.1\r\nHost: x\r\n") for i in range(20)]
+        trickling = _connect(server.port)
+        stop = threading.Event()
+
+        def trickle() -> None:  # a byte every 50 ms: each read is quick, the whole request never ends
+            try:
+                while not stop.wait(0.05):
+                    trickling.send(b"X")
+            except OSError:
+                pass
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            assert not _wait_closed([*idle, trickling], within_s=3)
+            assert httpx.get(f"{server.url}/healthz", timeout=5).status_code == 200
+        finally:
+            stop.set()
+            sender.join()
+            for sock in [*idle, trickling]:
+                sock.close()
+
+
+def test_a_request_head_over_the_cap_is_refused() -> None:
+    with ProbeServer(Health(), Metrics().render, "127.0.0.1", 0, max_request_bytes=1024) as server:
+        answer = _exchange(server.port, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 5000)  # no end of head
+        assert answer.startswith(b"HTTP/1.1 431 ")
+        fits = _exchange(server.port, b"GET /healthz HTTP/1.1\r\nX-Pad: " + b"a" * 900 + b"\r\n\r\n")
+        assert fits.startswith(b"HTTP/1.1 200 ") and fits.endswith(b'{"status": "ok"}\n')
+
+
+def test_methods_and_malformed_requests(served: tuple[ProbeServer, Metrics, FakeClock]) -> None:
+    server, _, _ = served
+    head = _exchange(server.port, b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and head.endswith(b"\r\n\r\n")  # headers only
+    assert b"Content-Length: 17\r\n" in head and b"Connection: close\r\n" in head
+    post = _exchange(server.port, b"POST /metrics HTTP/1.1\r\nContent-Length: 0\r\n\r\n")
+    assert post.startswith(b"HTTP/1.1 405 ") and b"Allow: GET, HEAD\r\n" in post
+    assert _exchange(server.port, b"nonsense\r\n\r\n").startswith(b"HTTP/1.1 400 ")
+
+
+def test_stop_closes_open_connections() -> None:
+    server = ProbeServer(Health(), Metrics().render, "127.0.0.1", 0).start()
+    idle = [_connect(server.port) for _ in range(3)]
+    httpx.get(f"{server.url}/healthz", timeout=5)  # all three accepted by now
+    server.stop()
+    assert not _wait_closed(idle, within_s=2)
+    for sock in idle:
+        sock.close()
