@@ -117,16 +117,14 @@ class Reporter:
     def dead_letter(self, letter: DeadLetter) -> None:
         """Produce `letter` (cut to fit); it settles when Kafka acknowledged it. Any thread."""
         fitted = fit_letter(letter, self._letter_limit)
-        _log.warning(
-            "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%r%s",
-            letter.topic,
-            letter.partition,
-            letter.offset,
-            letter.stage,
-            letter.reason,
-            (letter.detail if self._log_values else letter.log_detail)[:300],
-            _cut_note(letter, fitted),
-        )
+        where = (letter.topic, letter.partition, letter.offset, letter.stage, letter.reason)
+        detail = (letter.detail if self._log_values else letter.log_detail)[:300]
+        line = "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%s"
+        if fitted.truncated:  # each value is one logfmt field (the formatter quotes arguments)
+            cut = (",".join(fitted.truncated), len(letter.value or b""), fitted.size)
+            _log.warning(line + " truncated=%s original_bytes=%d bytes=%d", *where, detail, *cut)
+        else:
+            _log.warning(line, *where, detail)
         if self._metrics is not None:
             self._metrics.dead_lettered(letter.stage, letter.reason)
         self._produce_letter(letter, fitted)
@@ -247,11 +245,3 @@ class Reporter:
 
 def _too_large(err: Any) -> bool:
     return hasattr(err, "code") and err.code() == KafkaError.MSG_SIZE_TOO_LARGE
-
-
-def _cut_note(letter: DeadLetter, fitted: Fitted) -> str:
-    """` truncated=value,rd_event original_bytes=N bytes=M` for a cut letter, else nothing (for its log line)."""
-    if not fitted.truncated:
-        return ""
-    original = len(letter.value or b"")
-    return f" truncated={','.join(fitted.truncated)} original_bytes={original} bytes={fitted.size}"
