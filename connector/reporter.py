@@ -107,8 +107,12 @@ class Reporter:
         metrics: Metrics | None = None,
         results_partition: Callable[[str, int], int] | None = None,
         on_result_offset: Callable[[str, int, int, int], None] | None = None,
+        writer: tuple[str, str] | None = None,
+        base_of: Callable[[str, int], int | None] | None = None,
     ) -> None:
-        """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`)."""
+        """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`).
+        `writer` (group id, RD destination) and `base_of(topic, partition)` fill each result's writer_*
+        fields (the ledger trusts only results of its own group, destination and base)."""
         self._producer = producer
         self._factory = producer_factory
         self._retired: list[KafkaProducer] = []
@@ -120,6 +124,9 @@ class Reporter:
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
         self._schema_id = result_schema_id
+        self._writer_group: str | None = writer[0] if writer is not None else None
+        self._writer_destination: str | None = writer[1] if writer is not None else None
+        self._base_of = base_of
         self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
         self._failed: list[tuple[str, bytes | None, bytes | None, Headers | None, Any, int]] = []
 
@@ -133,6 +140,9 @@ class Reporter:
             event_batch_uuid=batch_uuid,
             delivered_at_ms=int(time.time() * 1000),
             schema_id=self._schema_id,
+            writer_group=self._writer_group,
+            writer_destination=self._writer_destination,
+            base_of=self._base_of,
         )
         for item, value in zip(items, values, strict=True):
             partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1
