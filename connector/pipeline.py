@@ -404,6 +404,8 @@ class Pipeline:
             self._scanning.discard(scan.tp)
             if scan.delivered:
                 self._skip[scan.tp] = scan.delivered
+            if scan.checkpoint is not None:  # reset backwards: later scans start after the replayed results
+                self._reporter.produce_plain(self._ledger.topic, *scan.checkpoint)
             _log.info(
                 "ledger_scan topic=%s partition=%d committed=%d results_from=%d scanned=%d "
                 "already_delivered=%d ms=%.0f",
@@ -483,10 +485,12 @@ class Pipeline:
         if self._ledger is not None:  # paused until the scan says which records were delivered already
             try:
                 committed = consumer.committed(partitions, timeout=10)
-                positions = {(tp.topic, tp.partition): tp.offset for tp in committed}
-            except KafkaException as exc:  # unknown: scanning from the start is longer, never wrong
-                _log.warning("committed_unknown error=%s (the ledger scan reads the results from the start)", exc)
-                positions = {(p.topic, p.partition): -1 for p in partitions}
+                positions: dict[TopicPartitionKey, int | None] = {
+                    (tp.topic, tp.partition): tp.offset if tp.error is None else None for tp in committed
+                }
+            except KafkaException as exc:  # unknown: nothing is skipped (a possible duplicate, never a loss)
+                _log.warning("committed_unknown error=%s (the ledger skips nothing for these partitions)", exc)
+                positions = {(p.topic, p.partition): None for p in partitions}
             self._scanning.update(positions)
             self._ledger.scan(positions)
 
@@ -521,7 +525,7 @@ class Pipeline:
             self._skip.pop(tp, None)
             self._at_end.discard(tp)
         if self._ledger is not None:
-            self._ledger.marks.forget(tps)
+            self._ledger.forget(tps)
             if not self._assigned - set(tps):
                 self._ledger.cancel()
         self._metrics.forget_partitions(tps)

@@ -73,10 +73,14 @@ class Reporter:
         on_result_offset: Callable[[str, int, int, int], None] | None = None,
         letter_max_bytes: int = 1_000_000,
         log_values: bool = False,
+        writer: tuple[str, str] | None = None,
+        base_of: Callable[[str, int], int | None] | None = None,
     ) -> None:
         """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`).
         `letter_max_bytes`: the most a dead-letter record may take (`connector.letter_limit`); `log_values`:
-        whether `dead_letter` log lines quote the record's values (`RDC_LOG_RECORD_VALUES`)."""
+        whether `dead_letter` log lines quote the record's values (`RDC_LOG_RECORD_VALUES`).
+        `writer` (group id, RD destination) and `base_of(topic, partition)` fill each result's writer_*
+        fields (the ledger trusts only results of its own group, destination and base)."""
         self._producer = producer
         self._factory = producer_factory
         self._retired: list[KafkaProducer] = []
@@ -88,6 +92,9 @@ class Reporter:
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
         self._schema_id = result_schema_id
+        self._writer_group: str | None = writer[0] if writer is not None else None
+        self._writer_destination: str | None = writer[1] if writer is not None else None
+        self._base_of = base_of
         self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
         self._letter_limit = letter_max_bytes
         self._log_values = log_values
@@ -103,6 +110,9 @@ class Reporter:
             event_batch_uuid=batch_uuid,
             delivered_at_ms=int(time.time() * 1000),
             schema_id=self._schema_id,
+            writer_group=self._writer_group,
+            writer_destination=self._writer_destination,
+            base_of=self._base_of,
         )
         for item, value in zip(items, values, strict=True):
             partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1

@@ -27,7 +27,7 @@ from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
 from connector.gc_tuning import tune_gc
 from connector.http_probe import Health, ProbeServer
-from connector.ledger import Ledger
+from connector.ledger import Ledger, rd_destination
 from connector.letter_limit import learn_letter_limit, producer_config_for
 from connector.logs import configure_logging
 from connector.metrics import Metrics
@@ -87,6 +87,14 @@ def _tokens(settings: Settings, http: httpx.Client, metrics: Metrics, health: He
     return StaticToken(settings.rd_access_token)
 
 
+def _destination(settings: Settings) -> str:
+    """The RD destination results are stamped with: from the credentials `_tokens` picks."""
+    if settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token:
+        return rd_destination(settings.rd_base_url, settings.rd_refresh_token.reveal(), settings.rd_client_id)
+    assert settings.rd_access_token is not None  # require_pipeline checked it
+    return rd_destination(settings.rd_base_url, settings.rd_access_token.reveal())
+
+
 def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: Health | None = None) -> Pipeline:
     """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`."""
     metrics = metrics or Metrics()
@@ -115,7 +123,8 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     client = RdClient(settings.rd_base_url, _tokens(settings, http, metrics, health), http)
     gate = RateGate(settings.rd_requests_per_minute)
 
-    ledger = _ledger(settings, decoder) if settings.effectively_once else None
+    destination = _destination(settings)
+    ledger = _ledger(settings, decoder, destination) if settings.effectively_once else None
 
     def reporter(on_settled: SettledCallback) -> Reporter:
         return Reporter(
@@ -130,6 +139,8 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
             on_result_offset=ledger.result_acked if ledger else None,
             letter_max_bytes=letter_limit.bytes,
             log_values=settings.log_record_values,
+            writer=(settings.group_id, destination),
+            base_of=ledger.base if ledger else None,
         )
 
     def lane(index: int, report: Reporter) -> Lane:
@@ -173,7 +184,7 @@ def decode_workers(settings: Settings) -> int:
     return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
 
 
-def _ledger(settings: Settings, decoder: Decoder) -> Ledger:
+def _ledger(settings: Settings, decoder: Decoder, destination: str) -> Ledger:
     """The ledger over the results topic; creates the compacted ledger topic if it is missing."""
     admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
     try:
@@ -207,6 +218,7 @@ def _ledger(settings: Settings, decoder: Decoder) -> Ledger:
         results_partitions=len(results.partitions),
         ledger_topic=settings.ledger_topic,
         group_id=settings.group_id,
+        destination=destination,
     )
 
 

@@ -9,7 +9,7 @@ does not fit its schema: that is a programming error, not a data error.
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastavro import schemaless_writer
@@ -64,6 +64,9 @@ def encode_delivery_result(
     source_event_id: str | None,
     delivered_at_ms: int,
     schema_id: int | None = None,
+    writer_group: str | None = None,
+    writer_destination: str | None = None,
+    writer_base: int | None = None,
 ) -> bytes:
     """A results-topic value (`DeliveryResult`): single-object framing, or Confluent framing when
     `schema_id` (the registry id of DeliveryResult) is given."""
@@ -76,6 +79,9 @@ def encode_delivery_result(
         "source_offset": source_offset,
         "source_event_id": source_event_id,
         "delivered_at": delivered_at_ms,
+        "writer_group": writer_group,
+        "writer_destination": writer_destination,
+        "writer_base": writer_base,
     }
     encoder = _default_encoder()
     if schema_id is None:
@@ -99,27 +105,37 @@ def encode_delivery_results(
     event_batch_uuid: str,
     delivered_at_ms: int,
     schema_id: int | None = None,
+    writer_group: str | None = None,
+    writer_destination: str | None = None,
+    base_of: Callable[[str, int], int | None] | None = None,
 ) -> list[bytes]:
     """The DeliveryResult values of one accepted batch: `rows[i]` is (event_type, source_topic,
-    source_partition, source_offset, source_event_id) of the event that got `uuids[i]`. The same bytes as
+    source_partition, source_offset, source_event_id) of the event that got `uuids[i]`; `base_of(topic,
+    partition)` is the `writer_base` of that partition's results (None without it). The same bytes as
     `encode_delivery_result` (a test checks it against fastavro).
 
     Written by hand because it runs for every delivered event on the lane thread: the schema is flat
-    (strings, an int, longs, one nullable string) and most fields repeat within a batch, so the shared
-    pieces are encoded once: measured 1.4 us per event against 4.4 us through fastavro. That is CPU saved
-    per event; the benchmark's events/s did not move (18.5k -> 18.6k), the lane is not what binds there."""
+    (strings, an int, longs, nullable strings and a nullable long) and most fields repeat within a batch,
+    so the shared pieces are encoded once: measured 1.4 us per event against 4.4 us through fastavro.
+    That is CPU saved per event; the benchmark's events/s did not move (18.5k -> 18.6k), the lane is not
+    what binds there. The fields after `source_event_id` (delivered_at, writer_*) depend only on the batch
+    and the source partition, so they are one piece, encoded once per partition of the batch."""
     header = _result_header() if schema_id is None else confluent_header(schema_id)
-    batch_uuid, delivered_at = _string(event_batch_uuid), _long(delivered_at_ms)
-    shared: dict[tuple[str, str, int], bytes] = {}
+    batch_uuid = _string(event_batch_uuid)
+    stamp = _long(delivered_at_ms) + _optional_string(writer_group) + _optional_string(writer_destination)
+    shared: dict[tuple[str, str, int], tuple[bytes, bytes]] = {}
     values: list[bytes] = []
     for (event_type, topic, partition, offset, event_id), event_uuid in zip(rows, uuids, strict=True):
-        middle = shared.get((event_type, topic, partition))
-        if middle is None:
-            middle = shared[(event_type, topic, partition)] = _string(event_type) + _string(topic) + _long(partition)
+        pieces = shared.get((event_type, topic, partition))
+        if pieces is None:
+            base = base_of(topic, partition) if base_of is not None else None
+            pieces = shared[(event_type, topic, partition)] = (
+                _string(event_type) + _string(topic) + _long(partition),
+                stamp + (b"\x00" if base is None else b"\x02" + _long(base)),
+            )
+        middle, tail = pieces
         optional = b"\x00" if event_id is None else b"\x02" + _string(event_id)
-        values.append(
-            b"".join((header, _string(event_uuid), batch_uuid, middle, _long(offset), optional, delivered_at))
-        )
+        values.append(b"".join((header, _string(event_uuid), batch_uuid, middle, _long(offset), optional, tail)))
     return values
 
 
@@ -139,6 +155,11 @@ def _long(value: int) -> bytes:
 def _string(value: str) -> bytes:
     data = value.encode()
     return _long(len(data)) + data
+
+
+def _optional_string(value: str | None) -> bytes:
+    """A ["null", "string"] union: branch 0 (null) or branch 1 and the string."""
+    return b"\x00" if value is None else b"\x02" + _string(value)
 
 
 def _result_header() -> bytes:

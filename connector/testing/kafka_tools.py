@@ -1,6 +1,6 @@
 """Small Kafka helpers for tests, the demo and benchmarks: produce with end offsets taken from the
 acknowledgements (Tansu answers queried end offsets wrongly, see ../shared/tansu.md), read a whole
-topic with `assign()` (no group join), and read a group's committed offsets.
+topic with `assign()` (no group join), and read or set a group's committed offsets.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, Producer, TopicPartition
 
-__all__ = ["committed_offsets", "produce_acked", "read_topic"]
+__all__ = ["commit_offsets", "committed_offsets", "produce_acked", "read_topic"]
 
 
 def produce_acked(
@@ -84,3 +84,16 @@ def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, partiti
     finally:
         consumer.close()
     return {tp.partition: tp.offset for tp in committed}
+
+
+def commit_offsets(bootstrap_servers: str, group_id: str, topic: str, offsets: dict[int, int]) -> None:
+    """Commit partition -> offset for `group_id` (an operator's offset reset): the group must have no
+    active member. Raises KafkaException if the commit is refused."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        done = consumer.commit(offsets=[TopicPartition(topic, p, o) for p, o in offsets.items()], asynchronous=False)
+        failed = [tp for tp in done or [] if tp.error is not None]
+        if failed:
+            raise RuntimeError(f"commit for {group_id} refused: {failed}")
+    finally:
+        consumer.close()

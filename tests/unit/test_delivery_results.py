@@ -8,32 +8,49 @@ from hypothesis import strategies as st
 from connector.avro import DELIVERY_RESULT, Decoder, Encoder, default_catalog, encode_delivery_results
 
 _text = st.text(max_size=40)
+_long = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _row = st.tuples(
     st.sampled_from(["ECOMMERCE_ORDER_PAID", "CONVERSION", "é-type"]),
     st.sampled_from(["orders", "shop-events", "tópico"]),
     st.integers(min_value=-(2**31), max_value=2**31 - 1),
-    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    _long,
     st.none() | _text,
 )
+# writer_base per source partition: a few partitions repeat within a batch; None (unknown) included
+_bases = st.dictionaries(st.tuples(st.sampled_from(["orders", "shop-events", "tópico"]), st.integers()), _long)
 
 
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.tuples(_row, _text), min_size=1, max_size=12),
     _text,
-    st.integers(min_value=-(2**63), max_value=2**63 - 1),
+    _long,
     st.none() | st.integers(min_value=0, max_value=2**31 - 1),
+    st.none() | st.tuples(_text, _text),
+    st.none() | _bases,
 )
 def test_batch_encoding_equals_fastavro(
     rows_and_uuids: list[tuple[tuple[str, str, int, int, str | None], str]],
     batch_uuid: str,
     delivered_at: int,
     schema_id: int | None,
+    writer: tuple[str, str] | None,
+    bases: dict[tuple[str, int], int] | None,
 ) -> None:
     rows = [row for row, _ in rows_and_uuids]
     uuids = [uuid for _, uuid in rows_and_uuids]
+    if bases is not None:  # some partitions of the batch have a base, others not
+        bases.update({(topic, partition): partition * 7 for _, topic, partition, _, _ in rows[::2]})
+    group, destination = writer if writer is not None else (None, None)
     ours = encode_delivery_results(
-        rows, uuids, event_batch_uuid=batch_uuid, delivered_at_ms=delivered_at, schema_id=schema_id
+        rows,
+        uuids,
+        event_batch_uuid=batch_uuid,
+        delivered_at_ms=delivered_at,
+        schema_id=schema_id,
+        writer_group=group,
+        writer_destination=destination,
+        base_of=None if bases is None else lambda topic, partition: bases.get((topic, partition)),
     )
     encoder = Encoder()
     for value, (event_type, topic, partition, offset, event_id), event_uuid in zip(ours, rows, uuids, strict=True):
@@ -46,6 +63,9 @@ def test_batch_encoding_equals_fastavro(
             "source_offset": offset,
             "source_event_id": event_id,
             "delivered_at": delivered_at,
+            "writer_group": group,
+            "writer_destination": destination,
+            "writer_base": None if bases is None else bases.get((topic, partition)),
         }
         expected = (
             encoder.single_object(DELIVERY_RESULT, record)
@@ -57,7 +77,14 @@ def test_batch_encoding_equals_fastavro(
 
 def test_values_decode_back() -> None:
     [value] = encode_delivery_results(
-        [("CONVERSION", "orders", 3, 123_456_789_012, None)], ["u-1"], event_batch_uuid="b", delivered_at_ms=1
+        [("CONVERSION", "orders", 3, 123_456_789_012, None)],
+        ["u-1"],
+        event_batch_uuid="b",
+        delivered_at_ms=1,
+        writer_group="g",
+        writer_destination="d",
+        base_of=lambda topic, partition: 99 if (topic, partition) == ("orders", 3) else None,
     )
     record = Decoder(default_catalog()).decode(value, "results").record
     assert (record["event_uuid"], record["source_offset"], record["source_event_id"]) == ("u-1", 123_456_789_012, None)
+    assert (record["writer_group"], record["writer_destination"], record["writer_base"]) == ("g", "d", 99)

@@ -178,7 +178,31 @@ def test_results_are_delivery_result_records_keyed_by_item_key(rig: Rig) -> None
             "source_partition": 2,
             "source_offset": item.offset,
             "source_event_id": item.event_id,
+            "writer_group": None,  # a reporter told nothing about its writer: such results never settle
+            "writer_destination": None,
+            "writer_base": None,
         }
+
+
+def test_results_say_who_wrote_them_and_from_which_committed_position(rig: Rig) -> None:
+    bases = {("orders", 2): 40, ("orders", 3): -1}
+    reporter = Reporter(
+        rig.producer,
+        RESULTS,
+        DLQ,
+        lambda *args: None,
+        writer=("group-a", "0123abcd"),
+        base_of=lambda t, p: bases.get((t, p)),
+    )
+    items = [make_item(41), make_item(7)._replace(partition=3), make_item(9)._replace(partition=4)]
+    reporter.publish_results(items, ["u-1", "u-2", "u-3"], "batch-1")
+    decoder = Decoder(default_catalog())
+    records = [decoder.decode(p.value or b"", RESULTS).record for p in rig.producer.produced]
+    assert [(r["writer_group"], r["writer_destination"], r["writer_base"]) for r in records] == [
+        ("group-a", "0123abcd", 40),
+        ("group-a", "0123abcd", -1),
+        ("group-a", "0123abcd", None),  # base unknown: written, but it never settles a record
+    ]
 
 
 def test_results_with_a_schema_id_use_confluent_framing(rig: Rig) -> None:

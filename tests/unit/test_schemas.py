@@ -69,6 +69,9 @@ def _one_of_each() -> dict[str, dict[str, Any]]:
         "source_offset": 42,
         "source_event_id": None,
         "delivered_at": 1_767_225_600_123,
+        "writer_group": "rd-connector",
+        "writer_destination": "0f1e2d3c4b5a6978",
+        "writer_base": 40,
     }
     return found
 
