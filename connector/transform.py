@@ -5,7 +5,9 @@ outcome per pair, in order. Outcomes are plain tuples (cheap to pickle):
 
 - `(OK, event_type, event_id, json_bytes, trims)`
 - `(REFUSED, stage, reason, message, log_message)`: a `DecodeError` or `MappingError`, dead-lettered by the
-  pipeline (`log_message`: the message without the record's values)
+  pipeline (`log_message`: the message without the record's values); any other exception while decoding,
+  mapping or encoding one record is refused the same way (reason `unexpected_error`, its class and repr in
+  the message), never raised: one record must not stop the worker or the pipeline
 - `(REGISTRY_DOWN, message)`: the Schema Registry could not be reached; the record is retried later
 
 `InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
@@ -31,9 +33,11 @@ from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavaila
 from connector.gc_tuning import tune_gc
 from connector.mapping import encode_event, map_record
 
-__all__ = ["OK", "REFUSED", "REGISTRY_DOWN", "DecoderSpec", "InProcess", "Transform", "WorkerProcess"]
+__all__ = ["OK", "REFUSED", "REGISTRY_DOWN", "UNEXPECTED", "DecoderSpec", "InProcess", "Transform", "WorkerProcess"]
 
 OK, REFUSED, REGISTRY_DOWN = 0, 1, 2
+#: The reason of a record refused by `_one`'s last-resort guard (stage `decode`, `map` or `encode`).
+UNEXPECTED = "unexpected_error"
 Outcome = tuple[Any, ...]
 
 
@@ -72,14 +76,37 @@ class Transform(Protocol):
 
 
 def _one(decoder: Decoder, topic: str, value: bytes) -> Outcome:
+    stage, name = "decode", None
     try:
         decoded = decoder.decode(value, topic)
-        event = map_record(decoded.full_name, decoded.record)
+        stage, name = "map", decoded.full_name
+        event = map_record(name, decoded.record)
+        stage = "encode"
         return (OK, event.event_type, decoded.record.get("event_id"), encode_event(event), event.trims)
     except SchemaRegistryUnavailable as exc:
         return (REGISTRY_DOWN, str(exc))
     except RecordError as exc:
         return (REFUSED, exc.stage, exc.reason, exc.message, exc.log_message)
+    except Exception as exc:  # the last resort: one record must never kill the worker or the pipeline
+        return _unexpected(stage, name, exc)
+
+
+def _unexpected(stage: str, name: str | None, exc: Exception) -> Outcome:
+    """The refusal of a record whose decoding, mapping or encoding raised what no check foresaw (a bug to
+    report: the detail names the exception). The log message has no record values: only the class."""
+    where = f"{name}: " if name else ""
+    doing = {"decode": "decoding", "map": "mapping", "encode": "encoding"}[stage]
+    try:
+        text = repr(exc)  # repr escapes what str() would not (lone surrogates cannot be a UTF-8 header)
+    except Exception:  # an exception whose repr fails still refuses its record
+        text = type(exc).__name__
+    return (
+        REFUSED,
+        stage,
+        UNEXPECTED,
+        f"{where}unexpected error while {doing} the record: {text[:300]}",
+        f"{where}unexpected error while {doing} the record: {type(exc).__name__}",
+    )
 
 
 class InProcess:

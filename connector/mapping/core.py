@@ -19,7 +19,10 @@ from connector.mapping.ecommerce import ECOMMERCE_MAPPERS, Mapper
 from connector.mapping.passthrough import map_passthrough
 from connector.mapping.rules import check_payload, trim_payload
 
-__all__ = ["BUILTIN_MAPPERS", "RdEvent", "encode_event", "map_record"]
+__all__ = ["BUILTIN_MAPPERS", "ENCODE_MAX_DEPTH", "RdEvent", "encode_event", "map_record"]
+
+#: The deepest nesting orjson encodes (its `dumps` refuses more; the event's body is one of the levels).
+ENCODE_MAX_DEPTH = 254
 
 #: Avro record full name -> mapper `(record) -> (event_type, payload)`.
 BUILTIN_MAPPERS: Mapping[str, Mapper] = {**ECOMMERCE_MAPPERS, f"{NAMESPACE}.RdEvent": map_passthrough}
@@ -44,7 +47,8 @@ def map_record(full_name: str, record: Mapping[str, Any], mappers: Mapping[str, 
 
     Raises only `MappingError`: `unknown_record`, the passthrough's reasons, or a field reason
     (`missing_required_field`, `invalid_email`, `invalid_url`, `invalid_currency`, `negative_amount`,
-    `invalid_quantity`, `value_too_long`, `invalid_option`, `invalid_legal_basis`, `invalid_field`)."""
+    `invalid_quantity`, `value_too_long`, `invalid_option`, `invalid_legal_basis`, `not_a_string`,
+    `invalid_decimal`, `invalid_field`)."""
     mapper = mappers.get(full_name)
     if mapper is None:
         raise MappingError("unknown_record", f"no mapping for Avro record {full_name!r}")
@@ -66,8 +70,37 @@ def map_record(full_name: str, record: Mapping[str, Any], mappers: Mapping[str, 
 
 
 def encode_event(event: RdEvent) -> bytes:
-    """The compact UTF-8 JSON of `event.body` (the exact bytes the batcher counts and sends)."""
+    """The compact UTF-8 JSON of `event.body` (the exact bytes the batcher counts and sends).
+
+    Raises `MappingError`: `payload_too_deep` (over `ENCODE_MAX_DEPTH` levels), `unencodable_payload`."""
     # orjson's result keeps its whole output buffer (measured: ~8 KiB for a 0.7 KB event), and buffered
     # events live until RD accepts them; an exact-size copy costs ~0.1 us and cut the memory of buffered
     # events ~7x (tracemalloc), so that RDC_MAX_BUFFERED_BYTES bounds what the process really holds.
-    return memoryview(orjson.dumps(event.body)).tobytes()
+    try:
+        return memoryview(orjson.dumps(event.body)).tobytes()
+    except orjson.JSONEncodeError as exc:
+        raise _unencodable(event, exc) from exc
+
+
+def _unencodable(event: RdEvent, exc: orjson.JSONEncodeError) -> MappingError:
+    """Why `event` cannot be JSON: nested deeper than orjson writes (254 levels; it reads up to 1024, so a
+    `payload_json` can hold it), or a value JSON has no place for (orjson's message names no value)."""
+    depth = _depth(event.body)
+    if depth > ENCODE_MAX_DEPTH:
+        return MappingError(
+            "payload_too_deep",
+            f"{event.event_type}: the event nests {depth} levels; at most {ENCODE_MAX_DEPTH} can be encoded",
+        )
+    return MappingError("unencodable_payload", f"{event.event_type}: the event cannot be encoded as JSON: {exc}")
+
+
+def _depth(value: Any) -> int:
+    """The nesting depth of a JSON-like value (a scalar: 0); iterative, so any depth is measured."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest

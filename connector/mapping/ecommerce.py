@@ -57,7 +57,7 @@ def _line_item(item: Mapping[str, Any]) -> dict[str, Any]:
     out = {
         "product_id": item["product_id"],
         "product_title": item["title"],
-        "price": money(item["unit_price"]),
+        "price": money(item["unit_price"], "unit_price"),
         "quantity": item["quantity"],
     }
     copy_present(out, item, _ITEM_OPTIONALS)
@@ -67,7 +67,7 @@ def _line_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def _totals(payload: dict[str, Any], record: Mapping[str, Any]) -> dict[str, Any]:
     items = record["line_items"]
     payload["currency"] = record["currency"]
-    payload["price"] = money(record["total"])
+    payload["price"] = money(record["total"], "total")
     payload["total_items"] = sum(item["quantity"] for item in items)
     if items:
         payload["line_items"] = [_line_item(item) for item in items]
@@ -88,7 +88,7 @@ def _order(event_type: str) -> Mapper:
         payload = _totals(_common(record, record["order_id"]), record)
         shipping = record.get("shipping")
         if shipping is not None:
-            payload["shipping_price"] = money(shipping["price"])
+            payload["shipping_price"] = money(shipping["price"], "shipping.price")
             copy_present(
                 payload,
                 shipping,

@@ -7,6 +7,7 @@ field-keyed error map into a `MappingError` reason and a message naming the fiel
 from __future__ import annotations
 
 import re
+import reprlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,6 +22,10 @@ _PAYMENT_METHODS = rd_rules.LIMITS["payment_methods"]
 _TITLE = rd_rules.LIMITS["product_title"]
 _NEEDS_ITEMS = frozenset({"ECOMMERCE_CHECKOUT_STARTED", "ECOMMERCE_CART_ABANDONED"})
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+# The value quoted in a message: bounded in depth and length (a plain repr of a list nested 1000 levels, as
+# orjson parses, would raise RecursionError; of a 200 KB string, copy it whole before the cut).
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxother, _QUOTE.maxlong = 3, 100, 100, 100
 
 
 def trim_payload(payload: dict[str, Any]) -> int:
@@ -68,7 +73,9 @@ def check_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     value = _value_at(payload, path)
     # rd_rules' texts name the field, never its value: the log line gets the message without the value.
     raise MappingError(
-        _reason(path, error_type), f"{event_type}: {path}={value!r:.100}: {text}", f"{event_type}: {path}: {text}"
+        _reason(path, error_type),
+        f"{event_type}: {path}={_QUOTE.repr(value):.100}: {text}",
+        f"{event_type}: {path}: {text}",
     )
 
 
@@ -76,6 +83,8 @@ def _reason(path: str, error_type: str) -> str:
     leaf = path.rsplit(".", 1)[-1].split("[", 1)[0]
     if error_type in ("CANNOT_BE_NULL", "CANNOT_BE_BLANK"):
         return "missing_required_field"
+    if error_type == "MUST_BE_STRING":
+        return "not_a_string"
     if leaf == "email":
         return "invalid_email"
     if leaf in rd_rules.URL_FIELDS:

@@ -6,9 +6,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from connector.errors import MappingError
+
 __all__ = ["copy_present", "decimal_to_float", "money"]
 
 _MONEY_SCALE = 100  # our schemas' money: decimal(12, 2)
+_MONEY_LIMIT = 10**12  # unscaled values of decimal(12, 2) lie strictly between -_MONEY_LIMIT and _MONEY_LIMIT
+_MONEY_MAX = Decimal(_MONEY_LIMIT) / _MONEY_SCALE
 
 
 def decimal_to_float(raw: bytes, scale: int) -> float:
@@ -19,11 +23,24 @@ def decimal_to_float(raw: bytes, scale: int) -> float:
     return int.from_bytes(raw, "big", signed=True) / divisor
 
 
-def money(value: bytes | Decimal) -> float:
-    """A money value of our schemas (decimal scale 2), raw bytes or `Decimal`, as a JSON number."""
+def money(value: bytes | Decimal, field: str = "money") -> float:
+    """A money value of our schemas (decimal(12, 2)), raw bytes or `Decimal`, as a JSON number.
+
+    Raises `MappingError("invalid_decimal")` for a value outside decimal(12, 2) (Avro does not bound the
+    bytes: 401 of them made `int / 100` raise OverflowError, and a few more digits lose cents in a float)."""
     if isinstance(value, bytes):
-        return int.from_bytes(value, "big", signed=True) / _MONEY_SCALE
-    return float(value)
+        unscaled = int.from_bytes(value, "big", signed=True)
+        if -_MONEY_LIMIT < unscaled < _MONEY_LIMIT:
+            return unscaled / _MONEY_SCALE
+        raise _out_of_range(field, f"a decimal of {len(value)} bytes")
+    if value.is_finite() and -_MONEY_MAX < value < _MONEY_MAX:
+        return float(value)
+    raise _out_of_range(field, "a decimal")
+
+
+def _out_of_range(field: str, what: str) -> MappingError:
+    # The value itself is not quoted: it is a number of up to thousands of digits, and a personal datum.
+    return MappingError("invalid_decimal", f"{field}: {what} outside decimal(12, 2) (at most 12 digits)")
 
 
 def copy_present(out: dict[str, Any], record: Mapping[str, Any], fields: tuple[tuple[str, str], ...]) -> None:
