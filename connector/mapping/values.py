@@ -40,7 +40,7 @@ def money(value: bytes | Decimal, field: str = "money") -> float:
 
 def _out_of_range(field: str, what: str) -> MappingError:
     # The value itself is not quoted: it is a number of up to thousands of digits, and a personal datum.
-    return MappingError("invalid_decimal", f"{field}: {what} outside decimal(12, 2) (at most 12 digits)")
+    return MappingError("invalid_decimal", f"{field}: {what} is outside decimal(12, 2) (at most 12 digits)")
 
 
 def copy_present(out: dict[str, Any], record: Mapping[str, Any], fields: tuple[tuple[str, str], ...]) -> None:

@@ -359,3 +359,94 @@ def test_absent_optionals_are_omitted_never_null() -> None:
     payload = through_the_wire(N + "OrderPlaced", record).payload
     assert None not in payload.values() and payload["shipping_price"] == 0
     assert {"name", "order_url", "shipping_city"}.isdisjoint(payload)
+
+
+# Issue 14 item 2: each of these raised out of `map_record`/`encode_event` (TypeError, OverflowError) and
+# killed the decode worker; now each is a refusal with its own reason.
+def test_a_legal_basis_type_that_is_a_list_is_not_a_string() -> None:
+    bases = [{"category": "communications", "type": [], "status": "granted"}]
+    error = refusal(
+        N + "RdEvent", rd_event("CONVERSION", {"conversion_identifier": "c", "email": "a@x.co", "legal_bases": bases})
+    )
+    assert error.reason == "not_a_string"
+    assert str(error) == "CONVERSION: legal_bases[0].type=[]: legal_bases[0].type must be a string."
+    assert error.log_message == "CONVERSION: legal_bases[0].type: legal_bases[0].type must be a string."
+
+
+def test_a_cancel_reason_that_is_a_list_is_not_a_string() -> None:
+    payload = {"email": "a@x.co", "identifier": "o-1", "cancel_reason": []}
+    error = refusal(N + "RdEvent", rd_event("ECOMMERCE_ORDER_CANCELLED", payload))
+    assert (error.reason, error.stage) == ("not_a_string", "map")
+    assert "cancel_reason must be a string" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("total", "field"),
+    [
+        (b"\x01" + b"\x00" * 400, "total"),  # 401 bytes: int / 100 overflowed a float
+        ((10**12).to_bytes(6, "big", signed=True), "total"),  # 13 digits: over decimal(12, 2)
+        ((-(10**12)).to_bytes(6, "big", signed=True), "total"),
+    ],
+)
+def test_a_decimal_outside_its_precision_is_invalid(total: bytes, field: str) -> None:
+    raw_order = {**order(), "total": total}
+    raw_order["line_items"] = []
+    with pytest.raises(MappingError) as info:
+        map_record(N + "OrderPlaced", _raw(raw_order))
+    assert info.value.reason == "invalid_decimal"
+    assert str(info.value) == f"{field}: a decimal of {len(total)} bytes is outside decimal(12, 2) (at most 12 digits)"
+
+
+def test_the_largest_decimal_of_its_precision_maps() -> None:
+    unscaled = 10**12 - 1
+    event = map_record(N + "OrderPlaced", _raw({**order(), "total": unscaled.to_bytes(6, "big", signed=True)}))
+    assert event.payload["price"] == 9_999_999_999.99
+
+
+@pytest.mark.parametrize("value", [Decimal("1e400"), Decimal("NaN"), Decimal("-Infinity"), Decimal("10000000000.00")])
+def test_a_logical_decimal_outside_its_precision_is_invalid(value: Decimal) -> None:
+    with pytest.raises(MappingError) as info:
+        map_record(N + "OrderPlaced", {**order(), "total": value})
+    assert info.value.reason == "invalid_decimal" and str(info.value).startswith("total: a decimal is outside")
+
+
+def _raw(record: Any) -> Any:
+    """`record` with its Decimals as the raw unscaled bytes the decoder gives by default."""
+    if isinstance(record, Decimal):
+        unscaled = int(record.scaleb(2))
+        return unscaled.to_bytes((unscaled.bit_length() + 8) // 8, "big", signed=True)
+    if isinstance(record, dict):
+        return {k: _raw(v) for k, v in record.items()}
+    if isinstance(record, list):
+        return [_raw(v) for v in record]
+    return record
+
+
+def _deep(levels: int) -> str:
+    return '{"conversion_identifier": "c", "email": "a@x.co", "cf_x": ' + "[" * levels + "]" * levels + "}"
+
+
+def test_a_payload_nested_deeper_than_json_can_be_encoded_is_refused() -> None:
+    # body (1) + payload (2) + 252 lists = 254 levels: the deepest orjson writes.
+    fits = through_the_wire(N + "RdEvent", {**rd_event("CONVERSION", {}), "payload_json": _deep(252)})
+    assert len(encode_event(fits)) > 252
+    for levels in (253, 300, 1000):
+        event = through_the_wire(N + "RdEvent", {**rd_event("CONVERSION", {}), "payload_json": _deep(levels)})
+        with pytest.raises(MappingError) as info:
+            encode_event(event)
+        assert info.value.reason == "payload_too_deep"
+        assert str(info.value) == f"CONVERSION: the event nests {levels + 2} levels; at most 254 can be encoded"
+
+
+def test_a_value_json_cannot_encode_is_refused() -> None:
+    event = RdEvent("CONVERSION", {"event_type": "CONVERSION", "payload": {"n": 2**64}}, 0)
+    with pytest.raises(MappingError) as info:
+        encode_event(event)
+    assert info.value.reason == "unencodable_payload" and "64-bit" in str(info.value)
+
+
+def test_a_refused_value_nested_1000_levels_is_quoted_short() -> None:
+    # orjson reads 1024 levels; a plain repr of the offending value raised RecursionError.
+    text = '{"conversion_identifier": "c", "email": ' + "[" * 1000 + "]" * 1000 + "}"
+    error = refusal(N + "RdEvent", {**rd_event("CONVERSION", {}), "payload_json": text})
+    assert error.reason == "invalid_email" and "email=[[[[...]]]]" in str(error)

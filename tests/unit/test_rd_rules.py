@@ -247,3 +247,86 @@ def test_helpers() -> None:
     assert not rd_rules.is_valid_email("a@b")
     assert rd_rules.is_valid_url("https://x.com/a?b=1")
     assert not rd_rules.is_valid_url("mailto:a@x.com")
+
+
+# Issue 14 item 4: every check is linear and capped (no timing asserts: the patterns cannot backtrack
+# quadratically, and lengths are capped before any pattern runs). These inputs took seconds before.
+@pytest.mark.parametrize(
+    "email",
+    [
+        "a@" + "." * 16_000,  # every label empty
+        "a@" + "." * 16_000 + " ",
+        "a@b" + "." * 16_000 + "c d",
+        "a" * 200_000 + "@example.com",  # 200 KB
+        "a@" + "b." * 100_000 + "com",  # 200 KB of valid labels: over the cap
+        "a" * 243 + "@example.com",  # 255 characters
+        "a" * 65 + "@example.com",  # local part over RFC 5321's 64
+        "ana@x.com\n",  # `$` matched before a final newline
+        "ana@.x.com",
+        "ana@x..com",
+        "ana@x.com.",
+    ],
+    ids=lambda e: f"{e[:12]!r}..{len(e)}",
+)
+def test_pathological_and_overlong_emails_are_invalid(email: str) -> None:
+    assert not rd_rules.is_valid_email(email)
+    errors = payload_errors("OPPORTUNITY", {"email": email, "funnel_name": "default"})
+    assert _types(errors, "email") == ["INVALID_FORMAT"]
+
+
+def test_an_email_of_254_characters_is_valid() -> None:
+    email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 61
+    assert len(email) == rd_rules.EMAIL_MAX == 254
+    assert rd_rules.is_valid_email(email)
+    assert rd_rules.is_valid_email("ana.maria+news@mail.example.com.br")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://" + "a" * 16_000 + " ",  # the host and the rest overlapped: quadratic
+        "https://shop.x/" + "p" * 200_000,
+        "https://shop.x/" + "p" * (rd_rules.URL_MAX - len("https://shop.x/") + 1),
+        "https://shop.x/a b",
+        "https://shop.x/a\n",
+        "https://",
+        "ftp://shop.x/",
+    ],
+    ids=lambda u: f"{u[:12]!r}..{len(u)}",
+)
+def test_pathological_and_overlong_urls_are_invalid(url: str) -> None:
+    assert not rd_rules.is_valid_url(url)
+    assert _types(payload_errors("ECOMMERCE_ORDER_PAID", {**_TOTALS, "order_url": url}), "order_url") == [
+        "INVALID_FORMAT"
+    ]
+
+
+def test_a_url_at_the_cap_is_valid() -> None:
+    url = "https://shop.x/" + "p" * (rd_rules.URL_MAX - len("https://shop.x/"))
+    assert len(url) == rd_rules.URL_MAX and rd_rules.is_valid_url(url)
+    assert rd_rules.is_valid_url("HTTPS://shop.x?q=1#top") and rd_rules.is_valid_url("http://shop.x")
+
+
+def test_a_currency_with_a_final_newline_is_invalid() -> None:
+    assert _types(payload_errors("ECOMMERCE_ORDER_PAID", {**_TOTALS, "currency": "BRL\n"}), "currency") == [
+        "INVALID_OPTION"
+    ]
+
+
+# Issue 14 item 2: a list (or object) where RD wants a string is RD's MUST_BE_STRING at that field; the
+# membership test of a frozenset raised TypeError (unhashable) out of the mapper before.
+@pytest.mark.parametrize("value", [[], {}, ["customer"], 3])
+def test_a_cancel_reason_that_is_not_a_string(value: Any) -> None:
+    errors = payload_errors(
+        "ECOMMERCE_ORDER_CANCELLED", {"email": "ana@x.com", "identifier": "o", "cancel_reason": value}
+    )
+    assert _types(errors, "cancel_reason") == ["MUST_BE_STRING"]
+
+
+@pytest.mark.parametrize("key", ["category", "type", "status"])
+@pytest.mark.parametrize("value", [[], {"a": 1}, 1])
+def test_a_legal_basis_part_that_is_not_a_string(key: str, value: Any) -> None:
+    base = {"category": "communications", "type": "consent", "status": "granted", key: value}
+    errors = payload_errors("CONVERSION", {**VALID["CONVERSION"], "legal_bases": [base]})
+    assert _types(errors, f"legal_bases[0].{key}") == ["MUST_BE_STRING"]
+    assert errors[f"legal_bases[0].{key}"][0]["error_message"] == f"legal_bases[0].{key} must be a string."
