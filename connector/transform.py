@@ -94,7 +94,8 @@ def _one(decoder: Decoder, topic: str, value: bytes) -> Outcome:
 def _unexpected(stage: str, name: str | None, exc: Exception) -> Outcome:
     """The refusal of a record whose decoding, mapping or encoding raised what no check foresaw (a bug to
     report: the detail names the exception). The log message has no record values: only the class."""
-    where = f"{name}: " if name else ""
+    # A registry schema's name is the producer's text: a lone surrogate in it could not be a UTF-8 header.
+    where = f"{name.encode('utf-8', 'backslashreplace').decode()}: " if name else ""
     doing = {"decode": "decoding", "map": "mapping", "encode": "encoding"}[stage]
     try:
         text = repr(exc)  # repr escapes what str() would not (lone surrogates cannot be a UTF-8 header)
