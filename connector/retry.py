@@ -3,15 +3,17 @@
 | outcome | action |
 |---|---|
 | 200 | `DELIVERED` (the sender still checks the body: `rd_answers.parse_batch_answer`) |
-| 400, 422, 413 in RD's error format | `SPLIT`: bisect until the rejected events are isolated (413: too large) |
+| 400, 422 in RD's error format | `SPLIT`: bisect until the rejected events are isolated |
 | 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
 | any other 4xx but 401, in RD's error format (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
-| a 4xx (400, 413, 422 too) not in RD's error format | `RETRY` with `not_rd`: an outage, never a verdict on records |
+| 413 (any body), a 4xx (400, 422 too) not in RD's format | `RETRY` with `not_rd`: an outage, never a verdict on records |
 | 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
 | any other status (3xx, 2xx but 200) | `FATAL` |
 
 A 4xx not in RD's error format came from something in front of RD (a proxy, a load balancer, a WAF): it
-says nothing about the records, so nothing is dead-lettered or stopped for it.
+says nothing about the records, so nothing is dead-lettered or stopped for it. RD documents no 413 and the
+batcher keeps every body under `RDC_BATCH_MAX_BYTES` (default RD's documented 0.2 MB), so a 413 is never
+bisected: it is an outage too (docs/decisions/0009-rd-answers-outage-not-verdict.md).
 
 A read timeout, or a connection lost after the body was sent, is `possibly_sent`: RD may have accepted the
 batch, so resending it may duplicate events (counted, logged, then retried).
@@ -108,9 +110,9 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
         return Decision(Action.RETRY, reason, wait_from_429(headers, body, time.time() if now is None else now))
     if status == 408 or status >= 500:
         return Decision(Action.RETRY, reason)
-    if 400 <= status < 500 and rd_error_types(body) is None:
+    if status == 413 or (400 <= status < 500 and rd_error_types(body) is None):
         return Decision(Action.RETRY, f"{reason}_not_rd", not_rd=True)
-    if status in (400, 413, 422):
+    if status in (400, 422):
         return Decision(Action.SPLIT, reason)
     return Decision(Action.FATAL, reason)
 

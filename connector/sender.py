@@ -4,8 +4,8 @@ Partitions map to lanes by a stable hash, so each partition's events reach RD in
 batch the lane retries transient failures with capped exponential backoff (full jitter), waits at most
 `MAX_HINTED_WAIT_S` on RD's word before asking again, and gives up at `RDC_RETRY_MAX_ELAPSED_S` counted
 from the batch's first failure (waits included). It bisects batches RD rejects in its error format
-(400/422/413) until the rejected events are isolated and dead-lettered; a 4xx not in RD's format is an
-outage, retried like a 5xx. On a 200 with one distinct UUID per event it publishes the results. It never
+(400/422) until the rejected events are isolated and dead-lettered; a 413, or a 4xx not in RD's format, is
+an outage, retried like a 5xx. On a 200 with one distinct UUID per event it publishes the results. It never
 commits: settlement flows back through the `Reporter`'s acknowledgements to the pipeline thread.
 
 Work is tagged with a generation: `abandon()` (rebalance or shutdown past its deadline) bumps it, and the
@@ -274,7 +274,7 @@ class Lane:
         # An answer longer than the cap is not read to its end: no 4xx verdict is taken from its first bytes.
         decision = classify_response(status, answer.headers, answer.body if answer.complete else b"")
         if decision.action is Action.RETRY:  # 408, 429, 5xx, a 4xx not from RD: the path to RD is failing
-            self._health.record_request_failed()
+            self._health.record_request_failed(not_rd=decision.not_rd)
         else:
             self._health.record_request_ok()
         _log.info(
@@ -302,12 +302,6 @@ class Lane:
         self._metrics.batch_done("delivered")
 
     def _split(self, items: Sequence[Item], generation: int, decision: Decision, answer: Answer | None) -> None:
-        if decision.reason == "status_413":
-            _log.warning(
-                "batch_too_large lane=%d events=%d: RD refused the body size (413 in its error format), so "
-                "RDC_BATCH_MAX_BYTES is above RD's limit; the batch is split",
-                self.index, len(items),
-            )  # fmt: skip
         self._metrics.batch_done("split")
         if len(items) == 1:
             item = items[0]
@@ -315,7 +309,7 @@ class Lane:
                 DeadLetter.of(
                     item,
                     stage="send",
-                    reason="rejected_by_rd" if decision.reason != "status_413" else "event_too_large",
+                    reason="rejected_by_rd",
                     detail=_excerpt(answer),
                     log_detail=rd_answer_summary(answer.status_code, answer.body) if answer else "",
                     rd_event=item.event,

@@ -31,7 +31,6 @@ RD_ERROR = b'{"errors": [{"error_type": "INVALID", "error_message": "Invalid."}]
     [
         pytest.param(200, Action.DELIVERED, id="200-delivered"),
         pytest.param(400, Action.SPLIT, id="400-split"),
-        pytest.param(413, Action.SPLIT, id="413-split"),
         pytest.param(422, Action.SPLIT, id="422-split"),
         pytest.param(401, Action.REFRESH_AUTH, id="401-refresh-auth"),
         pytest.param(408, Action.RETRY, id="408-retry"),
@@ -70,6 +69,11 @@ PROXY_PAGE = b"<html><head><title>400 Bad Request</title></head><body><center>ng
 def test_a_4xx_not_in_rd_error_format_is_an_outage(status: int, body: bytes) -> None:
     decision = classify_response(status, {"Content-Type": "text/html"}, body, NOW)
     assert decision == Decision(Action.RETRY, f"status_{status}_not_rd", not_rd=True)
+
+
+def test_a_413_is_an_outage_even_in_rd_error_format() -> None:
+    """RD documents no 413, and no body is over RDC_BATCH_MAX_BYTES: bisecting could only dead-letter."""
+    assert classify_response(413, {}, RD_ERROR, NOW) == Decision(Action.RETRY, "status_413_not_rd", not_rd=True)
 
 
 @pytest.mark.parametrize("status", [401, 408, 429, 500, 503])

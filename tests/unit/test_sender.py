@@ -18,6 +18,7 @@ import pytest
 from connector.auth import AuthFatal
 from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
+from connector.http_probe import Health
 from connector.rd_client import BATCH_PATH, RdClient, StaticToken
 from connector.reporter import DeadLetter, Reporter
 from connector.sender import AmbiguousAnswer, Lane, LaneFatal
@@ -399,35 +400,35 @@ def test_422_is_bisected_like_400(make_lane: LaneFactory) -> None:
     assert rig.reporter.published() == [items[0], items[1], items[3]]
 
 
-def test_413_single_event_is_dead_lettered_as_too_large(make_lane: LaneFactory) -> None:
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        pytest.param(lambda: rd_error(413, "REQUEST_ENTITY_TOO_LARGE", "payload too large"), id="rd-shape"),
+        pytest.param(lambda: httpx.Response(413, content=b"<html>413 Request Entity Too Large</html>"), id="proxy"),
+    ],
+)
+def test_413_is_an_outage_never_a_split(make_lane: LaneFactory, refusal: Callable[[], httpx.Response]) -> None:
+    """A 413 (RD documents none; the batcher stays under RDC_BATCH_MAX_BYTES) is retried whole: no bisection,
+    no dead letter, /readyz fails at once; RD's next 200 delivers every event."""
+    health = Health()
+    health.set_assigned(True)
+    seen_not_ready: list[bool] = []
+
     def script(n: int, request: httpx.Request) -> httpx.Response:
-        return rd_error(413, "REQUEST_ENTITY_TOO_LARGE", "payload too large")
+        if n < 3:
+            return refusal()
+        seen_not_ready.append(not health.readiness()[0])
+        return ok(request)
 
-    rig = make_lane(script)
-    [item] = make_items(1)
-    rig.lane.submit(batch_of([item]))
-    wait_until(lambda: rig.lane.batches == 1)
-
-    [letter] = rig.reporter.letters
-    assert letter.reason == "event_too_large"
-    assert letter.stage == "send"
-    assert (letter.key, letter.value, letter.offset) == (item.key, item.value, item.offset)
-    assert "payload too large" in letter.detail
-    assert rig.reporter.results == []
-    assert rig.rd.count == 1
-
-
-def test_413_batch_is_split_until_it_fits(make_lane: LaneFactory) -> None:
-    def script(n: int, request: httpx.Request) -> httpx.Response:
-        return rd_error(413, "REQUEST_ENTITY_TOO_LARGE") if len(orjson.loads(request.content)) > 2 else ok(request)
-
-    rig = make_lane(script)
+    rig = make_lane(script, health=health)
     items = make_items(8)
     rig.lane.submit(batch_of(items))
     wait_until(lambda: rig.lane.batches == 1)
     assert rig.reporter.letters == []
     assert rig.reporter.published() == items
-    assert rig.rd.count == 1 + 2 + 4
+    assert [len(orjson.loads(s.body)) for s in rig.rd.seen] == [8, 8, 8, 8]  # never split
+    assert seen_not_ready == [True]
+    assert health.readiness()[0]  # the 200 proved the path again
 
 
 # --- answers retrying cannot fix -----------------------------------------------------------------------------
