@@ -6,7 +6,7 @@
 | 400, 422 in RD's error format | `SPLIT`: bisect until the rejected events are isolated |
 | 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
 | any other 4xx but 401, in RD's error format (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
-| 413 (any body), a 4xx (400, 422 too) not in RD's format | `RETRY` with `not_rd`: an outage, never a verdict on records |
+| 413, or a 4xx (400, 422 too) not in RD's format | `RETRY`, `not_rd`: an outage, never a verdict on records |
 | 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
 | any other status (3xx, 2xx but 200) | `FATAL` |
 
