@@ -187,17 +187,22 @@ class Lane:
             _log.warning("batch_retry lane=%d events=%d reason=%s attempt=%d wait_s=%.3f asked_s=%s",
                          self.index, len(items), decision.reason, attempt, wait, decision.wait_s)  # fmt: skip
             if decision.wait_s is None:
-                self._sleep(self._within(wait, deadline, items, decision), generation)
+                self._wait(wait, deadline, items, decision, generation)
 
-    def _within(self, wait: float, deadline: float | None, items: Sequence[Item], decision: Decision) -> float:
-        """`wait` cut at the batch's retry deadline; RetryDeadlineExceeded once it has passed."""
+    def _wait(
+        self, wait: float, deadline: float | None, items: Sequence[Item], last: Decision, generation: int
+    ) -> None:
+        """Sleep `wait` seconds; one that would end past the batch's retry deadline sleeps to the deadline
+        and raises RetryDeadlineExceeded there (no request goes out after the deadline)."""
         cut = wait_within(wait, time.monotonic(), deadline)
-        if cut is None:
-            raise RetryDeadlineExceeded(
-                f"a batch of {len(items)} events kept failing for RDC_RETRY_MAX_ELAPSED_S={self._max_elapsed_s:g} s "
-                f"(waits included); last answer: {decision.reason}; nothing of it is committed"
-            )
-        return cut
+        if cut is not None and cut >= wait:
+            self._sleep(cut, generation)
+            return
+        self._sleep(cut or 0.0, generation)
+        raise RetryDeadlineExceeded(
+            f"a batch of {len(items)} events kept failing for RDC_RETRY_MAX_ELAPSED_S={self._max_elapsed_s:g} s "
+            f"(waits included); last answer: {last.reason}; nothing of it is committed"
+        )
 
     def _refresh_after_401(self, rejected: Secret, refreshed: bool) -> bool:
         if refreshed:
@@ -241,7 +246,7 @@ class Lane:
             wait = self._gate.reserve()
             if wait <= 0:
                 return
-            self._sleep(self._within(wait, deadline, items, last), generation)
+            self._wait(wait, deadline, items, last, generation)
 
     def _sleep(self, seconds: float, generation: int) -> None:
         """Wait, waking early only to abandon the batch."""
