@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import cast
 
 import pytest
@@ -17,8 +18,11 @@ from connector.http_bounded import bounded_client
 from connector.http_probe import Health
 from connector.rd_client import RdClient, StaticToken
 from connector.reporter import Reporter
+from connector.sample import generate_messages
 from connector.sender import AmbiguousAnswer, Lane, RetryDeadlineExceeded
 from connector.testing.hostile_rd import Drip, HostileRd, Huge, Reply, Script, Seen, rd_errors, rd_ok
+from connector.testing.kafka_tools import committed_offsets, produce_acked
+from tests.integration.pipeline_support import Topics, connector_env, spawn_connector
 from tests.unit.test_sender import POISON, FakeReporter, batch_of, make_items, wait_until
 
 pytestmark = pytest.mark.integration
@@ -208,3 +212,34 @@ def test_hostile_rd_drip_outlasts_plain_httpx_read_timeouts() -> None:
         began = time.monotonic()
         assert plain.post(rd.url + "/x", content=b"[]").status_code == 200
         assert time.monotonic() - began > 1.5  # 20 bytes at 0.1 s each, past the 0.5 s read timeout
+
+
+# --- the whole connector on the broker: exit 4, nothing committed -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(lambda seen: rd_ok(seen, uuids=["6f1c2a1e-8d3b-4c55-9a57-1f0e6a4b2c3d"] * seen.events), id="same"),
+        pytest.param(lambda seen: rd_ok(seen, uuids=[None] * seen.events), id="null"),
+        pytest.param(lambda seen: Huge(size=1 << 30, prefix=b'{"event_batch_uuid":"b","events":['), id="1-gb"),
+    ],
+)
+def test_the_connector_exits_4_and_commits_nothing(
+    kafka_bootstrap: str, topics: Topics, tmp_path: Path, script: Script
+) -> None:
+    messages = generate_messages(40, seed=5)
+    produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in messages])
+    with HostileRd(script) as rd:
+        env = connector_env(kafka_bootstrap, rd.url, topics)
+        proc = spawn_connector(env, str(tmp_path / "run.log"))
+        try:
+            code = proc.wait(60)
+        finally:
+            if proc.poll() is None:  # it did not stop: end it, so no connector outlives the test
+                proc.kill()
+                proc.wait(10)
+    log = (tmp_path / "run.log").read_text()
+    assert code == 4, log
+    assert "nothing of this batch is committed" in log
+    assert all(o < 0 for o in committed_offsets(kafka_bootstrap, topics.group, topics.source, 3).values())
