@@ -4,10 +4,13 @@ and once after a 401, shared by every lane (one refresh at a time, under a lock)
 A rotated refresh token is kept and written atomically to `RDC_RD_TOKEN_FILE` (JSON, mode 0600), which
 also takes precedence over `RDC_RD_REFRESH_TOKEN` at start, so a restart uses the newest token.
 
+Each token request is over within `timeout_s` (connect, send, headers, body together) and reads at most
+`TOKEN_ANSWER_MAX_BYTES` of the answer (`http_bounded.bounded_request`).
+
 Errors: `AuthFatal` when RD refuses the credentials (`INVALID_REFRESH_TOKEN`, `ACCESS_DENIED`, any other
 4xx): retrying cannot help, the connector stops and says what to do. `AuthUnavailable` when the token
-endpoint cannot be reached or answers 5xx/429: the sender waits and tries again. No token or secret is
-ever logged.
+endpoint cannot be reached, times out, answers 5xx/429, or answers 200 with no usable token (or more
+than the cap): the sender waits and tries again. No token or secret is ever logged.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import httpx
 
 from connector.config import Secret
 from connector.errors import ConnectorError
+from connector.http_bounded import Answer, bounded_request
 from connector.logs import redact_also
 
 __all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken"]
@@ -32,6 +36,10 @@ __all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken"]
 _log = logging.getLogger("connector.auth")
 
 TOKEN_PATH = "/auth/token"
+
+# RD's token answer is an access token (a JWT of ~1 KB), a refresh token (~50 B) and expires_in: 64 KiB is
+# 50x that, and all of an error page that `_refusal_message` needs.
+TOKEN_ANSWER_MAX_BYTES = 64 * 1024
 
 
 class AuthFatal(ConnectorError):
@@ -57,8 +65,10 @@ class RefreshingToken:
         token_file: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[bool], object] | None = None,
+        timeout_s: float = 30.0,
     ) -> None:
-        """`on_refresh(ok)` is told of every refresh attempt (metrics, readiness)."""
+        """`on_refresh(ok)` is told of every refresh attempt (metrics, readiness); `timeout_s` bounds each
+        token request (`RDC_HTTP_TIMEOUT_S`)."""
         self._client = client
         self._url = base_url.rstrip("/") + TOKEN_PATH
         self._client_id = client_id
@@ -70,6 +80,7 @@ class RefreshingToken:
         self._refresh_at = 0.0
         self._lock = threading.Lock()
         self._on_refresh = on_refresh
+        self._timeout_s = timeout_s
         self.refreshes = 0
 
     def token(self) -> Secret:
@@ -105,15 +116,19 @@ class RefreshingToken:
             "refresh_token": self._refresh_token.reveal(),
         }
         try:
-            response = self._client.post(self._url, json=body)
+            response = bounded_request(
+                self._client, "POST", self._url, json=body, timeout_s=self._timeout_s, max_bytes=TOKEN_ANSWER_MAX_BYTES
+            )
         except httpx.HTTPError as exc:
             raise AuthUnavailable(f"token endpoint unreachable: {type(exc).__name__}") from exc
         if response.status_code == 429 or response.status_code >= 500:
             raise AuthUnavailable(f"token endpoint answered {response.status_code}")
         if response.status_code != 200:
             raise AuthFatal(_refusal_message(response))
+        if not response.complete:
+            raise AuthUnavailable(f"token endpoint answered 200 with more than {TOKEN_ANSWER_MAX_BYTES} bytes")
         try:
-            answer = response.json()
+            answer = json.loads(response.body)
             access, expires_in = answer["access_token"], float(answer.get("expires_in", 86_400))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise AuthUnavailable("token endpoint answered 200 without an access_token") from exc
@@ -166,9 +181,9 @@ def _stored_refresh_token(token_file: Path | None) -> Secret | None:
     return Secret(value) if isinstance(value, str) and value else None
 
 
-def _refusal_message(response: httpx.Response) -> str:
+def _refusal_message(response: Answer) -> str:
     try:
-        errors = response.json().get("errors")
+        errors = json.loads(response.body).get("errors")
     except (ValueError, AttributeError):
         errors = None
     kinds = {e.get("error_type") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()

@@ -54,7 +54,9 @@ class Health:
     - `set_assigned(n > 0)` after on_assign/on_revoke/on_lost with `n` the partitions now owned (a member
       that owns none, e.g. more replicas than partitions, is not ready), and `set_assigned(False)` at shutdown.
     - `record_request_ok()` after any answer from RD that proves the path works (2xx, and 4xx rejections
-      of events); `record_request_failed()` after a timeout, connection error, 5xx or 429.
+      of events); `record_request_failed()` after a timeout, connection error, 5xx or 429, and
+      `record_request_failed(not_rd=True)` after a 413 or a 4xx not in RD's error format (a proxy's page):
+      that makes /readyz fail at once (`rd_answer_not_recognised`), until an answer from RD proves the path.
     - `set_token_valid(False)` when RD refused the token and it cannot be refreshed; True after a refresh.
     The token starts valid (a static token is presumed good until RD says otherwise).
     """
@@ -67,6 +69,7 @@ class Health:
         self._assigned = False
         self._token_valid = True
         self._failing_since: float | None = None
+        self._not_rd = False
 
     def beat(self) -> None:
         self._last_beat = self._clock()
@@ -79,8 +82,10 @@ class Health:
 
     def record_request_ok(self) -> None:
         self._failing_since = None
+        self._not_rd = False
 
-    def record_request_failed(self) -> None:
+    def record_request_failed(self, not_rd: bool = False) -> None:
+        self._not_rd = not_rd  # the latest failure decides: a proxy page, then a 503, is an outage of RD's
         if self._failing_since is None:
             self._failing_since = self._clock()
 
@@ -104,6 +109,8 @@ class Health:
         failing_since = self._failing_since
         if failing_since is not None and self._clock() - failing_since > self.max_failing_s:
             reasons.append(f"rd_failing_for_s={self._clock() - failing_since:.0f}")
+        if self._not_rd:
+            reasons.append("rd_answer_not_recognised")
         if reasons:
             return False, {"status": "not_ready", "reasons": reasons}
         return True, {"status": "ready"}

@@ -1,8 +1,11 @@
-"""The HTTP edge to RD Station: posts a batch body and returns the raw answer.
+"""The HTTP edge to RD Station: posts a batch body and returns the raw answer, bounded.
 
 The `httpx.Client` is injected (tests pass `httpx.MockTransport`, integration tests a real server on
-loopback). Tokens come from a `TokenProvider`, so the refresh flow slots in without touching the sender.
-The token is never logged: it only ever appears in the `Authorization` header.
+loopback; the runner `http_bounded.bounded_client`). Each request is over within `timeout_s` (connect,
+send, headers and body together) and reads at most `rd_answers.max_answer_bytes(max_events)` of the answer
+(a longer one comes back with `complete=False`). Tokens come from a `TokenProvider`, so the refresh flow
+slots in without touching the sender. The token is never logged: it only ever appears in the
+`Authorization` header.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from typing import Protocol
 import httpx
 
 from connector.config import Secret
+from connector.http_bounded import Answer, bounded_request
+from connector.rd_answers import max_answer_bytes
 
 __all__ = ["BATCH_PATH", "RdClient", "StaticToken", "TokenProvider"]
 
@@ -44,19 +49,39 @@ class StaticToken:
 class RdClient:
     """Posts batch bodies. Thread-safe (httpx.Client is); one per process, shared by the lanes."""
 
-    def __init__(self, base_url: str, tokens: TokenProvider, client: httpx.Client) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: TokenProvider,
+        client: httpx.Client,
+        *,
+        timeout_s: float = 30.0,
+        max_events: int = 10_000,
+    ) -> None:
+        """`timeout_s`: `RDC_HTTP_TIMEOUT_S`; `max_events`: `RDC_BATCH_MAX_EVENTS` (sizes the answer cap)."""
         self._url = base_url.rstrip("/") + BATCH_PATH
         self._tokens = tokens
         self._client = client
+        self._timeout_s = timeout_s
+        self.max_answer_bytes = max_answer_bytes(max_events)
 
     @property
     def tokens(self) -> TokenProvider:
         return self._tokens
 
-    def post_batch(self, body: bytes, token: Secret) -> httpx.Response:
-        """POST `body` (a JSON array) with `token`. Raises httpx transport errors as they come."""
+    def post_batch(self, body: bytes, token: Secret) -> Answer:
+        """POST `body` (a JSON array) with `token`. Raises httpx transport errors as they come, a timeout
+        (`httpx.TimeoutException`) once `timeout_s` has passed in any phase."""
         headers = {"Authorization": f"Bearer {token.reveal()}", "Content-Type": "application/json"}
-        return self._client.post(self._url, content=body, headers=headers)
+        return bounded_request(
+            self._client,
+            "POST",
+            self._url,
+            content=body,
+            headers=headers,
+            timeout_s=self._timeout_s,
+            max_bytes=self.max_answer_bytes,
+        )
 
     def close(self) -> None:
         self._client.close()

@@ -1,15 +1,27 @@
-"""What to do with an answer from RD: one pure function per kind of outcome, and the backoff.
+"""What to do with an answer from RD: one pure function per kind of outcome, the backoff and the waits.
 
 | outcome | action |
 |---|---|
-| 200 | `DELIVERED` (the sender still checks that one UUID came back per event) |
-| 400, 422, 413 | `SPLIT`: bisect the batch until the rejected events are isolated (413: the cap is too high) |
+| 200 | `DELIVERED` (the sender still checks the body: `rd_answers.parse_batch_answer`) |
+| 400, 422 in RD's error format | `SPLIT`: bisect until the rejected events are isolated |
 | 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
+| any other 4xx but 401, in RD's error format (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
+| 413, or a 4xx (400, 422 too) not in RD's format | `RETRY`, `not_rd`: an outage, never a verdict on records |
+| 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
+| any other status (3xx, 2xx but 200) | `FATAL` |
+
+A 4xx not in RD's error format came from something in front of RD (a proxy, a load balancer, a WAF): it
+says nothing about the records, so nothing is dead-lettered or stopped for it. RD documents no 413 and the
+batcher keeps every body under `RDC_BATCH_MAX_BYTES` (default RD's documented 0.2 MB), so a 413 is never
+bisected: it is an outage too (docs/decisions/0010-rd-answers-outage-not-verdict.md).
 
 A read timeout, or a connection lost after the body was sent, is `possibly_sent`: RD may have accepted the
 batch, so resending it may duplicate events (counted, logged, then retried).
-| 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
-| any other status (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
+
+Waits: RD's hint (`Retry-After`, `retry-after-quotas`, `remaining_time`) is honoured up to
+`MAX_HINTED_WAIT_S`, then RD is asked again; `wait_within` cuts any wait at a batch's retry deadline
+(`RDC_RETRY_MAX_ELAPSED_S`) and says when it has passed. Times are passed in: no clock is read here
+except `time.time()` when `classify_response` is given no `now`.
 """
 
 from __future__ import annotations
@@ -23,7 +35,24 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-__all__ = ["Action", "Decision", "backoff_s", "classify_exception", "classify_response", "wait_from_429"]
+from connector.rd_answers import rd_error_types
+
+__all__ = [
+    "MAX_HINTED_WAIT_S",
+    "Action",
+    "Decision",
+    "backoff_s",
+    "classify_exception",
+    "classify_response",
+    "next_wait_s",
+    "wait_from_429",
+    "wait_within",
+]
+
+# However long RD asks us to wait (an 11-day Retry-After, a per-lead limiter's hours of remaining_time),
+# RD is asked again after at most this long: a hint that is wrong, or a limit lifted early, costs at most
+# a minute, and a probe a minute is 1/120 of RD's documented 120 requests a minute.
+MAX_HINTED_WAIT_S = 60.0
 
 
 class Action(enum.Enum):
@@ -40,6 +69,7 @@ class Decision:
     reason: str  # short key for logs and metrics: "status_503", "timeout", ...
     wait_s: float | None = None  # how long RD asked us to wait, when it said
     possibly_sent: bool = False  # the body went out and the answer was lost: RD may have accepted it
+    not_rd: bool = False  # a 4xx not in RD's error format: something in front of RD answered (an outage)
 
 
 def wait_from_429(headers: Mapping[str, str], body: bytes, now: float) -> float | None:
@@ -69,18 +99,21 @@ def wait_from_429(headers: Mapping[str, str], body: bytes, now: float) -> float 
 
 
 def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float | None = None) -> Decision:
-    """The action for an HTTP answer from RD."""
+    """The action for an HTTP answer from RD. `body` is the answer's body (empty when it was too long to
+    read: then no 4xx is RD's verdict)."""
     if status == 200:
         return Decision(Action.DELIVERED, "ok")
     reason = f"status_{status}"
-    if status in (400, 413, 422):
-        return Decision(Action.SPLIT, reason)
     if status == 401:
         return Decision(Action.REFRESH_AUTH, reason)
     if status == 429:
         return Decision(Action.RETRY, reason, wait_from_429(headers, body, time.time() if now is None else now))
     if status == 408 or status >= 500:
         return Decision(Action.RETRY, reason)
+    if status == 413 or (400 <= status < 500 and rd_error_types(body) is None):
+        return Decision(Action.RETRY, f"{reason}_not_rd", not_rd=True)
+    if status in (400, 422):
+        return Decision(Action.SPLIT, reason)
     return Decision(Action.FATAL, reason)
 
 
@@ -100,3 +133,21 @@ def classify_exception(exc: Exception) -> Decision:
 def backoff_s(attempt: int, initial_s: float, max_s: float, jitter: float) -> float:
     """Capped exponential backoff with full jitter: `jitter` in [0, 1) times min(max, initial * 2**attempt)."""
     return float(jitter * min(max_s, initial_s * 2.0 ** min(attempt, 30)))
+
+
+def next_wait_s(decision: Decision, attempt: int, initial_s: float, max_s: float, jitter: float) -> float:
+    """The wait before retrying after `decision`: RD's hint capped at `MAX_HINTED_WAIT_S`, else the
+    backoff for `attempt` (its cap is `RDC_RETRY_BACKOFF_MAX_MS`, the operator's choice)."""
+    if decision.wait_s is not None:
+        return min(decision.wait_s, MAX_HINTED_WAIT_S)
+    return backoff_s(attempt, initial_s, max_s, jitter)
+
+
+def wait_within(wait_s: float, now: float, deadline: float | None) -> float | None:
+    """`wait_s` cut so that it ends by `deadline` (same clock as `now`; None: no deadline), or None when
+    the deadline has passed: give up now rather than wait past it."""
+    if deadline is None:
+        return max(0.0, wait_s)
+    if now >= deadline:
+        return None
+    return max(0.0, min(wait_s, deadline - now))

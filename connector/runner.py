@@ -26,6 +26,7 @@ from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegist
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
 from connector.gc_tuning import tune_gc
+from connector.http_bounded import bounded_client
 from connector.http_probe import Health, ProbeServer
 from connector.ledger import Ledger, rd_destination
 from connector.letter_limit import learn_letter_limit, producer_config_for
@@ -82,6 +83,7 @@ def _tokens(settings: Settings, http: httpx.Client, metrics: Metrics, health: He
             settings.rd_refresh_token,
             Path(settings.rd_token_file) if settings.rd_token_file else None,
             on_refresh=partial(_refreshed, metrics, health),
+            timeout_s=settings.http_timeout_s,
         )
     assert settings.rd_access_token is not None  # require_pipeline checked it
     return StaticToken(settings.rd_access_token)
@@ -114,13 +116,14 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         return Producer(producer_config_for(settings.producer_config(), letter_limit))
 
     producer = new_producer()
-    http = httpx.Client(
-        timeout=settings.http_timeout_s,
-        limits=httpx.Limits(
-            max_connections=settings.max_in_flight + 2, max_keepalive_connections=settings.max_in_flight + 2
-        ),
+    http = bounded_client(settings.http_timeout_s, settings.max_in_flight + 2)
+    client = RdClient(
+        settings.rd_base_url,
+        _tokens(settings, http, metrics, health),
+        http,
+        timeout_s=settings.http_timeout_s,
+        max_events=settings.batch_max_events,
     )
-    client = RdClient(settings.rd_base_url, _tokens(settings, http, metrics, health), http)
     gate = RateGate(settings.rd_requests_per_minute)
 
     destination = _destination(settings)

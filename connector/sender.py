@@ -1,10 +1,12 @@
 """A lane: one thread that sends closed batches to RD, in order, one at a time.
 
 Partitions map to lanes by a stable hash, so each partition's events reach RD in offset order. For each
-batch the lane retries transient failures with capped exponential backoff (full jitter), bisects
-rejected batches (400/422/413) until the rejected events are isolated and dead-lettered, and on a 200
-with one UUID per event publishes the results. It never commits: settlement flows back through the
-`Reporter`'s acknowledgements to the pipeline thread.
+batch the lane retries transient failures with capped exponential backoff (full jitter), waits at most
+`MAX_HINTED_WAIT_S` on RD's word before asking again, and gives up at `RDC_RETRY_MAX_ELAPSED_S` counted
+from the batch's first failure (waits included). It bisects batches RD rejects in its error format
+(400/422) until the rejected events are isolated and dead-lettered; a 413, or a 4xx not in RD's format, is
+an outage, retried like a 5xx. On a 200 with one distinct UUID per event it publishes the results. It never
+commits: settlement flows back through the `Reporter`'s acknowledgements to the pipeline thread.
 
 Work is tagged with a generation: `abandon()` (rebalance or shutdown past its deadline) bumps it, and the
 lane drops older batches, even mid-retry. Their records are not settled, so they are not committed.
@@ -19,20 +21,27 @@ import threading
 import time
 from collections.abc import Sequence
 
-import httpx
-import orjson
-
 from connector.auth import AuthFatal, AuthUnavailable
 from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
 from connector.dead_letter import rd_answer_summary
 from connector.errors import ConnectorError
+from connector.http_bounded import Answer
 from connector.http_probe import Health
 from connector.metrics import Metrics
 from connector.rate import RateGate
+from connector.rd_answers import BadAnswer, parse_batch_answer
 from connector.rd_client import RdClient
 from connector.reporter import DeadLetter, Reporter
-from connector.retry import Action, Decision, backoff_s, classify_exception, classify_response
+from connector.retry import (
+    MAX_HINTED_WAIT_S,
+    Action,
+    Decision,
+    classify_exception,
+    classify_response,
+    next_wait_s,
+    wait_within,
+)
 
 __all__ = ["AmbiguousAnswer", "Lane", "LaneFatal", "RetryDeadlineExceeded"]
 
@@ -46,13 +55,15 @@ class LaneFatal(ConnectorError):
 
 
 class AmbiguousAnswer(ConnectorError):
-    """RD answered 200 but not with one UUID per event: we cannot tell which events it accepted."""
+    """RD answered 200 but not with one distinct UUID per event (or with an answer too long to read): we
+    cannot tell which events it accepted."""
 
     exit_code = 4
 
 
 class RetryDeadlineExceeded(ConnectorError):
-    """A batch kept failing for longer than `RDC_RETRY_MAX_ELAPSED_S`."""
+    """A batch kept failing for longer than `RDC_RETRY_MAX_ELAPSED_S` (raised by the deadline, not after a
+    wait past it)."""
 
     exit_code = 5
 
@@ -77,7 +88,9 @@ class Lane:
         max_elapsed_s: float = 0.0,
         metrics: Metrics | None = None,
         health: Health | None = None,
+        max_hinted_wait_s: float = MAX_HINTED_WAIT_S,
     ) -> None:
+        """`max_hinted_wait_s`: the longest wait on RD's word (tests shorten `MAX_HINTED_WAIT_S`)."""
         self.index = index
         self._client = client
         self._reporter = reporter
@@ -89,6 +102,7 @@ class Lane:
         self._random = random.Random()
         self._gate = gate or RateGate(0)
         self._max_elapsed_s = max_elapsed_s
+        self._max_hinted_wait_s = max_hinted_wait_s
         self._metrics = metrics or Metrics()
         self._health = health or Health()
         self.fatal: ConnectorError | None = None
@@ -143,41 +157,52 @@ class Lane:
     def _deliver(self, items: Sequence[Item], generation: int) -> None:
         body = b"[" + b",".join([item.event for item in items]) + b"]"
         attempt = 0
-        first_failure: float | None = None
+        deadline: float | None = None  # RDC_RETRY_MAX_ELAPSED_S after the first failure (monotonic)
         refreshed = False  # a token was refreshed after a 401 and not yet used successfully
+        decision = Decision(Action.RETRY, "none")
         while True:
-            self._await_budget(generation)
-            decision, response, token = self._post(body, len(items))
-            if decision.action is Action.DELIVERED and response is not None:
-                self._accept(items, response)
+            self._await_budget(generation, deadline, items, decision)
+            decision, answer, token = self._post(body, len(items))
+            if decision.action is Action.DELIVERED and answer is not None:
+                self._accept(items, answer)
                 return
             if decision.action is Action.SPLIT:
-                self._split(items, generation, decision, response)
+                self._split(items, generation, decision, answer)
                 return
             if decision.action is Action.REFRESH_AUTH and token is not None:
                 refreshed = self._refresh_after_401(token, refreshed)
                 continue  # a refresh is not a delivery retry
             refreshed = False
             if decision.action is Action.FATAL:
-                raise LaneFatal(f"RD answered {decision.reason}; retrying cannot help: {_excerpt(response)}")
+                raise LaneFatal(f"RD answered {decision.reason}; retrying cannot help: {_excerpt(answer)}")
             now = time.monotonic()
-            first_failure = first_failure if first_failure is not None else now
-            if self._max_elapsed_s and now - first_failure > self._max_elapsed_s:
-                raise RetryDeadlineExceeded(
-                    f"a batch of {len(items)} events was retried for {now - first_failure:.0f} s "
-                    f"(RDC_RETRY_MAX_ELAPSED_S={self._max_elapsed_s:g}); last answer: {decision.reason}; "
-                    "nothing of it is committed"
-                )
-            self._note_retry(decision, len(items))
+            if deadline is None and self._max_elapsed_s:
+                deadline = now + self._max_elapsed_s
+            self._note_retry(decision, len(items), answer)
+            wait = next_wait_s(decision, attempt, *self._backoff, self._random.random())
             if decision.wait_s is not None:
-                self._gate.pause(decision.wait_s)  # a 429 holds every lane, not just this one
-                wait = 0.0
-            else:
-                wait = backoff_s(attempt, *self._backoff, self._random.random())
+                wait = min(wait, self._max_hinted_wait_s)
+                self._gate.pause(wait)  # a 429 holds every lane, not just this one (_await_budget waits)
             attempt += 1
-            _log.warning("batch_retry lane=%d events=%d reason=%s attempt=%d wait_s=%.3f",
-                         self.index, len(items), decision.reason, attempt, decision.wait_s or wait)  # fmt: skip
-            self._sleep(wait, generation)
+            _log.warning("batch_retry lane=%d events=%d reason=%s attempt=%d wait_s=%.3f asked_s=%s",
+                         self.index, len(items), decision.reason, attempt, wait, decision.wait_s)  # fmt: skip
+            if decision.wait_s is None:
+                self._wait(wait, deadline, items, decision, generation)
+
+    def _wait(
+        self, wait: float, deadline: float | None, items: Sequence[Item], last: Decision, generation: int
+    ) -> None:
+        """Sleep `wait` seconds; one that would end past the batch's retry deadline sleeps to the deadline
+        and raises RetryDeadlineExceeded there (no request goes out after the deadline)."""
+        cut = wait_within(wait, time.monotonic(), deadline)
+        if cut is not None and cut >= wait:
+            self._sleep(cut, generation)
+            return
+        self._sleep(cut or 0.0, generation)
+        raise RetryDeadlineExceeded(
+            f"a batch of {len(items)} events kept failing for RDC_RETRY_MAX_ELAPSED_S={self._max_elapsed_s:g} s "
+            f"(waits included); last answer: {last.reason}; nothing of it is committed"
+        )
 
     def _refresh_after_401(self, rejected: Secret, refreshed: bool) -> bool:
         if refreshed:
@@ -196,8 +221,15 @@ class Lane:
             return False
         return True
 
-    def _note_retry(self, decision: Decision, events: int) -> None:
+    def _note_retry(self, decision: Decision, events: int, answer: Answer | None) -> None:
         self._metrics.retry(decision.reason)
+        if decision.not_rd:
+            _log.warning(
+                "rd_answer_not_recognised lane=%d events=%d answer=%r: not in RD's error format, so something in "
+                "front of RD (a proxy, a load balancer) answered; treated as an outage: the batch is retried, "
+                "nothing is dead-lettered, /readyz fails if it lasts",
+                self.index, events, _excerpt(answer)[:300],
+            )  # fmt: skip
         if decision.possibly_sent:
             self._metrics.possible_duplicates.inc(events)
             _log.warning(
@@ -206,14 +238,15 @@ class Lane:
                 self.index, events, decision.reason,
             )  # fmt: skip
 
-    def _await_budget(self, generation: int) -> None:
+    def _await_budget(self, generation: int, deadline: float | None, items: Sequence[Item], last: Decision) -> None:
+        """Wait for the request budget (and a 429 pause); a batch past its retry deadline gives up."""
         while True:
             if generation != self._generation:
                 raise _Abandoned
             wait = self._gate.reserve()
             if wait <= 0:
                 return
-            self._sleep(wait, generation)
+            self._wait(wait, deadline, items, last, generation)
 
     def _sleep(self, seconds: float, generation: int) -> None:
         """Wait, waking early only to abandon the batch."""
@@ -222,7 +255,7 @@ class Lane:
         if generation != self._generation:
             raise _Abandoned
 
-    def _post(self, body: bytes, events: int) -> tuple[Decision, httpx.Response | None, Secret | None]:
+    def _post(self, body: bytes, events: int) -> tuple[Decision, Answer | None, Secret | None]:
         try:
             token = self._client.tokens.token()
         except AuthUnavailable as exc:
@@ -232,7 +265,7 @@ class Lane:
         self.requests += 1
         self._metrics.in_flight_bytes.inc(len(body))
         try:
-            response = self._client.post_batch(body, token)
+            answer = self._client.post_batch(body, token)
         except Exception as exc:
             decision = classify_exception(exc)
             self._metrics.observe_request(None, time.monotonic() - began, len(body), events, self._max_bytes)
@@ -241,45 +274,39 @@ class Lane:
             return decision, None, token
         finally:
             self._metrics.in_flight_bytes.dec(len(body))
-        status = response.status_code
+        status = answer.status_code
         self._metrics.observe_request(status, time.monotonic() - began, len(body), events, self._max_bytes)
-        if status == 429 or status >= 500:
-            self._health.record_request_failed()
+        # An answer longer than the cap is not read to its end: no 4xx verdict is taken from its first bytes.
+        decision = classify_response(status, answer.headers, answer.body if answer.complete else b"")
+        if decision.action is Action.RETRY:  # 408, 429, 5xx, a 4xx not from RD: the path to RD is failing
+            self._health.record_request_failed(not_rd=decision.not_rd)
         else:
             self._health.record_request_ok()
         _log.info(
             "batch lane=%d events=%d bytes=%d fill=%.3f status=%d latency_ms=%.1f",
-            self.index, events, len(body), len(body) / self._max_bytes, response.status_code,
+            self.index, events, len(body), len(body) / self._max_bytes, status,
             (time.monotonic() - began) * 1000,
         )  # fmt: skip
-        return classify_response(response.status_code, response.headers, response.content), response, token
+        return decision, answer, token
 
-    def _accept(self, items: Sequence[Item], response: httpx.Response) -> None:
+    def _accept(self, items: Sequence[Item], answer: Answer) -> None:
         try:
-            answer = orjson.loads(response.content)
-            uuids = [event["event_uuid"] for event in answer["events"]]
-            batch_uuid = str(answer["event_batch_uuid"])
-        except (orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise AmbiguousAnswer(f"RD answered 200 without a readable result: {_excerpt(response)}") from exc
-        if len(uuids) != len(items):
+            if not answer.complete:
+                raise BadAnswer(f"longer than {len(answer.body)} bytes (not read further)")
+            uuids, batch_uuid = parse_batch_answer(answer.body, len(items))
+        except BadAnswer as exc:
             first, last = items[0], items[-1]
             raise AmbiguousAnswer(
-                f"RD answered 200 with {len(uuids)} event UUIDs for a batch of {len(items)} events "
-                f"(from {first.topic}/{first.partition}@{first.offset} "
-                f"to {last.topic}/{last.partition}@{last.offset}); "
-                "nothing of this batch is committed"
-            )
+                f"RD answered 200 with an answer that does not name one distinct UUID per event: {exc}; "
+                f"a batch of {len(items)} events (from {first.topic}/{first.partition}@{first.offset} "
+                f"to {last.topic}/{last.partition}@{last.offset}); nothing of this batch is committed; "
+                f"answer: {_excerpt(answer)[:300]}"
+            ) from exc
         self._reporter.publish_results(items, uuids, batch_uuid)
         self._metrics.events_delivered.inc(len(items))
         self._metrics.batch_done("delivered")
 
-    def _split(
-        self, items: Sequence[Item], generation: int, decision: Decision, response: httpx.Response | None
-    ) -> None:
-        if decision.reason == "status_413":
-            _log.warning(
-                "batch_too_large lane=%d events=%d: RDC_BATCH_MAX_BYTES is above RD's limit", self.index, len(items)
-            )
+    def _split(self, items: Sequence[Item], generation: int, decision: Decision, answer: Answer | None) -> None:
         self._metrics.batch_done("split")
         if len(items) == 1:
             item = items[0]
@@ -287,9 +314,9 @@ class Lane:
                 DeadLetter.of(
                     item,
                     stage="send",
-                    reason="rejected_by_rd" if decision.reason != "status_413" else "event_too_large",
-                    detail=_excerpt(response),
-                    log_detail=rd_answer_summary(response.status_code, response.content) if response else "",
+                    reason="rejected_by_rd",
+                    detail=_excerpt(answer),
+                    log_detail=rd_answer_summary(answer.status_code, answer.body) if answer else "",
                     rd_event=item.event,
                     weight=item_weight(item),
                 )
@@ -300,7 +327,5 @@ class Lane:
         self._deliver(items[middle:], generation)
 
 
-def _excerpt(response: httpx.Response | None) -> str:
-    if response is None:
-        return ""
-    return f"{response.status_code} {response.content[:2000].decode('utf-8', 'replace')}"
+def _excerpt(answer: Answer | None) -> str:
+    return "" if answer is None else answer.excerpt()

@@ -10,9 +10,20 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.retry import Action, Decision, backoff_s, classify_exception, classify_response, wait_from_429
+from connector.retry import (
+    MAX_HINTED_WAIT_S,
+    Action,
+    Decision,
+    backoff_s,
+    classify_exception,
+    classify_response,
+    next_wait_s,
+    wait_from_429,
+    wait_within,
+)
 
 NOW = 1_700_000_000.0  # a fixed wall clock (epoch seconds)
+RD_ERROR = b'{"errors": [{"error_type": "INVALID", "error_message": "Invalid."}]}'  # RD's error format
 
 
 @pytest.mark.parametrize(
@@ -20,7 +31,6 @@ NOW = 1_700_000_000.0  # a fixed wall clock (epoch seconds)
     [
         pytest.param(200, Action.DELIVERED, id="200-delivered"),
         pytest.param(400, Action.SPLIT, id="400-split"),
-        pytest.param(413, Action.SPLIT, id="413-split"),
         pytest.param(422, Action.SPLIT, id="422-split"),
         pytest.param(401, Action.REFRESH_AUTH, id="401-refresh-auth"),
         pytest.param(408, Action.RETRY, id="408-retry"),
@@ -36,9 +46,40 @@ NOW = 1_700_000_000.0  # a fixed wall clock (epoch seconds)
     ],
 )
 def test_classify_response_action(status: int, action: Action) -> None:
-    decision = classify_response(status, {}, b"", NOW)
+    decision = classify_response(status, {}, RD_ERROR, NOW)
     assert decision.action is action
     assert decision.reason == ("ok" if status == 200 else f"status_{status}")
+    assert not decision.not_rd
+
+
+PROXY_PAGE = b"<html><head><title>400 Bad Request</title></head><body><center>nginx</center></body></html>"
+
+
+@pytest.mark.parametrize("status", [400, 403, 404, 405, 407, 413, 415, 422, 451])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(PROXY_PAGE, id="html"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b'{"message": "Request Entity Too Large"}', id="gateway-json"),
+        pytest.param(b'{"errors": {"poison": "is not allowed"}}', id="field-map-of-strings"),
+        pytest.param(b'{"errors": []}', id="empty-list"),
+    ],
+)
+def test_a_4xx_not_in_rd_error_format_is_an_outage(status: int, body: bytes) -> None:
+    decision = classify_response(status, {"Content-Type": "text/html"}, body, NOW)
+    assert decision == Decision(Action.RETRY, f"status_{status}_not_rd", not_rd=True)
+
+
+def test_a_413_is_an_outage_even_in_rd_error_format() -> None:
+    """RD documents no 413, and no body is over RDC_BATCH_MAX_BYTES: bisecting could only dead-letter."""
+    assert classify_response(413, {}, RD_ERROR, NOW) == Decision(Action.RETRY, "status_413_not_rd", not_rd=True)
+
+
+@pytest.mark.parametrize("status", [401, 408, 429, 500, 503])
+def test_statuses_that_need_no_rd_body_keep_their_action(status: int) -> None:
+    assert classify_response(status, {}, PROXY_PAGE, NOW).action is classify_response(status, {}, RD_ERROR, NOW).action
+    assert not classify_response(status, {}, PROXY_PAGE, NOW).not_rd
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
@@ -186,3 +227,68 @@ def test_backoff_never_exceeds_max_and_grows_with_attempts(
     wait = backoff_s(attempt, initial, maximum, jitter)
     assert 0.0 <= wait <= maximum
     assert wait <= backoff_s(attempt + 1, initial, maximum, jitter)
+
+
+# --- waits: RD's hint capped, every wait cut at the retry deadline -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("headers", "body"),
+    [
+        pytest.param({"Retry-After": "999999"}, b"", id="retry-after"),
+        pytest.param({"Retry-After": email.utils.formatdate(NOW + 86_400 * 30, usegmt=True)}, b"", id="date"),
+        pytest.param({"retry-after-quotas": "86400"}, b"", id="quotas"),
+        pytest.param({}, b'{"remaining_time": 20745}', id="remaining-time"),
+    ],
+)
+def test_a_long_hint_is_waited_at_most_max_hinted_wait(headers: dict[str, str], body: bytes) -> None:
+    decision = classify_response(429, headers, body, NOW)
+    assert decision.wait_s is not None and decision.wait_s > MAX_HINTED_WAIT_S  # what RD asked, for the logs
+    assert next_wait_s(decision, 0, 0.5, 30.0, 0.9) == MAX_HINTED_WAIT_S == 60.0
+
+
+def test_a_short_hint_is_waited_in_full_and_no_hint_is_the_backoff() -> None:
+    assert next_wait_s(Decision(Action.RETRY, "status_429", 7.0), 3, 0.5, 30.0, 0.5) == 7.0
+    assert next_wait_s(Decision(Action.RETRY, "status_503"), 3, 0.5, 30.0, 0.5) == backoff_s(3, 0.5, 30.0, 0.5)
+
+
+def test_the_backoff_is_the_operators_cap_not_the_hint_cap() -> None:
+    assert next_wait_s(Decision(Action.RETRY, "timeout"), 20, 1.0, 600.0, 0.999) == pytest.approx(599.4)
+
+
+@pytest.mark.parametrize(
+    ("wait", "now", "deadline", "expected"),
+    [
+        pytest.param(5.0, 100.0, None, 5.0, id="no-deadline"),
+        pytest.param(5.0, 100.0, 110.0, 5.0, id="ends-before"),
+        pytest.param(60.0, 100.0, 102.0, 2.0, id="cut-at-the-deadline"),
+        pytest.param(999_999.0, 100.0, 100.5, 0.5, id="eleven-days-cut"),
+        pytest.param(1.0, 102.0, 102.0, None, id="at-the-deadline-give-up"),
+        pytest.param(0.0, 103.0, 102.0, None, id="past-the-deadline-give-up"),
+        pytest.param(-1.0, 100.0, 102.0, 0.0, id="never-negative"),
+    ],
+)
+def test_wait_within(wait: float, now: float, deadline: float | None, expected: float | None) -> None:
+    assert wait_within(wait, now, deadline) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    waits=st.lists(st.floats(min_value=0.0, max_value=1e7), min_size=1, max_size=50),
+    max_elapsed=st.floats(min_value=0.001, max_value=1e5),
+    request_s=st.floats(min_value=0.0, max_value=100.0),
+)
+def test_a_retry_loop_never_waits_past_its_deadline(waits: list[float], max_elapsed: float, request_s: float) -> None:
+    """Simulate the lane: fail (each attempt takes `request_s`), wait as told; it gives up by the deadline
+    plus at most one request, whatever RD asks."""
+    now = 0.0
+    deadline = now + max_elapsed
+    for asked in waits:
+        now += request_s
+        wait = wait_within(next_wait_s(Decision(Action.RETRY, "status_429", asked), 0, 0.5, 30.0, 0.5), now, deadline)
+        if wait is None:
+            break
+        assert 0.0 <= wait <= MAX_HINTED_WAIT_S
+        now += wait
+        assert now <= deadline
+    assert now <= deadline + request_s

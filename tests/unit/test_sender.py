@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -18,6 +18,7 @@ import pytest
 from connector.auth import AuthFatal
 from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
+from connector.http_probe import Health
 from connector.rd_client import BATCH_PATH, RdClient, StaticToken
 from connector.reporter import DeadLetter, Reporter
 from connector.sender import AmbiguousAnswer, Lane, LaneFatal
@@ -103,10 +104,21 @@ def batch_of(items: list[Item]) -> Batch:
     return Batch(opened_at=0.0, items=items, size=2 + sum(len(i.event) for i in items) + len(items) - 1)
 
 
+def uuid_of(n: int) -> str:
+    """The event UUID the fake RD gives the event whose `n` is `n` (canonical, version 4)."""
+    return f"00000000-0000-4000-8000-{n:012d}"
+
+
+def rd_error(status: int, error_type: str = "INVALID", message: str = "is not allowed") -> httpx.Response:
+    """An answer in RD's error format (the list shape)."""
+    body = {"errors": [{"error_type": error_type, "error_message": message}]}
+    return httpx.Response(status, content=orjson.dumps(body))
+
+
 def ok(request: httpx.Request, batch_uuid: str = "batch-1") -> httpx.Response:
     """RD's 200: one uuid per event, derived from the event's `n`."""
     events = orjson.loads(request.content)
-    answer = {"event_batch_uuid": batch_uuid, "events": [{"event_uuid": f"uuid-{e['n']}"} for e in events]}
+    answer = {"event_batch_uuid": batch_uuid, "events": [{"event_uuid": uuid_of(e["n"])} for e in events]}
     return httpx.Response(200, content=orjson.dumps(answer), headers={"Content-Type": "application/json"})
 
 
@@ -137,12 +149,18 @@ LaneFactory = Callable[..., Rig]
 def make_lane() -> Iterator[LaneFactory]:
     made: list[Rig] = []
 
-    def make(script: Callable[[int, httpx.Request], httpx.Response], token: str = "tok") -> Rig:
+    def make(
+        script: Callable[[int, httpx.Request], httpx.Response],
+        token: str = "tok",
+        timeout_s: float = 30.0,
+        **lane_options: Any,
+    ) -> Rig:
         rd = FakeRd(script)
         client = RdClient(
             base_url="http://rd.test",
             tokens=StaticToken(Secret(token)),
             client=httpx.Client(transport=httpx.MockTransport(rd)),
+            timeout_s=timeout_s,
         )
         reporter = FakeReporter()
         index = next(_lane_index)
@@ -153,6 +171,7 @@ def make_lane() -> Iterator[LaneFactory]:
             backoff_initial_s=0.001,
             backoff_max_s=0.01,
             max_bytes=100_000,
+            **lane_options,
         )
         rig = Rig(lane, rd, reporter, f"rdc-lane-{index}")
         made.append(rig)
@@ -177,7 +196,7 @@ def test_success_publishes_results_in_request_order(make_lane: LaneFactory) -> N
     rig.lane.submit(batch_of(items))
     wait_until(lambda: rig.lane.batches == 1)
 
-    assert rig.reporter.results == [(items, [f"uuid-{i}" for i in range(5)], "batch-1")]
+    assert rig.reporter.results == [(items, [uuid_of(i) for i in range(5)], "batch-1")]
     assert rig.reporter.letters == []
     assert rig.lane.fatal is None
     assert rig.lane.requests == 1
@@ -227,7 +246,7 @@ def test_500_then_200_is_retried_and_delivered_once(make_lane: LaneFactory) -> N
 
     assert rig.rd.count == 2
     assert rig.rd.seen[0].body == rig.rd.seen[1].body
-    assert rig.reporter.results == [(items, [f"uuid-{i}" for i in range(4)], "batch-1")]
+    assert rig.reporter.results == [(items, [uuid_of(i) for i in range(4)], "batch-1")]
     assert rig.lane.fatal is None
 
 
@@ -309,9 +328,12 @@ def test_429_retry_after_is_honoured_after_an_idle_abandon(make_lane: LaneFactor
 # --- rejections: bisection ----------------------------------------------------------------------------------
 
 
+POISON_ERRORS = b'{"errors": {"poison": [{"error_type": "INVALID", "error_message": "is not allowed"}]}}'
+
+
 def rejecting_poison(n: int, request: httpx.Request) -> httpx.Response:
     if POISON in request.content:
-        return httpx.Response(400, content=b'{"errors": {"poison": "is not allowed"}}')
+        return httpx.Response(400, content=POISON_ERRORS)  # RD's map keyed by field name
     return ok(request, batch_uuid=f"batch-{n}")
 
 
@@ -346,14 +368,14 @@ def test_400_bisection_isolates_exactly_the_poison_items(make_lane: LaneFactory,
         assert letter.stage == "send"
         assert letter.key == item.key
         assert letter.value == item.value
-        assert letter.detail == '400 {"errors": {"poison": "is not allowed"}}'
+        assert letter.detail == "400 " + POISON_ERRORS.decode()
         assert letter.headers == [*(item.headers or []), ("rdc.rd_event", item.event)]
         assert letter.weight == item_weight(item)  # the memory it held is released on settle
 
     clean = [item for i, item in enumerate(items) if i not in poison]
     assert rig.reporter.published() == clean  # each exactly once, in offset order
     for published, uuids, _ in rig.reporter.results:
-        assert uuids == [f"uuid-{item.offset}" for item in published]
+        assert uuids == [uuid_of(item.offset) for item in published]
 
     # Bound: every request that fails with more than one event costs two more requests, and at most k such
     # sub-batches exist per bisection level (ceil(log2 N) levels above the single events), so
@@ -367,7 +389,7 @@ def test_400_bisection_isolates_exactly_the_poison_items(make_lane: LaneFactory,
 
 def test_422_is_bisected_like_400(make_lane: LaneFactory) -> None:
     def script(n: int, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(422, content=b"unprocessable") if POISON in request.content else ok(request)
+        return rd_error(422, "INVALID", "Invalid Data type") if POISON in request.content else ok(request)
 
     rig = make_lane(script)
     items = make_items(4, poison=(2,))
@@ -378,35 +400,35 @@ def test_422_is_bisected_like_400(make_lane: LaneFactory) -> None:
     assert rig.reporter.published() == [items[0], items[1], items[3]]
 
 
-def test_413_single_event_is_dead_lettered_as_too_large(make_lane: LaneFactory) -> None:
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        pytest.param(lambda: rd_error(413, "REQUEST_ENTITY_TOO_LARGE", "payload too large"), id="rd-shape"),
+        pytest.param(lambda: httpx.Response(413, content=b"<html>413 Request Entity Too Large</html>"), id="proxy"),
+    ],
+)
+def test_413_is_an_outage_never_a_split(make_lane: LaneFactory, refusal: Callable[[], httpx.Response]) -> None:
+    """A 413 (RD documents none; the batcher stays under RDC_BATCH_MAX_BYTES) is retried whole: no bisection,
+    no dead letter, /readyz fails at once; RD's next 200 delivers every event."""
+    health = Health()
+    health.set_assigned(True)
+    seen_not_ready: list[bool] = []
+
     def script(n: int, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(413, content=b"payload too large")
+        if n < 3:
+            return refusal()
+        seen_not_ready.append(not health.readiness()[0])
+        return ok(request)
 
-    rig = make_lane(script)
-    [item] = make_items(1)
-    rig.lane.submit(batch_of([item]))
-    wait_until(lambda: rig.lane.batches == 1)
-
-    [letter] = rig.reporter.letters
-    assert letter.reason == "event_too_large"
-    assert letter.stage == "send"
-    assert (letter.key, letter.value, letter.offset) == (item.key, item.value, item.offset)
-    assert "payload too large" in letter.detail
-    assert rig.reporter.results == []
-    assert rig.rd.count == 1
-
-
-def test_413_batch_is_split_until_it_fits(make_lane: LaneFactory) -> None:
-    def script(n: int, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(413) if len(orjson.loads(request.content)) > 2 else ok(request)
-
-    rig = make_lane(script)
+    rig = make_lane(script, health=health)
     items = make_items(8)
     rig.lane.submit(batch_of(items))
     wait_until(lambda: rig.lane.batches == 1)
     assert rig.reporter.letters == []
     assert rig.reporter.published() == items
-    assert rig.rd.count == 1 + 2 + 4
+    assert [len(orjson.loads(s.body)) for s in rig.rd.seen] == [8, 8, 8, 8]  # never split
+    assert seen_not_ready == [True]
+    assert health.readiness()[0]  # the 200 proved the path again
 
 
 # --- answers retrying cannot fix -----------------------------------------------------------------------------
@@ -458,7 +480,7 @@ def test_200_with_unreadable_json_is_ambiguous(make_lane: LaneFactory, content: 
 
 @pytest.mark.parametrize("status", [403, 404, 405, 415])
 def test_fatal_status_stops_the_lane(make_lane: LaneFactory, status: int) -> None:
-    rig = make_lane(lambda n, request: httpx.Response(status, content=b"forbidden by policy"))
+    rig = make_lane(lambda n, request: rd_error(status, "FORBIDDEN", "forbidden by policy"))
     rig.lane.submit(batch_of(make_items(2)))
     wait_until(lambda: rig.lane.fatal is not None)
     assert isinstance(rig.lane.fatal, LaneFatal)
@@ -496,7 +518,7 @@ def test_unexpected_exception_from_the_transport_is_fatal(make_lane: LaneFactory
 
 def test_after_a_fatal_error_later_batches_are_not_sent(make_lane: LaneFactory) -> None:
     def script(n: int, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(403) if n == 0 else ok(request)
+        return rd_error(403, "FORBIDDEN") if n == 0 else ok(request)
 
     rig = make_lane(script)
     rig.lane.submit(batch_of(make_items(2)))
