@@ -14,13 +14,15 @@ Here:
   the per-socket deadline (`httpx.MockTransport` in unit tests) is bounded to within one chunk.
 
 `bounded_client()` builds the `httpx.Client` the runner shares between the lanes and the token refresh.
-It does not read proxy settings from the environment (`HTTPS_PROXY`), which a plain `httpx.Client` would.
+Like a plain `httpx.Client` it goes through the proxy the environment names for RD's URL (`HTTPS_PROXY`,
+`HTTP_PROXY`, `ALL_PROXY`, minus `NO_PROXY`); only HTTP(S) proxies (httpx needs an extra for SOCKS).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +30,9 @@ from typing import Any
 import httpcore
 import httpx
 
-__all__ = ["Answer", "BoundedTransport", "bounded_client", "bounded_request"]
+from connector.errors import ConfigError
+
+__all__ = ["Answer", "BoundedTransport", "bounded_client", "bounded_request", "env_proxy"]
 
 _WRITE_SLICE = 64 * 1024  # a write's deadline is re-cut every slice, so a slow reader cannot stretch it
 
@@ -148,24 +152,54 @@ class _DeadlineBackend(httpcore.NetworkBackend):
 
 
 class BoundedTransport(httpx.HTTPTransport):
-    """httpx's transport over a connection pool whose sockets honour the request deadline."""
+    """httpx's transport over a connection pool (direct, or through an HTTP(S) `proxy`) whose sockets
+    honour the request deadline."""
 
-    def __init__(self, limits: httpx.Limits) -> None:
+    def __init__(self, limits: httpx.Limits, proxy: httpx.Proxy | None = None) -> None:
         super().__init__(limits=limits)
         # httpx takes no network backend; its transport only delegates to `_pool` (and maps httpcore's
         # errors to its own), so the pool is rebuilt with ours. tests/integration/test_hostile_rd.py
         # fails if a later httpx stops using it (a server dripping its headers would then go unbounded).
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
-            max_connections=limits.max_connections,
-            max_keepalive_connections=limits.max_keepalive_connections,
-            keepalive_expiry=limits.keepalive_expiry,
-            network_backend=_DeadlineBackend(httpcore.SyncBackend()),
+        pool: dict[str, Any] = {
+            "ssl_context": httpx.create_ssl_context(),
+            "max_connections": limits.max_connections,
+            "max_keepalive_connections": limits.max_keepalive_connections,
+            "keepalive_expiry": limits.keepalive_expiry,
+            "network_backend": _DeadlineBackend(httpcore.SyncBackend()),
+        }
+        if proxy is None:
+            self._pool = httpcore.ConnectionPool(**pool)
+            return
+        url = proxy.url
+        self._pool = httpcore.HTTPProxy(
+            proxy_url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            proxy_auth=proxy.raw_auth,
+            proxy_headers=proxy.headers.raw,
+            proxy_ssl_context=proxy.ssl_context,
+            **pool,
         )
 
 
-def bounded_client(timeout_s: float, max_connections: int) -> httpx.Client:
-    """The shared client: `BoundedTransport` with `max_connections` kept alive, `timeout_s` per phase
-    (`bounded_request` bounds the whole request by its own `timeout_s`)."""
+def bounded_client(timeout_s: float, max_connections: int, base_url: str) -> httpx.Client:
+    """The shared client for `base_url` (RD): `BoundedTransport` with `max_connections` kept alive,
+    `timeout_s` per phase (`bounded_request` bounds the whole request by its own `timeout_s`), through the
+    environment's proxy for that URL if it names one. Raises ConfigError for a proxy other than HTTP(S)."""
     limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
-    return httpx.Client(transport=BoundedTransport(limits), timeout=timeout_s)
+    proxy = env_proxy(base_url)
+    if proxy is not None and httpx.URL(proxy).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"the proxy {httpx.URL(proxy).scheme}://... named by *_PROXY for {base_url} is not supported: "
+            "use an HTTP(S) proxy, or exclude the host with NO_PROXY"
+        )
+    transport = BoundedTransport(limits, httpx.Proxy(proxy) if proxy else None)
+    return httpx.Client(transport=transport, timeout=timeout_s)
+
+
+def env_proxy(url: str) -> str | None:
+    """The proxy URL the environment names for `url` (`<SCHEME>_PROXY`, else `ALL_PROXY`; None when
+    `NO_PROXY` excludes its host or none is set), as a plain `httpx.Client` would pick it."""
+    target = httpx.URL(url)
+    if urllib.request.proxy_bypass(target.host):  # on Linux: NO_PROXY
+        return None
+    proxies = urllib.request.getproxies_environment()
+    return proxies.get(target.scheme) or proxies.get("all") or None

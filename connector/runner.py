@@ -116,7 +116,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         return Producer(producer_config_for(settings.producer_config(), letter_limit))
 
     producer = new_producer()
-    http = bounded_client(settings.http_timeout_s, settings.max_in_flight + 2)
+    http = bounded_client(settings.http_timeout_s, settings.max_in_flight + 2, settings.rd_base_url)
     client = RdClient(
         settings.rd_base_url,
         _tokens(settings, http, metrics, health),

@@ -5,7 +5,7 @@ Use::
     def script(seen: Seen) -> Reply:                     # called for every request, in a handler thread
         return Drip(interval_s=0.2)                       # headers, then one byte every 0.2 s
     with HostileRd(script) as rd:                         # listening on 127.0.0.1, a free port
-        client = RdClient(rd.url, tokens, bounded_client(0.5, 2), timeout_s=0.5)
+        client = RdClient(rd.url, tokens, bounded_client(0.5, 2, rd.url), timeout_s=0.5)
         ...
         rd.seen[0].written                               # bytes of its answer the server got out
 

@@ -42,7 +42,7 @@ def rig() -> Iterator[Callable[..., Rig]]:
 
     def make(script: Script, *, timeout_s: float = 5.0, max_failing_s: float = 60.0, **options: object) -> Rig:
         rd = HostileRd(script).start()
-        client = RdClient(rd.url, StaticToken(Secret("tok")), bounded_client(timeout_s, 2), timeout_s=timeout_s,
+        client = RdClient(rd.url, StaticToken(Secret("tok")), bounded_client(timeout_s, 2, rd.url), timeout_s=timeout_s,
                           max_events=10)  # fmt: skip
         health = Health(max_failing_s=max_failing_s)
         health.set_assigned(True)
@@ -79,7 +79,7 @@ def test_a_1_gb_answer_is_cut_at_the_cap_and_is_ambiguous(rig: Callable[..., Rig
 
 def test_a_1_gb_token_answer_is_cut_and_retryable() -> None:
     with HostileRd(lambda seen: Huge(size=1 << 30, prefix=b'{"access_token":"', suffix=b'"}')) as rd:
-        tokens = RefreshingToken(bounded_client(5.0, 1), rd.url, "id", Secret("secret"), Secret("refresh"),
+        tokens = RefreshingToken(bounded_client(5.0, 1, rd.url), rd.url, "id", Secret("secret"), Secret("refresh"),
                                  timeout_s=5.0)  # fmt: skip
         with pytest.raises(AuthUnavailable, match="more than"):
             tokens.token()
