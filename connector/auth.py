@@ -2,7 +2,8 @@
 and once after a 401, shared by every lane (one refresh at a time, under a lock).
 
 A rotated refresh token is kept and written atomically to `RDC_RD_TOKEN_FILE` (JSON, mode 0600), which
-also takes precedence over `RDC_RD_REFRESH_TOKEN` at start, so a restart uses the newest token.
+also takes precedence over `RDC_RD_REFRESH_TOKEN` at start, so a restart uses the newest token. `run` and
+`check` both build their `RefreshingToken` with `refresh_flow()`, so both read and write that file alike.
 
 Each token request is over within `timeout_s` (connect, send, headers, body together) and reads at most
 `TOKEN_ANSWER_MAX_BYTES` of the answer (`http_bounded.bounded_request`).
@@ -26,12 +27,12 @@ from pathlib import Path
 
 import httpx
 
-from connector.config import Secret
+from connector.config import Secret, Settings
 from connector.errors import ConnectorError
 from connector.http_bounded import Answer, bounded_request
 from connector.logs import redact_also
 
-__all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken"]
+__all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken", "refresh_flow", "token_file_problem"]
 
 _log = logging.getLogger("connector.auth")
 
@@ -43,9 +44,13 @@ TOKEN_ANSWER_MAX_BYTES = 64 * 1024
 
 
 class AuthFatal(ConnectorError):
-    """RD refused our credentials for good."""
+    """RD refused our credentials for good. `status`: the token endpoint's HTTP status, if it answered."""
 
     exit_code = 3
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class AuthUnavailable(ConnectorError):
@@ -82,6 +87,12 @@ class RefreshingToken:
         self._on_refresh = on_refresh
         self._timeout_s = timeout_s
         self.refreshes = 0
+        self.rotations = 0  # refreshes after which RD sent a new refresh token (the one used is then spent)
+        self.unsaved: str | None = None  # why the newest rotated refresh token is not in the token file
+
+    @property
+    def token_file(self) -> Path | None:
+        return self._token_file
 
     def token(self) -> Secret:
         """The current access token, refreshed first when missing or close to expiry."""
@@ -124,7 +135,7 @@ class RefreshingToken:
         if response.status_code == 429 or response.status_code >= 500:
             raise AuthUnavailable(f"token endpoint answered {response.status_code}")
         if response.status_code != 200:
-            raise AuthFatal(_refusal_message(response))
+            raise AuthFatal(_refusal_message(response), response.status_code)
         if not response.complete:
             raise AuthUnavailable(f"token endpoint answered 200 with more than {TOKEN_ANSWER_MAX_BYTES} bytes")
         try:
@@ -143,9 +154,12 @@ class RefreshingToken:
         if isinstance(rotated, str) and rotated and rotated != self._refresh_token.reveal():
             redact_also(rotated)
             self._refresh_token = Secret(rotated)
+            self.rotations += 1
+            self.unsaved = "RDC_RD_TOKEN_FILE is not set" if self._token_file is None else None
             try:
                 self._store(rotated)
             except OSError as exc:  # keep delivering; only a restart would need the file
+                self.unsaved = f"writing {self._token_file} failed ({type(exc).__name__})"
                 _log.error(
                     "token_file_write_failed path=%s error=%s: a restart will not know the rotated refresh token",
                     self._token_file, type(exc).__name__,
@@ -168,6 +182,39 @@ class RefreshingToken:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+def refresh_flow(
+    settings: Settings, client: httpx.Client, on_refresh: Callable[[bool], object] | None = None
+) -> RefreshingToken | None:
+    """The refresh flow of `settings` (its three RDC_RD_* settings and RDC_RD_TOKEN_FILE), or None when it
+    is not configured. The one place `run` and `check` get theirs: the same token file, read and written
+    the same way."""
+    if not (settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token):
+        return None
+    return RefreshingToken(
+        client,
+        settings.rd_base_url,
+        settings.rd_client_id,
+        settings.rd_client_secret,
+        settings.rd_refresh_token,
+        Path(settings.rd_token_file) if settings.rd_token_file else None,
+        on_refresh=on_refresh,
+        timeout_s=settings.http_timeout_s,
+    )
+
+
+def token_file_problem(token_file: Path) -> str | None:
+    """Why a rotated refresh token could not be written to `token_file` (None: it can, as far as a check
+    without writing can tell)."""
+    if token_file.is_dir():
+        return "is a directory"
+    directory = token_file.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent  # `_store` creates the missing directories
+    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
+        return f"cannot be written: {directory} is not a writable directory"
+    return None
 
 
 def _stored_refresh_token(token_file: Path | None) -> Secret | None:

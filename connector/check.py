@@ -11,7 +11,11 @@ Checks, in order:
   Metadata is listed for all topics, never for named ones, so a broker that auto-creates topics on a
   metadata request (Tansu does) does not create them.
 - `schema-registry`: when `RDC_SCHEMA_REGISTRY_URL` is set, `GET /subjects` answers (with basic auth).
-- `rd-token`: with the refresh flow, `POST {base}/auth/token` returns an access token. With a static
+- `rd-token`: with the refresh flow, `POST {base}/auth/token` returns an access token, exactly as `run`
+  gets it: from the refresh token in `RDC_RD_TOKEN_FILE` if that file holds one, and a rotated refresh
+  token is stored there (atomically), so `run` after `check` uses the newest one. Without
+  `RDC_RD_TOKEN_FILE` (or with one that cannot be written) it FAILs without refreshing: a refresh may
+  rotate the refresh token, and with nowhere to keep the new one `run` would be refused. With a static
   `RDC_RD_ACCESS_TOKEN` there is nothing to obtain (SKIP); the next check proves it.
 - `rd-api`: `POST {base}/platform/events/batch` with the body `[]`. No event is sent. RD authenticates
   before it validates the body, so 401 means the token is refused, while 400 (an empty batch is invalid)
@@ -32,6 +36,7 @@ from typing import Any, Final
 
 import httpx
 
+from connector.auth import TOKEN_PATH, AuthFatal, AuthUnavailable, refresh_flow, token_file_problem
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError
 from connector.logs import Redactor
@@ -39,7 +44,12 @@ from connector.rd_client import BATCH_PATH
 
 __all__ = ["CheckResult", "cli", "run_checks"]
 
-TOKEN_PATH: Final = "/auth/token"
+_NO_TOKEN_FILE: Final = (
+    "not refreshed: RDC_RD_TOKEN_FILE is not set. A refresh may rotate the refresh token (RD then refuses "
+    "the configured one), and the new one would have nowhere to go: run would be locked out "
+    "(INVALID_REFRESH_TOKEN). Set RDC_RD_TOKEN_FILE to a writable path (run keeps the newest refresh token "
+    "there too, for its restarts)"
+)
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
 EXIT_CONFIG: Final = 2
@@ -162,34 +172,39 @@ def _json_list(response: httpx.Response) -> list[Any]:
 
 
 def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, str | None]:
-    """(result, access token to probe RD with, or None)."""
+    """(result, access token to probe RD with, or None). The refresh goes through `run`'s own code path
+    (`refresh_flow`): it starts from the token in RDC_RD_TOKEN_FILE if there is one, and stores a rotated
+    refresh token there. Without a token file it does not refresh at all: a rotating RD would revoke the
+    configured refresh token and the new one would be lost, locking `run` out."""
     if settings.rd_access_token is not None and not settings.rd_refresh_token:
         return _skip("rd-token", "static access token (RDC_RD_ACCESS_TOKEN); rd-api proves it"), (
             settings.rd_access_token.reveal()
         )
-    if not (settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token):
+    tokens = refresh_flow(settings, http)
+    if tokens is None:
         return _skip("rd-token", "no RD credentials configured"), None
+    if tokens.token_file is None:
+        return _fail("rd-token", _NO_TOKEN_FILE), None
+    problem = token_file_problem(tokens.token_file)
+    if problem is not None:
+        return _fail("rd-token", f"not refreshed: RDC_RD_TOKEN_FILE={tokens.token_file} {problem}"), None
     url = settings.rd_base_url + TOKEN_PATH
-    body = {
-        "client_id": settings.rd_client_id,
-        "client_secret": settings.rd_client_secret.reveal(),
-        "refresh_token": settings.rd_refresh_token.reveal(),
-    }
     try:
-        response = http.post(url, json=body)
-    except httpx.HTTPError as exc:
-        return _fail("rd-token", f"cannot reach {url}: {exc!r}"), None
-    if response.status_code != 200:
-        refused = "RD refused the refresh credentials" if response.status_code in (400, 401) else "RD answered"
-        return _fail("rd-token", f"{refused} (HTTP {response.status_code} from {url}): {_excerpt(response)}"), None
-    answer = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    token = answer.get("access_token") if isinstance(answer, dict) else None
-    if not isinstance(token, str) or not token:
-        return _fail("rd-token", f"RD answered 200 without an access_token from {url}"), None
-    detail = f"obtained an access token from {url} (expires_in={answer.get('expires_in')})"
-    if answer.get("refresh_token") not in (None, settings.rd_refresh_token.reveal()):
-        detail += "; RD sent a new refresh token: if your app rotates them, the configured one may be spent"
-    return _pass("rd-token", detail), token
+        access = tokens.token()
+    except AuthFatal as exc:
+        return _fail("rd-token", f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"), None
+    except AuthUnavailable as exc:
+        return _fail("rd-token", f"no access token from {url}: {exc}"), None
+    if tokens.unsaved is not None:
+        return _fail(
+            "rd-token",
+            f"RD rotated the refresh token and {tokens.unsaved}: the refresh token run would use is spent "
+            "(INVALID_REFRESH_TOKEN); fix the file, then authorise the app again and set RDC_RD_REFRESH_TOKEN",
+        ), None
+    detail = f"obtained an access token from {url}"
+    if tokens.rotations:
+        detail += f"; RD rotated the refresh token: the new one is in RDC_RD_TOKEN_FILE={tokens.token_file} for run"
+    return _pass("rd-token", detail), access.reveal()
 
 
 def _check_rd_api(settings: Settings, http: httpx.Client, token: str | None) -> CheckResult:

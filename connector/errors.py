@@ -15,6 +15,13 @@ ConnectorError
 dead letters by it, see README "Dead letters"); `str(error)` is the human message naming field and value
 (it goes to the dead-letter topic); `log_message` is the same without the record's values (for the logs).
 Lower-level errors are translated with `raise ... from exc` at the edge where they happen.
+
+Exit codes of `rd-connector run` (README "Exit codes"; a fatal error carries its own as `exit_code`):
+0 stopped, everything consumed settled and committed; 1 unexpected error (`EXIT_CRASH`, also a dead
+decode worker); 2 configuration error (`EXIT_CONFIG`); 3 RD refused us for good (`AuthFatal`,
+`sender.LaneFatal`); 4 ambiguous RD answer (`sender.AmbiguousAnswer`); 5 a batch failed past
+`RDC_RETRY_MAX_ELAPSED_S` (`sender.RetryDeadlineExceeded`); 6 stopped with consumed work left unsettled at the
+shutdown deadline (`pipeline.EXIT_UNSETTLED`).
 """
 
 from __future__ import annotations

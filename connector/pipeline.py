@@ -11,7 +11,9 @@ Guarantees kept here:
   and result acknowledged, or dead-lettered and acknowledged, or a skipped tombstone).
 - On revoke: batches are sent now; the loop waits (bounded) for what is in flight, commits what settled,
   abandons the rest (it will be redelivered to the next owner), then lets the partitions go.
-- On stop: the same with `shutdown_timeout_s`, then the consumer is closed.
+- On stop: the same with `shutdown_timeout_s`, then the consumer is closed. Work left unsettled at that
+  deadline (or settled but not committed) is logged (`shutdown_unsettled`) and `run` returns
+  `EXIT_UNSETTLED` instead of 0: 0 means everything consumed was settled and committed.
 - Memory: each lane may hold its share of `max_buffered_bytes` (the real memory of its in-flight events);
   a lane over it pauses its own partitions (the loop keeps polling, so the group never evicts us) and
   resumes them below half of it.
@@ -41,7 +43,10 @@ from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.sender import Lane
 from connector.transform import REFUSED, REGISTRY_DOWN, Outcome, Transform
 
-__all__ = ["Pipeline", "PipelineStats"]
+__all__ = ["EXIT_UNSETTLED", "Pipeline", "PipelineStats"]
+
+#: `run()`'s code for a stop that left consumed work unsettled or uncommitted (it will be redelivered).
+EXIT_UNSETTLED = 6
 
 _log = logging.getLogger("connector.pipeline")
 
@@ -60,6 +65,7 @@ class PipelineStats:
     trimmed: int = 0
     commits: int = 0
     duplicates_suppressed: int = 0
+    unsettled: int = 0  # consumed, neither delivered nor dead-lettered when `run` gave up on them
 
 
 class Pipeline:
@@ -123,7 +129,8 @@ class Pipeline:
         self._stop.set()
 
     def run(self) -> int:
-        """Consume until stopped; drain, commit and close. Returns 0, or a lane's fatal exit code."""
+        """Consume until stopped; drain, commit and close. Returns 0 only if everything consumed was settled
+        and committed; else a lane's fatal exit code, 1 (the decode worker died) or `EXIT_UNSETTLED`."""
         self._consumer.subscribe(
             self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -135,12 +142,14 @@ class Pipeline:
                     break
                 self._step()
         finally:
+            wait_s = 0.0 if fatal else self._shutdown_timeout_s
             try:
-                self._drain(time.monotonic() + (0 if fatal else self._shutdown_timeout_s))
+                self._drain(time.monotonic() + wait_s)
             except ConnectorError as exc:  # the decode worker died: still commit what settled, and close
                 _log.error("drain_failed error=%s", exc)
                 fatal = fatal or exc
             self._commit(force=True)
+            left = self._report_unsettled(wait_s)
             self._abandon_all()
             self._closing = True
             for waker in self._wakers:
@@ -152,7 +161,9 @@ class Pipeline:
             self._reporter.flush(5.0)
         if fatal is None:
             fatal = self._lane_fatal()
-        return int(getattr(fatal, "exit_code", 1)) if fatal is not None else 0
+        if fatal is not None:
+            return int(getattr(fatal, "exit_code", 1))
+        return EXIT_UNSETTLED if left else 0
 
     # -- the loop ------------------------------------------------------------------------------------
 
@@ -457,6 +468,22 @@ class Pipeline:
             self._reporter.poll(0.05)
             self._commit()
         self._reporter.poll(0)
+
+    def _report_unsettled(self, waited_s: float) -> bool:
+        """After the final drain and commit: warn about what is left (consumed but neither delivered nor
+        dead-lettered; partitions held for the registry; settled positions whose commit failed). True if any."""
+        unsettled = {tp: n for tp in self._tracker.partitions() if (n := self._tracker.unsettled(tp))}
+        held = self._held.keys() - unsettled.keys()
+        uncommitted = self._tracker.committable().keys()
+        self.stats.unsettled = sum(unsettled.values())
+        if not (unsettled or held or uncommitted):
+            return False
+        _log.warning(
+            "shutdown_unsettled events=%d partitions=%d held_partitions=%d uncommitted_partitions=%d drain_s=%g: "
+            "not committed; they will be redelivered to the next owner of those partitions",
+            self.stats.unsettled, len(unsettled), len(held), len(uncommitted), waited_s,
+        )  # fmt: skip
+        return True
 
     def _abandon_all(self) -> None:
         for lane in self._lanes:

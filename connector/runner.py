@@ -1,8 +1,10 @@
-"""`rd-connector run`: build the pipeline from `Settings`, run it until SIGTERM/SIGINT, exit with a code.
+"""`rd-connector run`: build the pipeline from `Settings`, run it until SIGTERM/SIGINT/SIGHUP (all three
+drain, commit and stop; SIGHUP does not reload), exit with a code.
 
-Exit codes: 0 stopped cleanly; 1 unexpected error; 2 configuration error; 3 RD refused us for good
-(auth, forbidden, not found); 4 ambiguous RD answer (a 200 without one UUID per event); 5 a batch kept
-failing past `RDC_RETRY_MAX_ELAPSED_S`.
+Exit codes (the full list is in `connector.errors`): 0 stopped cleanly, everything consumed settled and
+committed; 1 unexpected error; 2 configuration error; 3 RD refused us for good (auth, forbidden, not
+found); 4 ambiguous RD answer (a 200 without one UUID per event); 5 a batch kept failing past
+`RDC_RETRY_MAX_ELAPSED_S`; 6 stopped with work left unsettled at the shutdown deadline.
 """
 
 from __future__ import annotations
@@ -14,14 +16,13 @@ import signal
 import sys
 import time
 from functools import partial
-from pathlib import Path
 from types import FrameType
 
 import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from connector.auth import RefreshingToken
+from connector.auth import refresh_flow
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError, ConnectorError
@@ -74,17 +75,9 @@ def _refreshed(metrics: Metrics, health: Health, ok: bool) -> None:
 
 def _tokens(settings: Settings, http: httpx.Client, metrics: Metrics, health: Health) -> TokenProvider:
     """The refresh flow when its three settings are there (they win), else the static token."""
-    if settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token:
-        return RefreshingToken(
-            http,
-            settings.rd_base_url,
-            settings.rd_client_id,
-            settings.rd_client_secret,
-            settings.rd_refresh_token,
-            Path(settings.rd_token_file) if settings.rd_token_file else None,
-            on_refresh=partial(_refreshed, metrics, health),
-            timeout_s=settings.http_timeout_s,
-        )
+    refreshing = refresh_flow(settings, http, on_refresh=partial(_refreshed, metrics, health))
+    if refreshing is not None:
+        return refreshing
     assert settings.rd_access_token is not None  # require_pipeline checked it
     return StaticToken(settings.rd_access_token)
 
@@ -257,8 +250,10 @@ def cli(argv: list[str] | None = None) -> int:
     # benchmark suite (14.6k -> 18.2k, 1 lane, mock latency 0).
     sys.setswitchinterval(0.0005)
     tune_gc()  # fewer, cheaper collections: see connector/gc_tuning.py
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    # SIGHUP (a closed terminal, some supervisors) stops like SIGTERM: there is nothing to reload, and dying
+    # at once would skip the drain.
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     began = time.monotonic()
     _log.info(
         "started topics=%s group=%s rd=%s metrics=%s decode_workers=%d",
@@ -272,8 +267,9 @@ def cli(argv: list[str] | None = None) -> int:
             probe.stop()
     stats = pipeline.stats
     _log.info(
-        "stopped exit_code=%d consumed=%d delivered=%d dead_lettered=%d tombstones=%d trimmed=%d seconds=%.1f",
-        code, stats.consumed, stats.delivered, stats.dead_lettered, stats.tombstones, stats.trimmed,
+        "stopped exit_code=%d consumed=%d delivered=%d dead_lettered=%d tombstones=%d trimmed=%d unsettled=%d "
+        "seconds=%.1f",
+        code, stats.consumed, stats.delivered, stats.dead_lettered, stats.tombstones, stats.trimmed, stats.unsettled,
         time.monotonic() - began,
     )  # fmt: skip
     return code

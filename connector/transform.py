@@ -18,6 +18,7 @@ batch: the two processes then took turns and it bought only +9%.)
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing
 import queue
 import signal
@@ -39,6 +40,7 @@ OK, REFUSED, REGISTRY_DOWN = 0, 1, 2
 #: The reason of a record refused by `_one`'s last-resort guard (stage `decode`, `map` or `encode`).
 UNEXPECTED = "unexpected_error"
 Outcome = tuple[Any, ...]
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,13 @@ class InProcess:
 
 
 def _worker(conn: Connection, spec: DecoderSpec) -> None:
-    # Ctrl-C reaches the whole process group: the parent stops this worker (None on the pipe) after it has
-    # handled what the worker holds, so the worker must not die of it first. (SIGTERM keeps its default:
-    # multiprocessing's exit handler terminates a worker left running by an error.)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Stop signals reach the whole process group (Ctrl-C, systemd's default KillMode, `timeout`, supervisors
+    # that signal the group): the parent stops this worker (None on the pipe) after it has handled what the
+    # worker holds, so the worker must not die of them first. The parent always reaps it: `close()` kills
+    # it (SIGKILL) if it does not stop in time, and also runs at interpreter exit, before multiprocessing's
+    # exit handler would terminate() (SIGTERM, ignored here) and join a worker left running by an error.
+    for signum in _STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     decoder = spec.build()
     tune_gc()
     # A reader thread takes batches off the pipe while this thread decodes: otherwise the parent, sending
@@ -182,6 +187,7 @@ class WorkerProcess:
         self._receiver = threading.Thread(target=self._receive_all, name="rdc-decode-receiver", daemon=True)
         self._sender.start()
         self._receiver.start()
+        atexit.register(self.close)  # after start(): runs before multiprocessing's own exit handler (LIFO)
 
     overlaps = True
 
@@ -218,9 +224,13 @@ class WorkerProcess:
     def _died(self) -> ConnectorError:
         return ConnectorError(f"the decode worker process died (exit code {self._process.exitcode})")
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop the worker and reap it, always: ask (None on the pipe), wait up to `timeout`, then kill it
+        (it ignores the stop signals, not SIGKILL). Idempotent."""
+        atexit.unregister(self.close)
         self._outbox.put(None)
-        self._sender.join(5)
-        self._process.join(5)
-        if self._process.is_alive():
+        self._sender.join(timeout)
+        self._process.join(timeout)
+        if self._process.exitcode is None:
             self._process.kill()
+            self._process.join()

@@ -87,14 +87,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, interval: float = 
     return condition()
 
 
-def spawn_connector(env: dict[str, str], log_path: str) -> subprocess.Popen[bytes]:
-    """`rd-connector run` as a real process (for kill -9 and multi-member tests)."""
+def spawn_connector(env: dict[str, str], log_path: str, new_session: bool = False) -> subprocess.Popen[bytes]:
+    """`rd-connector run` as a real process (for kill -9 and multi-member tests). `new_session`: in its own
+    session and process group (its pid is the group id), so a test can signal the whole group as a
+    supervisor does."""
     log = open(log_path, "ab")  # noqa: SIM115
     return subprocess.Popen(
         [sys.executable, "-m", "connector.cli", "run"],
         env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
+        start_new_session=new_session,
     )
 
 

@@ -6,16 +6,21 @@ static), and no secret may ever be printed.
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
 from connector.check import cli
+from connector.sample import generate_messages
+from connector.testing.kafka_tools import produce_acked
 from connector.testing.mock_rd import MockRdServer
 from connector.testing.schema_registry import FakeSchemaRegistry
+from tests.integration.pipeline_support import Topics, connector_env, start_pipeline, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +54,7 @@ def topics(make_topic: Callable[..., str]) -> dict[str, str]:
 
 
 @pytest.fixture
-def env(kafka_bootstrap: str, rd: MockRdServer, topics: dict[str, str]) -> dict[str, str]:
+def env(kafka_bootstrap: str, rd: MockRdServer, topics: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """A complete, valid configuration with the refresh flow."""
     return {
         "RDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
@@ -57,6 +62,7 @@ def env(kafka_bootstrap: str, rd: MockRdServer, topics: dict[str, str]) -> dict[
         "RDC_RD_CLIENT_ID": CLIENT_ID,
         "RDC_RD_CLIENT_SECRET": CLIENT_SECRET,
         "RDC_RD_REFRESH_TOKEN": REFRESH_TOKEN,
+        "RDC_RD_TOKEN_FILE": str(tmp_path / "state" / "rd-token.json"),
         **topics,
     }
 
@@ -65,7 +71,8 @@ def run_check(env: dict[str, str], capsys: pytest.CaptureFixture[str], *args: st
     """Exit code and {check name: its line}; asserts no secret reached the output."""
     code = cli(["--timeout", "3", *args], env=env)
     out = capsys.readouterr().out
-    for secret in (*SECRETS, *(v for k, v in env.items() if "TOKEN" in k or "SECRET" in k)):
+    configured = [v for k, v in env.items() if ("TOKEN" in k or "SECRET" in k) and k != "RDC_RD_TOKEN_FILE" and v]
+    for secret in (*SECRETS, *configured):
         assert secret not in out
     lines = {
         line.split()[1].rstrip(":"): line for line in out.splitlines() if line.split()[0] in ("PASS", "FAIL", "SKIP")
@@ -154,8 +161,8 @@ def test_bad_static_token(env: dict[str, str], capsys: pytest.CaptureFixture[str
 def test_rd_unreachable(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
     code, lines = run_check({**env, "RDC_RD_BASE_URL": f"http://127.0.0.1:{free_port()}"}, capsys)
     assert code == 1
-    assert lines["rd-token"].startswith("FAIL rd-token: cannot reach http://127.0.0.1:")
-    assert "ConnectError" in lines["rd-token"]
+    assert lines["rd-token"].startswith("FAIL rd-token: no access token from http://127.0.0.1:")
+    assert "unreachable: ConnectError" in lines["rd-token"]
 
 
 def test_registry_unreachable_and_refusing(
@@ -220,3 +227,105 @@ def test_compose_wiring_on_loopback(
         code, lines = run_check(env, capsys)
     assert code == 0, lines
     assert all(line.startswith(("PASS", "SKIP rd-token")) for line in lines.values()), lines
+
+
+# -- a rotating RD: check must never lock run out ------------------------------------------------------
+
+
+def _rotating_rd() -> MockRdServer:
+    return MockRdServer(
+        strict_auth=True,
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        refresh_tokens=[REFRESH_TOKEN],
+        rotate_refresh_token=True,
+    )
+
+
+def _run_env(kafka_bootstrap: str, rd: MockRdServer, topics: Topics, **overrides: str) -> dict[str, str]:
+    """`run`'s configuration with the refresh flow (no static token): the one `check` is run with too."""
+    return connector_env(
+        kafka_bootstrap,
+        rd.url,
+        topics,
+        RDC_RD_ACCESS_TOKEN="",
+        RDC_RD_CLIENT_ID=CLIENT_ID,
+        RDC_RD_CLIENT_SECRET=CLIENT_SECRET,
+        RDC_RD_REFRESH_TOKEN=REFRESH_TOKEN,
+        **overrides,
+    )
+
+
+def _run_delivers(kafka_bootstrap: str, topics: Topics, rd: MockRdServer, env: dict[str, str], seed: int) -> None:
+    """`run` (in this process) delivers a few events and stops cleanly: it was not locked out."""
+    before = len(rd.accepted)
+    produce_acked(kafka_bootstrap, topics.source, [(m.key, m.value) for m in generate_messages(20, seed=seed)])
+    running = start_pipeline(env)
+    try:
+        assert wait_until(lambda: running.settled() == 20, 30), f"run delivered {running.settled()} of 20"
+    finally:
+        assert running.stop() == 0
+    assert len(rd.accepted) == before + 20
+
+
+def _stored(token_file: Path) -> str:
+    value = json.loads(token_file.read_text())["refresh_token"]
+    assert isinstance(value, str)
+    return value
+
+
+def test_check_then_run_with_a_rotating_rd_and_a_token_file(
+    kafka_bootstrap: str,
+    make_topic: Callable[..., str],
+    group_id: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
+    token_file = tmp_path / "state" / "rd-token.json"
+    with _rotating_rd() as rd:
+        env = _run_env(kafka_bootstrap, rd, topics, RDC_RD_TOKEN_FILE=str(token_file))
+        code, lines = run_check(env, capsys)
+        assert code == 0, lines
+        assert "RD rotated the refresh token" in lines["rd-token"] and str(token_file) in lines["rd-token"]
+        after_check = _stored(token_file)  # the configured token is spent: the file holds the one RD accepts
+        assert after_check != REFRESH_TOKEN and oct(token_file.stat().st_mode & 0o777) == "0o600"
+
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=61)  # run starts from the file: not locked out
+        after_run = _stored(token_file)
+        assert after_run != after_check  # run rotated it again and kept the newest
+
+        code, lines = run_check(env, capsys)  # check after run starts from the file too
+        assert code == 0, lines
+        assert _stored(token_file) != after_run
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=62)
+        refreshes = [r.status for r in rd.requests if r.path == "/auth/token"]
+        issued = rd.issued_tokens()
+    assert refreshes == [200] * 4  # check, run, check, run: no refused refresh
+    assert not [t for t in issued if t in capsys.readouterr().out]
+
+
+def test_without_a_token_file_check_does_not_spend_the_refresh_token(
+    kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
+    with _rotating_rd() as rd:
+        env = _run_env(kafka_bootstrap, rd, topics)
+        code, lines = run_check(env, capsys)
+        assert code == 1, lines
+        assert lines["rd-token"].startswith("FAIL rd-token: not refreshed: RDC_RD_TOKEN_FILE is not set")
+        assert "INVALID_REFRESH_TOKEN" in lines["rd-token"]  # says what run would have met
+        assert lines["rd-api"] == "SKIP rd-api: no access token to call RD with"
+        assert rd.requests == []  # the configured refresh token was not spent
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=63)
+
+
+def test_an_unwritable_token_file_fails_check_before_any_refresh(
+    env: dict[str, str], rd: MockRdServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "not-a-directory").write_text("")
+    token_file = tmp_path / "not-a-directory" / "rd-token.json"
+    code, lines = run_check({**env, "RDC_RD_TOKEN_FILE": str(token_file)}, capsys)
+    assert code == 1
+    assert lines["rd-token"].startswith(f"FAIL rd-token: not refreshed: RDC_RD_TOKEN_FILE={token_file} cannot be")
+    assert rd.requests == []

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from connector.errors import ConnectorError
@@ -59,3 +65,54 @@ def test_a_dead_worker_is_an_error_on_every_collect() -> None:
                 worker.collect()
     finally:
         worker.close()
+
+
+def _pid(worker: WorkerProcess) -> int:
+    pid = worker._process.pid
+    assert pid is not None
+    return pid
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=lambda s: signal.Signals(s).name)
+def test_the_worker_outlives_stop_signals_until_its_parent_stops_it(signum: int) -> None:
+    # A supervisor's signal reaches the whole process group: the worker must still answer for what it holds.
+    work = [("orders", m.value) for m in generate_messages(10, seed=4)]
+    worker = WorkerProcess(DecoderSpec())
+    try:
+        worker.submit(work)
+        assert len(worker.collect()) == 10  # it is running _worker, its signals set up
+        os.kill(_pid(worker), signum)
+        worker.submit(work)
+        assert len(worker.collect()) == 10
+    finally:
+        worker.close()
+    assert worker._process.exitcode == 0  # stopped by its parent, not by the signal
+
+
+def test_close_kills_and_reaps_a_worker_that_does_not_stop() -> None:
+    worker = WorkerProcess(DecoderSpec())
+    worker.submit([])
+    assert worker.collect() == []
+    os.kill(_pid(worker), signal.SIGSTOP)  # it can neither read the stop request nor exit
+    worker.close(timeout=0.2)
+    assert worker._process.exitcode == -signal.SIGKILL
+    worker.close()  # idempotent
+
+
+def test_an_exit_without_close_does_not_wait_forever_for_the_worker() -> None:
+    # multiprocessing's exit handler terminate()s (SIGTERM, ignored by the worker) and then joins without a
+    # timeout: close() runs first, at exit, so a process that never called it still ends.
+    script = (
+        "from connector.transform import DecoderSpec, WorkerProcess\n"
+        "worker = WorkerProcess(DecoderSpec())\n"
+        "worker.submit([])\n"
+        "assert worker.collect() == []\n"
+        "print(worker._process.pid)\n"
+    )
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run(
+        [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": root}, capture_output=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(done.stdout), 0)  # the worker is gone too
