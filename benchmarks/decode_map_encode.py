@@ -1,9 +1,15 @@
-"""decode + map + encode records/s for a 3-line-item OrderPaid, per framing and decoding mode.
+"""decode + map + encode records/s for a 3-line-item OrderPaid, per framing, decoding mode and mapper.
 
 Run: `.venv/bin/python benchmarks/decode_map_encode.py [--records N] [--repeat R]`. Prints one JSON line
-per case (machine-readable) and a small table. Single core, no I/O: the CPU cost per record of the
-connector's hot path. "raw" decodes without fastavro's logical-type conversions (the default: decimals
-go from their scaled integer straight to a float); "logical" lets fastavro build Decimal/datetime/UUID.
+per case (machine-readable). Single core, no I/O: the CPU cost per record of the connector's hot path.
+"raw" decodes without fastavro's logical-type conversions (the default: decimals go from their scaled
+integer straight to a float); "logical" lets fastavro build Decimal/datetime/UUID.
+
+Mappers: "compiled" is what the connector runs (the bundled mapping file, compiled for the record's schema,
+through `Mappings.map`, after `Decoder.decode_typed`); "handwritten" is the Python mapper it replaced
+(`handwritten_mappers.py`, after `Decoder.decode`). Both run in turns within each repeat, best of the
+repeats kept, so a machine that slows down for a while slows both; `cost_vs_handwritten_pct` is the
+compiled mapper's extra time per record.
 """
 
 from __future__ import annotations
@@ -15,7 +21,12 @@ from decimal import Decimal
 from typing import Any
 
 from connector.avro import NAMESPACE, Decoder, Encoder, default_catalog
-from connector.mapping import encode_event, map_record
+from connector.mapping import bundled_mappings, encode_event, map_record
+
+try:
+    from handwritten_mappers import map_handwritten  # run as a script: benchmarks/ is on sys.path
+except ImportError:  # imported as benchmarks.decode_map_encode
+    from benchmarks.handwritten_mappers import map_handwritten
 
 FULL_NAME = f"{NAMESPACE}.OrderPaid"
 
@@ -63,20 +74,50 @@ class _OneSchema:
         return default_catalog()[FULL_NAME].definition
 
 
-def run(value: bytes, decoder: Decoder, records: int, repeat: int) -> tuple[float, float]:
-    """Best records/s over `repeat` runs of `records` records, and the decode-only share (%)."""
-    decode = decoder.decode
-    best = best_decode = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
+def run(value: bytes, decoder: Decoder, records: int, repeat: int) -> dict[str, float]:
+    """Best seconds per record over `repeat` turns of `records` records: each mapper, and decoding alone."""
+    decode, typed, mappings = decoder.decode, decoder.decode_typed, bundled_mappings()
+    mapped = mappings.map
+
+    def compiled() -> None:
         for _ in range(records):
-            encode_event(map_record(*decode(value, "orders")))
-        best = min(best, time.perf_counter() - started)
-        started = time.perf_counter()
+            full_name, record, schema = typed(value, "orders")
+            encode_event(mapped(full_name, record, schema, "orders"))  # type: ignore[arg-type]  # never Skipped here
+
+    def handwritten() -> None:
+        for _ in range(records):
+            encode_event(map_handwritten(*decode(value, "orders")))
+
+    def decode_only() -> None:
         for _ in range(records):
             decode(value, "orders")
-        best_decode = min(best_decode, time.perf_counter() - started)
-    return records / best, 100 * best_decode / best
+
+    # Map + check + encode alone, of one decoded record (a shallow copy each time, as decoding makes a new one):
+    # much shorter loops than the whole path, so their best is less blurred by a busy machine.
+    full_name, record, schema = typed(value, "orders")
+
+    def compiled_map() -> None:
+        for _ in range(records):
+            encode_event(mapped(full_name, dict(record), schema, "orders"))  # type: ignore[arg-type]
+
+    def handwritten_map() -> None:
+        for _ in range(records):
+            encode_event(map_handwritten(full_name, dict(record)))
+
+    loops = {
+        "compiled": compiled,
+        "handwritten": handwritten,
+        "decode": decode_only,
+        "compiled_map": compiled_map,
+        "handwritten_map": handwritten_map,
+    }
+    best = dict.fromkeys(loops, float("inf"))
+    for _ in range(repeat):
+        for name, loop in loops.items():
+            started = time.perf_counter()
+            loop()
+            best[name] = min(best[name], (time.perf_counter() - started) / records)
+    return best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,22 +135,26 @@ def main(argv: list[str] | None = None) -> int:
     for framing, value in framings.items():
         for mode in ("raw", "logical"):
             decoder = Decoder(catalog, registry=_OneSchema(), logical_types=mode == "logical")
-            rate, decode_share = run(value, decoder, args.records, args.repeat)
-            print(
-                json.dumps(
-                    {
-                        "benchmark": "decode_map_encode",
-                        "record": "OrderPaid(3 line items)",
-                        "framing": framing,
-                        "decoding": mode,
-                        "value_bytes": len(value),
-                        "json_bytes": len(sent),
-                        "records_per_s": round(rate),
-                        "us_per_record": round(1e6 / rate, 2),
-                        "decode_share_pct": round(decode_share, 1),
-                    }
-                )
-            )
+            best = run(value, decoder, args.records, args.repeat)
+            for mapper in ("compiled", "handwritten"):
+                line = {
+                    "benchmark": "decode_map_encode",
+                    "record": "OrderPaid(3 line items)",
+                    "framing": framing,
+                    "decoding": mode,
+                    "mapper": mapper,
+                    "value_bytes": len(value),
+                    "json_bytes": len(sent),
+                    "records_per_s": round(1 / best[mapper]),
+                    "us_per_record": round(1e6 * best[mapper], 2),
+                    "decode_share_pct": round(100 * best["decode"] / best[mapper], 1),
+                }
+                line["map_encode_us"] = round(1e6 * best[f"{mapper}_map"], 2)
+                if mapper == "compiled":
+                    line["cost_vs_handwritten_pct"] = round(100 * (best["compiled"] / best["handwritten"] - 1), 1)
+                    ratio = best["compiled_map"] / best["handwritten_map"]
+                    line["map_encode_cost_vs_handwritten_pct"] = round(100 * (ratio - 1), 1)
+                print(json.dumps(line))
     return 0
 
 

@@ -19,6 +19,8 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
     "mock-rd": ("connector.testing.mock_rd", "serve the mock RD Station API on loopback"),
     "produce-sample": ("connector.sample", "produce realistic sample e-commerce events to a topic"),
     "check": ("connector.check", "preflight: validate the configuration, reach Kafka, the Schema Registry and RD"),
+    "mapping": ("connector.mapping.commands", "mapping check | mapping test: RDC_MAPPINGS against schemas and tests"),
+    "dry-run": ("connector.dry_run", "read N records by assignment, decode and map them, print events; sends nothing"),
 }
 
 

@@ -219,6 +219,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("schema_registry_password", _secret, "Schema Registry basic-auth password"),
     Spec("schema_dir", _nonempty, "extra directory of .avsc files for single-object decoding"),
     Spec("topic_writer_schemas", _topic_map, "plain Avro topics: topic=full.RecordName,..."),
+    Spec("mappings", _nonempty, "your own records -> RD events: a mapping file, or a directory of *.yaml"),
     Spec("effectively_once", _bool, "skip records whose result is already in the results topic (the ledger)"),
     Spec("ledger_topic", _nonempty, "compacted topic of ledger checkpoints (created if missing)"),
     Spec("commit_interval_ms", _int_between(10, 600_000), "how often settled offsets are committed"),
@@ -266,6 +267,7 @@ class Settings:
     schema_registry_password: Secret | None = None
     schema_dir: str | None = None
     topic_writer_schemas: Mapping[str, str] = field(default_factory=dict)
+    mappings: str | None = None
     effectively_once: bool = True
     ledger_topic: str = "rd-connector.ledger"
     commit_interval_ms: int = 200

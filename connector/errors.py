@@ -26,6 +26,8 @@ shutdown deadline (`pipeline.EXIT_UNSETTLED`).
 
 from __future__ import annotations
 
+from typing import Self
+
 __all__ = [
     "BrokerError",
     "ConfigError",
@@ -64,6 +66,10 @@ class RecordError(ConnectorError):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(reason={self.reason!r}, message={self.message!r})"
+
+    def prefixed(self, prefix: str) -> Self:
+        """The same refusal with `prefix` (e.g. `mapping <name>: `) before both its messages."""
+        return type(self)(self.reason, prefix + self.message, prefix + self.log_message)
 
 
 class DecodeError(RecordError):

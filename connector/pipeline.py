@@ -41,7 +41,7 @@ from connector.metrics import Metrics
 from connector.offsets import OffsetTracker, TopicPartitionKey
 from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.sender import Lane
-from connector.transform import REFUSED, REGISTRY_DOWN, Outcome, Transform
+from connector.transform import REFUSED, REGISTRY_DOWN, SKIPPED, Outcome, Transform
 
 __all__ = ["EXIT_UNSETTLED", "Pipeline", "PipelineStats"]
 
@@ -62,6 +62,7 @@ class PipelineStats:
     delivered: int = 0
     dead_lettered: int = 0
     tombstones: int = 0
+    skipped: int = 0  # by their mapping (`skip`): committed, nothing sent
     trimmed: int = 0
     commits: int = 0
     duplicates_suppressed: int = 0
@@ -281,6 +282,12 @@ class Pipeline:
         if outcome[0] == REFUSED:
             self._tracker.track(tp, offset)
             self._dead_letter(message, outcome[1], outcome[2], outcome[3], outcome[4])
+            return
+        if outcome[0] == SKIPPED:  # like a tombstone: settled at once, so its offset commits with its neighbours'
+            self._tracker.track(tp, offset)
+            self._tracker.settle(tp, (offset,))
+            self.stats.skipped += 1
+            self._metrics.skipped(outcome[1])
             return
         _, event_type, event_id, data, trims = outcome
         if not batcher.fits_alone(len(data)):

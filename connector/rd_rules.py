@@ -13,13 +13,19 @@ from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = [
+    "CUSTOM_FIELD_EVENT_TYPES",
     "EMAIL_MAX",
     "EVENT_FAMILY",
+    "EVENT_FIELDS",
     "EVENT_TYPES",
+    "LEGAL_BASIS_FIELDS",
     "LIMITS",
+    "LINE_ITEM_FIELDS",
+    "LINE_ITEM_REQUIRED",
     "REMOVED_EVENT_TYPES",
     "URL_FIELDS",
     "URL_MAX",
+    "accepts",
     "is_valid_email",
     "is_valid_url",
     "payload_errors",
@@ -234,3 +240,111 @@ def payload_errors(event_type: str, payload: Mapping[str, Any]) -> dict[str, lis
     if "legal_bases" in payload:
         _check_legal_bases(errors, payload["legal_bases"])
     return errors
+
+
+# -- Which payload fields RD accepts, and of what kind (rd-api.md §1). The mapping compiler checks a mapping
+# file against this table: a field none of a mapping's event types accepts is a typo, and a value must fit
+# its field's kind. Required fields are `EVENT_TYPES` above.
+
+#: Kinds of RD payload values: a JSON string, number, integer or boolean; an RFC 3339 timestamp string; a list
+#: of strings; the list of line-item objects; the list of legal-basis objects.
+STRING, NUMBER, INTEGER, BOOLEAN, TIMESTAMP, STRINGS, LINE_ITEMS, LEGAL_BASES = (
+    "string", "number", "integer", "boolean", "timestamp", "strings", "line_items", "legal_bases",
+)  # fmt: skip
+
+_CONTACT: Final = ("name", "job_title", "personal_phone", "mobile_phone", "twitter", "facebook", "linkedin", "website")
+_COMPANY: Final = ("company_name", "company_site")
+
+
+def _strings(*names: str) -> dict[str, str]:
+    return dict.fromkeys(names, STRING)
+
+
+_CHAT: Final = {
+    **_strings("email", "chat_subject", "cf_chat_status", "cf_chat_type", "cf_birthdate", "cf_gender"),
+    **_strings(*_CONTACT, *_COMPANY),
+}
+_MEDIA: Final = {
+    **_strings("email", "media_type", "media_identifier", "media_metadata", "media_category", *_CONTACT, *_COMPANY),
+    "media_recorded_content": BOOLEAN,
+    "media_duration": INTEGER,
+    "media_published_date_timestamp": TIMESTAMP,
+}
+_ECOMMERCE: Final = _strings("email", "identifier", "name", "mobile_phone", "personal_phone")
+_TOTALS: Final = {"currency": STRING, "price": NUMBER, "total_items": INTEGER, "line_items": LINE_ITEMS}
+_ORDER: Final = {
+    **_TOTALS,
+    "shipping_price": NUMBER,
+    **_strings("shipping_city", "shipping_state", "shipping_country", "order_url"),
+    "payment_methods": STRINGS,
+}
+_FUNNEL: Final = _strings("email", "funnel_name")
+
+#: event_type -> every payload field RD accepts -> its kind. `legal_bases` is accepted by every type; custom
+#: fields (`cf_*`, any name) only by `CUSTOM_FIELD_EVENT_TYPES`.
+EVENT_FIELDS: Final[Mapping[str, Mapping[str, str]]] = {
+    event_type: {**fields, "legal_bases": LEGAL_BASES}
+    for event_type, fields in {
+        "CONVERSION": {
+            **_strings("conversion_identifier", "email", "state", "city", "country", *_CONTACT, *_COMPANY),
+            **_strings("company_address", "client_tracking_id", "traffic_source", "traffic_medium"),
+            **_strings("traffic_campaign", "traffic_value"),
+            "tags": STRINGS,
+            "available_for_mailing": BOOLEAN,
+        },
+        "OPPORTUNITY": _FUNNEL,
+        "SALE": {**_FUNNEL, "value": NUMBER},
+        "OPPORTUNITY_LOST": {**_FUNNEL, "reason": STRING},
+        "CHAT_STARTED": _CHAT,
+        "CHAT_FINISHED": {**_CHAT, "cf_chat_transcript_message": STRING},
+        "CALL_FINISHED": {
+            **_strings("email", "call_from_number", "call_status", "name", *_COMPANY, "job_title", "personal_phone"),
+            **_strings("call_user_email", "call_duration", "call_type", "call_status_description"),
+            **_strings("call_phone_type", "call_carrier", "call_record"),
+            "call_started_at": TIMESTAMP,
+        },
+        "MEDIA_PLAYBACK_STARTED": _MEDIA,
+        "MEDIA_PLAYBACK_STOPPED": {
+            **_MEDIA,
+            "media_finished": BOOLEAN,
+            "media_user_interaction_duration": INTEGER,
+            "media_user_interaction_percentage": INTEGER,
+            "media_user_interaction_date_timestamp": TIMESTAMP,  # rd-api.md says "string"; its name says when
+        },
+        "ECOMMERCE_CHECKOUT_STARTED": {**_ECOMMERCE, **_TOTALS, "checkout_url": STRING},
+        "ECOMMERCE_CART_ABANDONED": {**_ECOMMERCE, **_TOTALS, "checkout_url": STRING},
+        "ECOMMERCE_ORDER_PLACED": {**_ECOMMERCE, **_ORDER},
+        "ECOMMERCE_ORDER_PAID": {**_ECOMMERCE, **_ORDER},
+        "ECOMMERCE_ORDER_FULFILLED": {
+            **_ECOMMERCE,
+            **_strings("order_identifier", "tracking_company", "tracking_code", "tracking_url"),
+        },
+        "ECOMMERCE_SHIPMENT_DELIVERED": {**_ECOMMERCE, "order_identifier": STRING},
+        "ECOMMERCE_ORDER_CANCELLED": {**_ECOMMERCE, "cancel_reason": STRING},
+        "ECOMMERCE_ORDER_REFUNDED": _ECOMMERCE,
+    }.items()
+}
+
+#: Event types that accept account custom fields `cf_<name>` beyond those listed (RD: CONVERSION only).
+CUSTOM_FIELD_EVENT_TYPES: Final = frozenset({"CONVERSION"})
+
+#: A line item's fields -> kind, and the ones RD requires (as `payload_errors` checks them).
+LINE_ITEM_FIELDS: Final[Mapping[str, str]] = {
+    **_strings("product_id", "product_title"),
+    "price": NUMBER,
+    "quantity": INTEGER,
+    **_strings("sku", "variant_id", "variant_title", "product_url", "image_url"),
+    "categories": STRINGS,
+}
+LINE_ITEM_REQUIRED: Final = ("product_id", "product_title", "price", "quantity")
+
+#: A legal basis's fields (all required; values as `payload_errors` checks them).
+LEGAL_BASIS_FIELDS: Final[Mapping[str, str]] = _strings("category", "type", "status")
+
+
+def accepts(event_type: str, field: str) -> str | None:
+    """The kind of `field` in a payload of `event_type`, or None when RD does not accept that field."""
+    kind = EVENT_FIELDS[event_type].get(field)
+    if kind is None and field.startswith("cf_") and event_type in CUSTOM_FIELD_EVENT_TYPES:
+        return STRING
+    return kind

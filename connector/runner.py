@@ -32,6 +32,7 @@ from connector.http_probe import Health, ProbeServer
 from connector.ledger import Ledger, rd_destination
 from connector.letter_limit import learn_letter_limit, producer_config_for
 from connector.logs import configure_logging
+from connector.mapping.mappings import checked_mappings
 from connector.metrics import Metrics
 from connector.pipeline import Pipeline
 from connector.rate import RateGate
@@ -48,7 +49,7 @@ EXIT_CONFIG = 2
 _log = logging.getLogger("connector.runner")
 
 
-def _decoder_spec(settings: Settings) -> DecoderSpec:
+def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...] = ()) -> DecoderSpec:
     password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
     return DecoderSpec(
         settings.schema_dir,
@@ -56,6 +57,8 @@ def _decoder_spec(settings: Settings) -> DecoderSpec:
         settings.schema_registry_username,
         password,
         dict(settings.topic_writer_schemas),
+        mapping_texts,
+        (settings.log_level, settings.log_format),
     )
 
 
@@ -96,6 +99,10 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     health = health or Health(max_failing_s=settings.ready_max_failing_s)
     settings.require_pipeline()
     catalog = SchemaCatalog.load(settings.schema_dir)
+    # Every mapping against every known schema, before anything connects: a broken file stops here (exit 2).
+    mapping_texts, mappings = checked_mappings(
+        settings.mappings, catalog, registry=settings.schema_registry_url is not None
+    )
     registry = _registry(settings)
     decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
     result_schema_id = None
@@ -156,7 +163,11 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     return Pipeline(
         consumer=Consumer(settings.consumer_config()),
         topics=settings.topics,
-        transform=WorkerProcess(_decoder_spec(settings)) if decode_workers(settings) else InProcess(decoder),
+        transform=(
+            WorkerProcess(_decoder_spec(settings, mapping_texts))
+            if decode_workers(settings)
+            else InProcess(decoder, mappings)
+        ),
         reporter_factory=reporter,
         lane_factory=lane,
         lanes=settings.max_in_flight,

@@ -9,6 +9,7 @@ outcome per pair, in order. Outcomes are plain tuples (cheap to pickle):
   mapping or encoding one record is refused the same way (reason `unexpected_error`, its class and repr in
   the message), never raised: one record must not stop the worker or the pipeline
 - `(REGISTRY_DOWN, message)`: the Schema Registry could not be reached; the record is retried later
+- `(SKIPPED, mapping)`: the record's mapping skips it (committed, nothing sent, counted per mapping)
 
 `InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
 spawned process, and overlaps: the pipeline submits batch N+1 and only then collects batch N, so while it
@@ -32,11 +33,22 @@ from typing import Any, Protocol
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavailable
 from connector.gc_tuning import tune_gc
-from connector.mapping import encode_event, map_record
+from connector.logs import configure_logging
+from connector.mapping import Mappings, Skipped, bundled_mappings, encode_event
 
-__all__ = ["OK", "REFUSED", "REGISTRY_DOWN", "UNEXPECTED", "DecoderSpec", "InProcess", "Transform", "WorkerProcess"]
+__all__ = [
+    "OK",
+    "REFUSED",
+    "REGISTRY_DOWN",
+    "SKIPPED",
+    "UNEXPECTED",
+    "DecoderSpec",
+    "InProcess",
+    "Transform",
+    "WorkerProcess",
+]
 
-OK, REFUSED, REGISTRY_DOWN = 0, 1, 2
+OK, REFUSED, REGISTRY_DOWN, SKIPPED = 0, 1, 2, 3
 #: The reason of a record refused by `_one`'s last-resort guard (stage `decode`, `map` or `encode`).
 UNEXPECTED = "unexpected_error"
 Outcome = tuple[Any, ...]
@@ -45,21 +57,29 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 @dataclass(frozen=True)
 class DecoderSpec:
-    """Everything needed to build a `Decoder` (picklable: a worker process builds its own)."""
+    """Everything needed to build a `Decoder` and the `Mappings` (picklable: a worker process builds its own).
+    `mapping_texts` are the user's mapping files as (path, text), read once by the parent, which checked them."""
 
     schema_dir: str | None = None
     registry_url: str | None = None
     registry_username: str | None = None
     registry_password: str | None = None
     plain_topics: Mapping[str, str] = field(default_factory=dict)
+    mapping_texts: tuple[tuple[str, str], ...] = ()
+    log: tuple[str, str] | None = None  # (level, format): a worker logs as its parent does (None: not set up)
 
     def build(self) -> Decoder:
+        return self.build_both()[0]
+
+    def build_both(self) -> tuple[Decoder, Mappings]:
         registry = None
         if self.registry_url:
             registry = SchemaRegistryClient(
                 self.registry_url, username=self.registry_username, password=self.registry_password
             )
-        return Decoder(SchemaCatalog.load(self.schema_dir), registry=registry, plain_topics=self.plain_topics)
+        catalog = SchemaCatalog.load(self.schema_dir)
+        decoder = Decoder(catalog, registry=registry, plain_topics=self.plain_topics)
+        return decoder, Mappings(self.mapping_texts, catalog=catalog)
 
 
 class Transform(Protocol):
@@ -77,14 +97,16 @@ class Transform(Protocol):
     def close(self) -> None: ...
 
 
-def _one(decoder: Decoder, topic: str, value: bytes) -> Outcome:
+def _one(decoder: Decoder, mappings: Mappings, topic: str, value: bytes) -> Outcome:
     stage, name = "decode", None
     try:
-        decoded = decoder.decode(value, topic)
-        stage, name = "map", decoded.full_name
-        event = map_record(name, decoded.record)
+        name, record, schema = decoder.decode_typed(value, topic)
+        stage = "map"
+        event = mappings.map(name, record, schema, topic)
+        if isinstance(event, Skipped):
+            return (SKIPPED, event.mapping)
         stage = "encode"
-        return (OK, event.event_type, decoded.record.get("event_id"), encode_event(event), event.trims)
+        return (OK, event.event_type, record.get("event_id"), encode_event(event), event.trims)
     except SchemaRegistryUnavailable as exc:
         return (REGISTRY_DOWN, str(exc))
     except RecordError as exc:
@@ -113,12 +135,13 @@ def _unexpected(stage: str, name: str | None, exc: Exception) -> Outcome:
 
 
 class InProcess:
-    """Transforms in the calling thread, at `submit`."""
+    """Transforms in the calling thread, at `submit` (with the bundled mappings unless given others)."""
 
     overlaps = False
 
-    def __init__(self, decoder: Decoder) -> None:
+    def __init__(self, decoder: Decoder, mappings: Mappings | None = None) -> None:
         self._decoder = decoder
+        self._mappings = mappings or bundled_mappings()
         self._done: deque[list[Outcome]] = deque()
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
@@ -129,8 +152,8 @@ class InProcess:
 
     def many(self, work: Sequence[tuple[str, bytes]]) -> list[Outcome]:
         """The outcomes of one batch, now."""
-        decoder = self._decoder
-        return [_one(decoder, topic, value) for topic, value in work]
+        decoder, mappings = self._decoder, self._mappings
+        return [_one(decoder, mappings, topic, value) for topic, value in work]
 
     def close(self) -> None:
         pass
@@ -144,7 +167,9 @@ def _worker(conn: Connection, spec: DecoderSpec) -> None:
     # exit handler would terminate() (SIGTERM, ignored here) and join a worker left running by an error.
     for signum in _STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    decoder = spec.build()
+    if spec.log is not None:  # a mapping that does not fit a schema first seen here says so once, in our format
+        configure_logging(*spec.log, secrets=[spec.registry_password] if spec.registry_password else [])
+    decoder, mappings = spec.build_both()
     tune_gc()
     # A reader thread takes batches off the pipe while this thread decodes: otherwise the parent, sending
     # batch N+1, and this process, sending the outcomes of N, could both block on a full pipe.
@@ -165,7 +190,7 @@ def _worker(conn: Connection, spec: DecoderSpec) -> None:
         work = inbox.get()
         if work is None:
             return
-        conn.send([_one(decoder, topic, value) for topic, value in work])
+        conn.send([_one(decoder, mappings, topic, value) for topic, value in work])
 
 
 class WorkerProcess:

@@ -2,7 +2,7 @@
 client and the encoders (single-object, Confluent, plain)."""
 
 from connector.avro.catalog import NAMESPACE, SchemaCatalog, SchemaEntry, default_catalog
-from connector.avro.decoder import DecodedRecord, Decoder, SchemaSource
+from connector.avro.decoder import DecodedRecord, Decoder, SchemaSource, TypedRecord
 from connector.avro.encoder import (
     DELIVERY_RESULT,
     Encoder,
@@ -22,6 +22,7 @@ __all__ = [
     "SchemaEntry",
     "SchemaRegistryClient",
     "SchemaSource",
+    "TypedRecord",
     "confluent_header",
     "default_catalog",
     "encode_delivery_result",

@@ -32,6 +32,7 @@ __all__ = [
     "SchemaEntry",
     "default_catalog",
     "parse_standalone",
+    "schema_entry",
     "single_object_header",
     "strip_logical_types",
 ]
@@ -40,12 +41,15 @@ NAMESPACE = "io.rdconnector.events"
 
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED = frozenset({"record", "enum", "fixed", "error"})
+_ORIGIN = "__rdc_origin"  # where a schema file came from: kept beside its JSON until its entry is made
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class SchemaEntry:
     """One record schema: `full_name`, the standalone JSON (`definition`), both parsed forms and the
-    single-object header (`C3 01` + little-endian CRC-64-AVRO fingerprint of the canonical form)."""
+    single-object header (`C3 01` + little-endian CRC-64-AVRO fingerprint of the canonical form). `origin`
+    says where it came from, for messages (a file name, `schema id 7`). Equal only to itself (it keys the
+    compiled mappings: one per schema)."""
 
     full_name: str
     definition: dict[str, Any]
@@ -53,6 +57,7 @@ class SchemaEntry:
     raw_schema: dict[str, Any]
     canonical: str
     header: bytes
+    origin: str = ""
 
 
 def _full_name(node: Mapping[str, Any], namespace: str | None) -> str:
@@ -76,7 +81,7 @@ def _expand(node: Any, types: Mapping[str, Any], seen: set[str], namespace: str 
         return [_expand(branch, types, seen, namespace) for branch in node]
     if not isinstance(node, dict):
         return node
-    out = dict(node)
+    out = {k: v for k, v in node.items() if k != _ORIGIN}
     kind = node.get("type")
     if kind in _NAMED:
         full = _full_name(node, namespace)
@@ -114,11 +119,12 @@ def parse_standalone(definition: Any) -> dict[str, Any]:
     return cast(dict[str, Any], parsed)
 
 
-def _entry(full_name: str, definition: dict[str, Any]) -> SchemaEntry:
+def schema_entry(full_name: str, definition: dict[str, Any], origin: str = "") -> SchemaEntry:
+    """The `SchemaEntry` of a standalone record schema (raises what fastavro raises for a bad one)."""
     schema = parse_standalone(definition)
     canonical = to_parsing_canonical_form(schema)
     raw = parse_standalone(strip_logical_types(definition))
-    return SchemaEntry(full_name, definition, schema, raw, canonical, single_object_header(canonical))
+    return SchemaEntry(full_name, definition, schema, raw, canonical, single_object_header(canonical), origin)
 
 
 def _read_files(files: Iterable[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
@@ -126,7 +132,7 @@ def _read_files(files: Iterable[tuple[str, str]]) -> list[tuple[str, dict[str, A
     for label, text in files:
         try:
             node = json.loads(text)
-            nodes.append((_full_name(node, None), node))
+            nodes.append((_full_name(node, None), {**node, _ORIGIN: label}))
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"schema file {label} is not a named Avro schema: {exc}") from exc
     return nodes
@@ -138,7 +144,7 @@ def _entries(nodes: list[tuple[str, dict[str, Any]]], types: Mapping[str, Any]) 
         if node.get("type") not in ("record", "error"):
             continue
         try:
-            entries.append(_entry(full_name, _expand(node, types, set(), None)))
+            entries.append(schema_entry(full_name, _expand(node, types, set(), None), node.get(_ORIGIN, "")))
         except Exception as exc:  # fastavro raises several types for a bad schema
             raise ConfigError(f"schema {full_name} is invalid: {exc}") from exc
     return entries

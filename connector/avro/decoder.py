@@ -26,10 +26,10 @@ from fastavro import schemaless_reader
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
-from connector.avro.catalog import SchemaCatalog, SchemaEntry, parse_standalone, strip_logical_types
+from connector.avro.catalog import SchemaCatalog, SchemaEntry, parse_standalone, schema_entry, strip_logical_types
 from connector.errors import ConfigError, DecodeError
 
-__all__ = ["DecodedRecord", "Decoder", "SchemaSource"]
+__all__ = ["DecodedRecord", "Decoder", "SchemaSource", "TypedRecord"]
 
 _CONFLUENT_MAGIC = 0
 _SINGLE_OBJECT_MAGIC = b"\xc3\x01"
@@ -40,6 +40,15 @@ class DecodedRecord(NamedTuple):
 
     full_name: str
     record: dict[str, Any]
+
+
+class TypedRecord(NamedTuple):
+    """A decoded value with the schema the record has (`schema`: the reader it was resolved to, or its writer):
+    what a mapping is compiled against."""
+
+    full_name: str
+    record: dict[str, Any]
+    schema: SchemaEntry
 
 
 class SchemaSource(Protocol):
@@ -54,6 +63,7 @@ class _Plan(NamedTuple):
     full_name: str
     writer: dict[str, Any]
     reader: dict[str, Any] | None  # None: writer is the reader, no resolution needed
+    shape: SchemaEntry  # the schema of the records read (the reader, or the writer when there is none)
 
 
 class Decoder:
@@ -88,13 +98,23 @@ class Decoder:
         Raises `DecodeError` (reasons: `bad_magic_byte`, `truncated_body`, `unknown_fingerprint`,
         `unknown_schema_id`, `unsupported_schema`, `incompatible_schema`, `corrupt_body`) and
         `SchemaRegistryUnavailable` when a new Confluent schema id cannot be fetched."""
+        plan, offset = self._locate(value, topic)
+        return DecodedRecord(plan.full_name, self._read(plan, value, offset))
+
+    def decode_typed(self, value: bytes, topic: str) -> TypedRecord:
+        """`decode`, with the schema the record has (raises the same)."""
+        plan, offset = self._locate(value, topic)
+        return TypedRecord(plan.full_name, self._read(plan, value, offset), plan.shape)
+
+    def _locate(self, value: bytes, topic: str) -> tuple[_Plan, int]:
+        """The plan for `value` and where its body starts."""
         plan = self._plain.get(topic)
         if plan is not None:
-            return self._read(plan, value, 0)
+            return plan, 0
         if len(value) >= 10 and value[0] == 0xC3 and value[1] == 0x01:
-            return self._read(self._single_object_plan(value[:10]), value, 10)
+            return self._single_object_plan(value[:10]), 10
         if len(value) >= 5 and value[0] == _CONFLUENT_MAGIC:
-            return self._read(self._confluent_plan(int.from_bytes(value[1:5], "big")), value, 5)
+            return self._confluent_plan(int.from_bytes(value[1:5], "big")), 5
         raise _framing_error(value)
 
     def _single_object_plan(self, header: bytes) -> _Plan:
@@ -124,8 +144,8 @@ class Decoder:
     def _plan_for(self, writer: SchemaEntry) -> _Plan:
         reader = self._catalog.get(writer.full_name)
         if reader is None or reader.canonical == writer.canonical:
-            return _Plan(writer.full_name, self._pick(writer), None)
-        return _Plan(writer.full_name, self._pick(writer), self._pick(reader))
+            return _Plan(writer.full_name, self._pick(writer), None, reader or writer)
+        return _Plan(writer.full_name, self._pick(writer), self._pick(reader), reader)
 
     def _pick(self, entry: SchemaEntry) -> dict[str, Any]:
         return entry.schema if self._logical else entry.raw_schema
@@ -135,14 +155,16 @@ class Decoder:
             full_name = _full_name(definition)
             writer = parse_standalone(definition if self._logical else strip_logical_types(definition))
             canonical = to_parsing_canonical_form(writer)
+            reader = self._catalog.get(full_name)
+            if reader is None:  # the records have the writer's shape: the mappings need its logical types
+                return _Plan(full_name, writer, None, schema_entry(full_name, definition, f"schema id {schema_id}"))
         except Exception as exc:  # fastavro raises several types for a bad schema
             raise DecodeError("unsupported_schema", f"schema id {schema_id} does not parse: {exc}") from exc
-        reader = self._catalog.get(full_name)
-        if reader is None or reader.canonical == canonical:
-            return _Plan(full_name, writer, None)
-        return _Plan(full_name, writer, self._pick(reader))
+        if reader.canonical == canonical:
+            return _Plan(full_name, writer, None, reader)
+        return _Plan(full_name, writer, self._pick(reader), reader)
 
-    def _read(self, plan: _Plan, value: bytes, offset: int) -> DecodedRecord:
+    def _read(self, plan: _Plan, value: bytes, offset: int) -> dict[str, Any]:
         stream = io.BytesIO(value)
         stream.seek(offset)
         try:
@@ -160,7 +182,7 @@ class Decoder:
         left = len(value) - stream.tell()
         if left:
             raise DecodeError("corrupt_body", f"{plan.full_name}: {left} bytes left after the record")
-        return DecodedRecord(plan.full_name, record)
+        return record  # type: ignore[no-any-return]
 
 
 def _full_name(definition: Mapping[str, Any]) -> str:

@@ -1,6 +1,7 @@
 """A small Confluent Schema Registry client: fetch writer schemas by id (cached), register schemas.
 
-Only `GET /schemas/ids/{id}` and `POST /subjects/{subject}/versions` are used. The HTTP client is
+Only `GET /schemas/ids/{id}`, `POST /subjects/{subject}/versions` and (for `rd-connector mapping check`)
+`GET /subjects/{subject}/versions/latest` are used. The HTTP client is
 injected (an `httpx.Client`; tests pass one over loopback or an `httpx.MockTransport`).
 
 Errors: an id the registry does not know (404) is the record's problem -> `DecodeError` with reason
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -95,6 +97,19 @@ class SchemaRegistryClient:
         if not isinstance(schema, dict) or schema.get("type") != "record":
             return DecodeError("unsupported_schema", f"schema id {schema_id} is not an Avro record schema")
         return schema
+
+    def latest(self, subject: str) -> tuple[int, dict[str, Any]] | None:
+        """(id, schema JSON) of the latest version registered under `subject`, or None if there is none.
+
+        Raises `SchemaRegistryUnavailable` (as `get_schema`), or `DecodeError` for an answer that is no schema."""
+        response = self._request("GET", f"/subjects/{quote(subject, safe='')}/versions/latest")
+        if response.status_code == 404:
+            return None
+        try:
+            body = response.json()
+            return int(body["id"]), json.loads(body["schema"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DecodeError("unsupported_schema", f"subject {subject!r}: the registry sent no valid schema") from exc
 
     def register(self, subject: str, schema: dict[str, Any]) -> int:
         """Register `schema` under `subject` (idempotent on the registry side); returns its id.

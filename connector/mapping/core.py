@@ -1,106 +1,41 @@
-"""`map_record`: a decoded record -> the RD event to send; `encode_event`: that event -> JSON bytes. Pure.
+"""`map_record`: a decoded record -> the RD event to send, by the bundled mappings; `encode_event`: that event
+-> JSON bytes. Pure.
 
-Mappers are chosen by the record's Avro full name (built-ins: our eight e-commerce records and the
-`RdEvent` passthrough; a later issue adds user-declared ones beside them). Every payload is trimmed to
-RD's caps and checked with `rd_rules`, so anything RD would refuse is a `MappingError` here.
+The bundled mappings (`connector/mapping/ecommerce.yaml`: our eight e-commerce records and the `RdEvent`
+passthrough) are chosen by the record's Avro full name; the pipeline uses a `Mappings` that puts the user's
+`RDC_MAPPINGS` before them. Every payload is trimmed to RD's caps and checked with `rd_rules`, so anything RD
+would refuse is a `MappingError` here.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from functools import lru_cache
+from typing import Any
 
-import orjson
-
-from connector import rd_rules
-from connector.avro.catalog import NAMESPACE
+from connector.avro.catalog import SchemaEntry
 from connector.errors import MappingError
-from connector.mapping.ecommerce import ECOMMERCE_MAPPERS, Mapper
-from connector.mapping.passthrough import map_passthrough
-from connector.mapping.rules import check_payload, trim_payload
+from connector.mapping.event import ENCODE_MAX_DEPTH, RdEvent, Skipped, encode_event
+from connector.mapping.mappings import Mappings
 
-__all__ = ["BUILTIN_MAPPERS", "ENCODE_MAX_DEPTH", "RdEvent", "encode_event", "map_record"]
-
-#: The deepest nesting orjson encodes (its `dumps` refuses more; the event's body is one of the levels).
-ENCODE_MAX_DEPTH = 254
-
-#: Avro record full name -> mapper `(record) -> (event_type, payload)`.
-BUILTIN_MAPPERS: Mapping[str, Mapper] = {**ECOMMERCE_MAPPERS, f"{NAMESPACE}.RdEvent": map_passthrough}
+__all__ = ["ENCODE_MAX_DEPTH", "RdEvent", "bundled_mappings", "encode_event", "map_record"]
 
 
-class RdEvent(NamedTuple):
-    """An event ready to send: `body` is `{"event_type", "event_family": "CDP", "payload"}`;
-    `trims` counts the lists and strings cut to RD's caps (0 normally)."""
-
-    event_type: str
-    body: dict[str, Any]
-    trims: int
-
-    @property
-    def payload(self) -> dict[str, Any]:
-        payload: dict[str, Any] = self.body["payload"]
-        return payload
+@lru_cache(maxsize=1)
+def bundled_mappings() -> Mappings:
+    """The bundled mappings alone (parsed once per process; compiled per schema on first use)."""
+    return Mappings()
 
 
-def map_record(full_name: str, record: Mapping[str, Any], mappers: Mapping[str, Mapper] = BUILTIN_MAPPERS) -> RdEvent:
-    """The RD event for `record` (an Avro record of type `full_name`, raw or logical values).
+def map_record(full_name: str, record: Mapping[str, Any], schema: SchemaEntry | None = None) -> RdEvent:
+    """The RD event for `record` (an Avro record of type `full_name`, raw or logical values) by the bundled
+    mappings; `schema` is the record's schema (default: the bundled one of that name).
 
     Raises only `MappingError`: `unknown_record`, the passthrough's reasons, or a field reason
     (`missing_required_field`, `invalid_email`, `invalid_url`, `invalid_currency`, `negative_amount`,
     `invalid_quantity`, `value_too_long`, `invalid_option`, `invalid_legal_basis`, `not_a_string`,
     `invalid_decimal`, `invalid_field`)."""
-    mapper = mappers.get(full_name)
-    if mapper is None:
-        raise MappingError("unknown_record", f"no mapping for Avro record {full_name!r}")
-    try:
-        event_type, payload = mapper(record)
-    except MappingError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise MappingError(
-            "invalid_field",
-            f"{full_name}: record does not fit its mapping: {exc!r}",
-            f"{full_name}: record does not fit its mapping: {type(exc).__name__}",  # its text may quote a value
-        ) from exc
-    trims = trim_payload(payload)
-    check_payload(event_type, payload)
-    return RdEvent(
-        event_type, {"event_type": event_type, "event_family": rd_rules.EVENT_FAMILY, "payload": payload}, trims
-    )
-
-
-def encode_event(event: RdEvent) -> bytes:
-    """The compact UTF-8 JSON of `event.body` (the exact bytes the batcher counts and sends).
-
-    Raises `MappingError`: `payload_too_deep` (over `ENCODE_MAX_DEPTH` levels), `unencodable_payload`."""
-    # orjson's result keeps its whole output buffer (measured: ~8 KiB for a 0.7 KB event), and buffered
-    # events live until RD accepts them; an exact-size copy costs ~0.1 us and cut the memory of buffered
-    # events ~7x (tracemalloc), so that RDC_MAX_BUFFERED_BYTES bounds what the process really holds.
-    try:
-        return memoryview(orjson.dumps(event.body)).tobytes()
-    except orjson.JSONEncodeError as exc:
-        raise _unencodable(event, exc) from exc
-
-
-def _unencodable(event: RdEvent, exc: orjson.JSONEncodeError) -> MappingError:
-    """Why `event` cannot be JSON: nested deeper than orjson writes (254 levels; it reads up to 1024, so a
-    `payload_json` can hold it), or a value JSON has no place for (orjson's message names no value)."""
-    depth = _depth(event.body)
-    if depth > ENCODE_MAX_DEPTH:
-        return MappingError(
-            "payload_too_deep",
-            f"{event.event_type}: the event nests {depth} levels; at most {ENCODE_MAX_DEPTH} can be encoded",
-        )
-    return MappingError("unencodable_payload", f"{event.event_type}: the event cannot be encoded as JSON: {exc}")
-
-
-def _depth(value: Any) -> int:
-    """The nesting depth of a JSON-like value (a scalar: 0); iterative, so any depth is measured."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        node, level = stack.pop()
-        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
-        if children is not None:
-            deepest = max(deepest, level)
-            stack.extend((child, level + 1) for child in children)
-    return deepest
+    event = bundled_mappings().map(full_name, record, schema, "")
+    if isinstance(event, Skipped):  # the bundled mappings never skip
+        raise MappingError("invalid_field", f"{full_name}: mapping {event.mapping} skipped the record")
+    return event

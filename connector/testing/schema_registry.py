@@ -1,6 +1,7 @@
 """A tiny Schema-Registry-compatible HTTP server for tests and the demo (loopback only).
 
-Serves `GET /schemas/ids/{id}` and `POST /subjects/{subject}/versions` (same schema text -> same id),
+Serves `GET /schemas/ids/{id}`, `GET /subjects/{subject}/versions/latest` and `POST /subjects/{subject}/versions`
+(same schema text -> same id),
 with optional basic auth. `fail_with` makes every answer that HTTP status (to test registry outages).
 
     with FakeSchemaRegistry(username="u", password="p") as registry:
@@ -15,11 +16,13 @@ import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import unquote
 
 __all__ = ["FakeSchemaRegistry"]
 
 _SCHEMA_BY_ID = re.compile(r"^/schemas/ids/(\d+)$")
 _REGISTER = re.compile(r"^/subjects/([^/]+)/versions$")
+_LATEST = re.compile(r"^/subjects/([^/]+)/versions/latest$")
 
 
 class FakeSchemaRegistry:
@@ -97,6 +100,16 @@ def _handler_for(registry: FakeSchemaRegistry) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self._refused():
+                return
+            latest = _LATEST.match(self.path)
+            if latest is not None:
+                versions = registry.subjects.get(unquote(latest.group(1)))
+                if not versions:
+                    self._send(404, {"error_code": 40401, "message": "Subject not found"})
+                else:
+                    subject, schema_id = unquote(latest.group(1)), versions[-1]
+                    body = {"subject": subject, "version": len(versions), "id": schema_id}
+                    self._send(200, {**body, "schema": registry.schemas[schema_id]})
                 return
             match = _SCHEMA_BY_ID.match(self.path)
             if match is None:

@@ -223,13 +223,15 @@ def test_an_unforeseen_exception_is_refused_at_its_stage(monkeypatch: pytest.Mon
     def boom(*_: Any) -> Any:
         raise _Boom("secret ana@example.com")
 
-    decoder = DecoderSpec().build()
+    decoder, mappings = DecoderSpec().build_both()
     if stage == "decode":
-        monkeypatch.setattr(decoder, "decode", boom)
+        monkeypatch.setattr(decoder, "decode_typed", boom)
+    elif stage == "map":
+        monkeypatch.setattr(mappings, "map", boom)
     else:
-        monkeypatch.setattr(transform, {"map": "map_record", "encode": "encode_event"}[stage], boom)
+        monkeypatch.setattr(transform, "encode_event", boom)
     value = rd_event('{"conversion_identifier": "c", "email": "ana@example.com"}')
-    [outcome] = InProcess(decoder).many([("orders", value)])
+    [outcome] = InProcess(decoder, mappings).many([("orders", value)])
     assert outcome[:3] == (REFUSED, stage, UNEXPECTED)
     assert "_Boom" in outcome[3] and "secret" in outcome[3]
     assert "_Boom" in outcome[4] and "secret" not in outcome[4] and "ana@" not in outcome[4]
@@ -243,5 +245,5 @@ def test_a_registry_outage_is_still_retried_not_refused(monkeypatch: pytest.Monk
     def down(*_: Any) -> Any:
         raise SchemaRegistryUnavailable("registry down")
 
-    monkeypatch.setattr(decoder, "decode", down)
+    monkeypatch.setattr(decoder, "decode_typed", down)
     assert InProcess(decoder).many([("orders", b"\x00\x00\x00\x00\x01")]) == [(REGISTRY_DOWN, "registry down")]

@@ -16,7 +16,7 @@ from connector.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
 from connector.pipeline import Pipeline
 from connector.reporter import SettledCallback
-from connector.transform import OK, REGISTRY_DOWN, Outcome
+from connector.transform import OK, REGISTRY_DOWN, SKIPPED, Outcome
 
 TP = ("t", 0)
 
@@ -96,13 +96,16 @@ class FakeTransform:
 
     overlaps = True
 
-    def __init__(self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0) -> None:
+    def __init__(self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0, skip: bytes = b"") -> None:
         self._pending: list[list[Outcome]] = []
         self._down, self._broken, self._dies_at, self._collects = down, broken, dies_at, 0
+        self._skip = skip
 
     def _outcome(self, value: bytes) -> Outcome:
         if value == self._down:
             return (REGISTRY_DOWN, "down")
+        if value == self._skip:
+            return (SKIPPED, "drafts")
         return (OK,) if value == self._broken else (OK, "e", None, b"{}", 0)
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
@@ -260,3 +263,12 @@ def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     assert pipeline._poll_timeout(100.0) > 0
     lane.waiting = 0
     assert pipeline._poll_timeout(100.0) == 0  # not held: overdue means now
+
+
+def test_a_skipped_record_is_committed_counted_and_never_sent() -> None:
+    consumer = FakeConsumer([[0, 1, 2], [3, 4, 5]])
+    pipeline, lanes = _pipeline(consumer, FakeTransform(skip=b"v4"))
+    assert pipeline.run() == 0
+    assert lanes[0].delivered == [0, 1, 2, 3, 5]
+    assert max(consumer.commits) == 6 and pipeline.stats.skipped == 1
+    assert 'rdc_events_skipped_total{mapping="drafts"} 1.0' in pipeline._metrics.render().decode()

@@ -1,5 +1,6 @@
-"""Built-in mappers: our eight e-commerce records -> (RD event_type, payload). Pure, no validation
-(`connector.mapping.core` trims and validates every payload with `rd_rules`).
+"""The hand-written mappers the bundled mapping file (connector/mapping/ecommerce.yaml) replaced, kept as the
+baseline of `decode_map_encode.py`: our eight e-commerce records -> (RD event_type, payload), then trimmed and
+checked with `rd_rules` exactly as the connector did (`map_handwritten`).
 
 A mapper is `(record) -> (event_type, payload)`; absent optionals are omitted, never sent as null.
 """
@@ -9,10 +10,13 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from connector import rd_rules
 from connector.avro.catalog import NAMESPACE
+from connector.mapping import RdEvent
+from connector.mapping.rules import check_payload, trim_payload
 from connector.mapping.values import copy_present, money
 
-__all__ = ["ECOMMERCE_MAPPERS", "Mapper"]
+__all__ = ["ECOMMERCE_MAPPERS", "Mapper", "map_handwritten"]
 
 Mapper = Callable[[Mapping[str, Any]], tuple[str, dict[str, Any]]]
 
@@ -135,3 +139,13 @@ ECOMMERCE_MAPPERS: Mapping[str, Mapper] = {
     f"{NAMESPACE}.OrderCancelled": _cancelled,
     f"{NAMESPACE}.OrderRefunded": _refunded,
 }
+
+
+def map_handwritten(full_name: str, record: Mapping[str, Any]) -> RdEvent:
+    """What `connector.mapping.map_record` did before the mapping file (for the e-commerce records)."""
+    event_type, payload = ECOMMERCE_MAPPERS[full_name](record)
+    trims = trim_payload(payload)
+    check_payload(event_type, payload)
+    return RdEvent(
+        event_type, {"event_type": event_type, "event_family": rd_rules.EVENT_FAMILY, "payload": payload}, trims
+    )
