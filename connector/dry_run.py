@@ -58,7 +58,7 @@ class Summary:
             self.skipped += 1
             self.skipped_by[outcome[1]] += 1
             return {"outcome": "skipped", "mapping": outcome[1]}
-        _, stage, reason, detail = outcome
+        _, stage, reason, detail, _ = outcome  # the detail, values included: this output is for its operator
         self.refused[reason] += 1
         return {"outcome": "refused", "stage": stage, "reason": reason, "detail": detail}
 
