@@ -10,12 +10,15 @@ __all__ = ["suggest"]
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`"; did you mean 'x'?"` for the closest of `choices` (fewest typing edits, a swap of two neighbours
-    counting as one; ties broken by similarity; else a similar one, else one it begins), or `""`."""
+    counting as one; else a similar one, else one it begins), or `""`. Two equally close are both named, the
+    more similar first (`ECOMMERCE_ORDER_PAYED` is two edits from both `..._PLACED` and `..._PAID`)."""
     options = [str(c) for c in choices]
     ranked = sorted(
         (_edits(word.lower(), c.lower()), -difflib.SequenceMatcher(None, word, c).ratio(), c) for c in options
     )
     if ranked and ranked[0][0] <= max(2, len(word) // 3) and ranked[0][0] < len(word):
+        if len(ranked) > 1 and ranked[1][0] == ranked[0][0]:
+            return f"; did you mean '{ranked[0][2]}' or '{ranked[1][2]}'?"
         return f"; did you mean '{ranked[0][2]}'?"
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.75)
     if not close and len(word) >= 3:  # a name cut short: 'acme' for 'acme-orders'

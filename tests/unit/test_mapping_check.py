@@ -417,3 +417,15 @@ def test_the_rd_fields_table_agrees_with_rd_rules() -> None:
     assert refused == set(rd_rules.LINE_ITEM_REQUIRED)
     assert rd_rules.accepts("CONVERSION", "cf_anything") == rd_rules.STRING
     assert rd_rules.accepts("SALE", "cf_anything") is None
+
+
+def test_two_equally_close_names_are_both_suggested() -> None:
+    from connector.mapping.suggest import suggest
+
+    types = ["ECOMMERCE_ORDER_PLACED", "ECOMMERCE_ORDER_PAID", "ECOMMERCE_ORDER_CANCELLED"]
+    # Two edits from both PLACED and PAID: naming only the more similar one would point away from PAID.
+    assert (
+        suggest("ECOMMERCE_ORDER_PAYED", types) == "; did you mean 'ECOMMERCE_ORDER_PLACED' or 'ECOMMERCE_ORDER_PAID'?"
+    )
+    assert suggest("ECOMMERCE_ORDER_PIAD", types) == "; did you mean 'ECOMMERCE_ORDER_PAID'?"
+    assert suggest("SOMETHING_ELSE", types) == ""
