@@ -37,13 +37,14 @@ integration: $(STAMP)
 
 # Benchmark suite (not part of `make test`); prints one JSON document and a table (see BENCHMARKS.md).
 # The Quix Streams peer gets its own venv: quixstreams pins confluent-kafka < 2.13, which would downgrade .venv's.
+# The peer imports connector.mapping (no-deps install): its own dependencies are listed here too (the stamp names the list).
 QUIX_VENV := benchmarks/.venv-quix
 BENCH_ARGS ?=
 bench: $(STAMP)
 	@test -x $(QUIX_VENV)/bin/python || $(PYTHON) -m venv $(QUIX_VENV)
-	@test -f $(QUIX_VENV)/.installed || { $(QUIX_VENV)/bin/pip install --quiet --upgrade pip && \
-	  $(QUIX_VENV)/bin/pip install --quiet 'quixstreams==3.28.1' fastavro && \
-	  $(QUIX_VENV)/bin/pip install --quiet --no-deps -e . && touch $(QUIX_VENV)/.installed; }
+	@test -f $(QUIX_VENV)/.installed-2 || { $(QUIX_VENV)/bin/pip install --quiet --upgrade pip && \
+	  $(QUIX_VENV)/bin/pip install --quiet 'quixstreams==3.28.1' fastavro pyyaml && \
+	  $(QUIX_VENV)/bin/pip install --quiet --no-deps -e . && touch $(QUIX_VENV)/.installed-2; }
 	$(BIN)/python benchmarks/suite.py $(BENCH_ARGS)
 
 # The container image (docker or podman; see deploy/image/), and its smoke test against the embedded broker
