@@ -1,6 +1,6 @@
 """The hand-written mappers the bundled mapping file (connector/mapping/ecommerce.yaml) replaced, kept as the
 baseline of `decode_map_encode.py`: our eight e-commerce records -> (RD event_type, payload), then trimmed and
-checked with `rd_rules` exactly as the connector did (`map_handwritten`).
+checked with `contract` exactly as the connector did (`map_handwritten`).
 
 A mapper is `(record) -> (event_type, payload)`; absent optionals are omitted, never sent as null.
 """
@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from connector import rd_rules
 from connector.avro.catalog import NAMESPACE
 from connector.mapping import RdEvent
-from connector.mapping.rules import check_payload, trim_payload
+from connector.mapping.trim_and_refuse import check_payload, trim_payload
 from connector.mapping.values import copy_present, money
+from connector.rd import contract
 
 __all__ = ["ECOMMERCE_MAPPERS", "Mapper", "map_handwritten"]
 
@@ -147,5 +147,5 @@ def map_handwritten(full_name: str, record: Mapping[str, Any]) -> RdEvent:
     trims = trim_payload(payload)
     check_payload(event_type, payload)
     return RdEvent(
-        event_type, {"event_type": event_type, "event_family": rd_rules.EVENT_FAMILY, "payload": payload}, trims
+        event_type, {"event_type": event_type, "event_family": contract.EVENT_FAMILY, "payload": payload}, trims
     )

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from suite import ROOT, CommitWatcher, MockProcess, connector_env, stop_process
 
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
 from connector.testing.broker import EmbeddedBroker
 from connector.testing.kafka_tools import produce_acked
 

@@ -42,7 +42,7 @@ from typing import Any
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from connector.sample import SampleMessage, generate_messages
+from connector.commands.sample import SampleMessage, generate_messages
 from connector.testing.broker import FAST_JOIN_CONSUMER, EmbeddedBroker, delete_topics
 from connector.testing.kafka_tools import produce_acked, read_topic
 
@@ -639,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
         "events": args.count,
         "mean_value_bytes": round(sum(len(m.value or b"") for m in messages) / len(messages), 1),
         "partitions": args.partitions,
-        "mix": "connector.sample.generate_messages(seed=7): 8 e-commerce records, ~3 line items, 0 malformed",
+        "mix": "connector.commands.sample.generate_messages(seed=7): 8 e-commerce records, ~3 line items, 0 malformed",
     }
     with EmbeddedBroker() as broker:
         mock = MockProcess()

@@ -14,13 +14,19 @@ from typing import Final
 __all__ = ["COMMANDS", "main"]
 
 COMMANDS: Final[dict[str, tuple[str, str]]] = {
-    "run": ("connector.runner", "run the connector (configured by RDC_* variables and an optional TOML file)"),
-    "demo": ("connector.demo", "embedded broker + mock RD API + sample events, end to end, with a summary"),
+    "run": ("connector.commands.run", "run the connector (configured by RDC_* variables and an optional TOML file)"),
+    "demo": ("connector.commands.demo", "embedded broker + mock RD API + sample events, end to end, with a summary"),
     "mock-rd": ("connector.testing.mock_rd", "serve the mock RD Station API on loopback"),
-    "produce-sample": ("connector.sample", "produce realistic sample e-commerce events to a topic"),
-    "check": ("connector.check", "preflight: validate the configuration, reach Kafka, the Schema Registry and RD"),
-    "mapping": ("connector.mapping.commands", "mapping check | mapping test: RDC_MAPPINGS against schemas and tests"),
-    "dry-run": ("connector.dry_run", "read N records by assignment, decode and map them, print events; sends nothing"),
+    "produce-sample": ("connector.commands.sample", "produce realistic sample e-commerce events to a topic"),
+    "check": (
+        "connector.commands.check",
+        "preflight: validate the configuration, reach Kafka, the Schema Registry and RD",
+    ),
+    "mapping": ("connector.commands.mapping", "mapping check | mapping test: RDC_MAPPINGS against schemas and tests"),
+    "dry-run": (
+        "connector.commands.dry_run",
+        "read N records by assignment, decode and map them, print events; sends nothing",
+    ),
 }
 
 

@@ -32,16 +32,16 @@ from typing import Any, cast
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from connector.batch import Batcher, Item, item_weight
+from connector.consume.fetch_wake import WAKE_TIMEOUT_S, wake_fetchers
+from connector.deliver.batch import Batcher, Item, item_weight
+from connector.deliver.lane import Lane
 from connector.errors import ConnectorError
-from connector.fetch_wake import WAKE_TIMEOUT_S, wake_fetchers
-from connector.http_probe import Health
-from connector.ledger import Ledger
-from connector.metrics import Metrics
-from connector.offsets import OffsetTracker, TopicPartitionKey
-from connector.reporter import DeadLetter, Headers, Reporter, SettledCallback
-from connector.sender import Lane
-from connector.transform import REFUSED, REGISTRY_DOWN, SKIPPED, Outcome, Transform
+from connector.ledger.scan import Ledger
+from connector.ops.metrics import Metrics
+from connector.ops.probe_server import Health
+from connector.settle.offsets import OffsetTracker, TopicPartitionKey
+from connector.settle.reporter import DeadLetter, Headers, Reporter, SettledCallback
+from connector.transform.process import REFUSED, REGISTRY_DOWN, SKIPPED, Outcome, Transform
 
 __all__ = ["EXIT_UNSETTLED", "Pipeline", "PipelineStats"]
 

@@ -13,7 +13,7 @@ import orjson
 from fastavro import schemaless_writer
 
 from connector.avro import NAMESPACE, Encoder, default_catalog
-from connector.sample import generate_records
+from connector.commands.sample import generate_records
 
 _N = NAMESPACE + "."
 

@@ -3,7 +3,7 @@
 from connector.mapping.core import RdEvent, bundled_mappings, encode_event, map_record
 from connector.mapping.event import Skipped
 from connector.mapping.mappings import Mappings, read_mapping_texts
-from connector.mapping.rules import check_payload, trim_payload
+from connector.mapping.trim_and_refuse import check_payload, trim_payload
 from connector.mapping.values import decimal_to_float, money
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 The function is generated as straight-line Python source (one builder per possible event type, each reading
 only the fields that event type accepts) and compiled once per (mapping, schema): per record it costs what a
-hand-written mapper costs. Everything that can be known from the schema and from `rd_rules` is checked here,
+hand-written mapper costs. Everything that can be known from the schema and from `contract` is checked here,
 before any record: paths exist and their types fit their RD field and modifiers, event types exist and are
 not removed ones, every field RD requires of each possible event type is mapped, no field is unknown to RD.
 `compile_mapping` returns the function, or the `Problem`s (never both).
@@ -10,7 +10,7 @@ not removed ones, every field RD requires of each possible event type is mapped,
 At run time the function raises `MappingError` (messages prefixed `mapping <name>: `):
 `missing_required_field` (naming the RD field and the paths tried), `invalid_field` (a `to:` that cannot
 convert, or a record that does not fit), `no_event_type` (no case matched, `otherwise: dead_letter`) and every
-`rd_rules` reason (`check_payload`).
+`contract` reason (`check_payload`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
-from connector import rd_rules
 from connector.errors import MappingError
 from connector.mapping import convert, fit
 from connector.mapping.avro_view import AvroType, PathError, RecordView, Step
@@ -40,19 +39,20 @@ from connector.mapping.spec import (
     Value,
 )
 from connector.mapping.suggest import suggest
+from connector.rd import contract
 
 __all__ = ["Compiled", "MapFunction", "compile_mapping", "possible_event_types"]
 
 MapFunction = Callable[[Mapping[str, Any]], RdEvent | Skipped]
 
-S, N, INT, B, T = rd_rules.STRING, rd_rules.NUMBER, rd_rules.INTEGER, rd_rules.BOOLEAN, rd_rules.TIMESTAMP
+S, N, INT, B, T = contract.STRING, contract.NUMBER, contract.INTEGER, contract.BOOLEAN, contract.TIMESTAMP
 _ITEM_FIELDS: Final = {
-    rd_rules.LINE_ITEMS: rd_rules.LINE_ITEM_FIELDS,
-    rd_rules.LEGAL_BASES: rd_rules.LEGAL_BASIS_FIELDS,
+    contract.LINE_ITEMS: contract.LINE_ITEM_FIELDS,
+    contract.LEGAL_BASES: contract.LEGAL_BASIS_FIELDS,
 }
 _ITEM_REQUIRED: Final = {
-    rd_rules.LINE_ITEMS: rd_rules.LINE_ITEM_REQUIRED,
-    rd_rules.LEGAL_BASES: tuple(rd_rules.LEGAL_BASIS_FIELDS),
+    contract.LINE_ITEMS: contract.LINE_ITEM_REQUIRED,
+    contract.LEGAL_BASES: tuple(contract.LEGAL_BASIS_FIELDS),
 }
 
 
@@ -68,7 +68,7 @@ def possible_event_types(spec: MappingSpec) -> list[str]:
     """The event types a mapping can produce (the known ones among its outcomes)."""
     if spec.event_type is None:
         return []
-    return [t for t in spec.event_type.outcomes() if t in rd_rules.EVENT_TYPES]
+    return [t for t in spec.event_type.outcomes() if t in contract.EVENT_TYPES]
 
 
 def compile_mapping(spec: MappingSpec, definition: dict[str, Any]) -> Compiled:
@@ -200,11 +200,11 @@ class _Compiler:
         for line, where, name in checks:
             if name in (SKIP, DEAD_LETTER) and where != "event_type":
                 continue
-            hint = rd_rules.REMOVED_EVENT_TYPES.get(name)
+            hint = contract.REMOVED_EVENT_TYPES.get(name)
             if hint is not None:
                 self.problem(line, where, f"event type '{name}' was removed from RD's API on 2025-12-31: {hint}")
-            elif name not in rd_rules.EVENT_TYPES:
-                self.problem(line, where, f"'{name}' is not an RD event type{suggest(name, rd_rules.EVENT_TYPES)}")
+            elif name not in contract.EVENT_TYPES:
+                self.problem(line, where, f"'{name}' is not an RD event type{suggest(name, contract.EVENT_TYPES)}")
         possible = possible_event_types(self.spec)
         if not possible and not self.problems:
             self.problem(event_type.line, "event_type", "no case gives an event type: every record would be skipped")
@@ -215,15 +215,15 @@ class _Compiler:
         spec = self.spec
         if not possible:
             return
-        accepted = {f for t in possible for f in rd_rules.EVENT_FIELDS[t]}
+        accepted = {f for t in possible for f in contract.EVENT_FIELDS[t]}
         for name, value in spec.payload.items():
-            if not any(rd_rules.accepts(t, name) for t in possible):
+            if not any(contract.accepts(t, name) for t in possible):
                 types = ", ".join(possible)
                 self.problem(
                     value.line, f"payload.{name}", f"RD accepts no field '{name}' in {types}{suggest(name, accepted)}"
                 )
         for event_type in possible:
-            for name in rd_rules.EVENT_TYPES[event_type]:
+            for name in contract.EVENT_TYPES[event_type]:
                 if name not in spec.payload:
                     self.problem(spec.line, "payload", f"{event_type} requires '{name}': add it to payload")
 
@@ -303,9 +303,9 @@ class _Compiler:
 
     def builder(self, code: _Code, name: str, event_type: str, root: AvroType) -> None:
         code.add(0, f"def {name}(r):", "    p = {}")
-        required = set(rd_rules.EVENT_TYPES[event_type])
+        required = set(contract.EVENT_TYPES[event_type])
         for key, value in self.spec.payload.items():
-            kind = rd_rules.accepts(event_type, key)
+            kind = contract.accepts(event_type, key)
             if kind is None:
                 continue  # sent only with the event types that accept it
             self.value(code, 1, value, kind, ("r", root, ""), ("p", key, f"payload.{key}"), event_type, key in required)
@@ -352,7 +352,7 @@ class _Compiler:
         else:
             code.add(ind, f"{out}[{key!r}] = {self.const(fitted)}")
         if out == "p":  # RD's own checks of the constant, now rather than on every record
-            errors = rd_rules.payload_errors(event_type, {key: fitted})
+            errors = contract.payload_errors(event_type, {key: fitted})
             found = [e for path, es in errors.items() if path.split("[")[0].split(".")[0] == key for e in es]
             if found:
                 raise Misfit(f"{fitted!r:.80}: {found[0]['error_message']}")
@@ -385,7 +385,7 @@ class _Compiler:
         empty_is_absent = source.kind == "array"
         steps = resolved[0][1]
         if len(resolved) == 1 and not source.nullable and not empty_is_absent:
-            # Never null in a decoded record: no test needed (a hand-made dict with a None fails in rd_rules or in
+            # Never null in a decoded record: no test needed (a hand-made dict with a None fails in contract or in
             # the conversion, as a refusal). Most fields of most schemas are this case.
             if not lines:
                 expr = var + "".join(f"[{step.field!r}]" for step in steps)

@@ -3,7 +3,7 @@
 
 The bundled mappings (`connector/mapping/ecommerce.yaml`: our eight e-commerce records and the `RdEvent`
 passthrough) are chosen by the record's Avro full name; the pipeline uses a `Mappings` that puts the user's
-`RDC_MAPPINGS` before them. Every payload is trimmed to RD's caps and checked with `rd_rules`, so anything RD
+`RDC_MAPPINGS` before them. Every payload is trimmed to RD's caps and checked with `rd.contract`, so anything RD
 would refuse is a `MappingError` here.
 """
 

@@ -7,9 +7,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from connector import rd_rules
 from connector.errors import MappingError
-from connector.mapping.rules import check_payload, trim_payload
+from connector.mapping.trim_and_refuse import check_payload, trim_payload
+from connector.rd import contract
 
 __all__ = ["ENCODE_MAX_DEPTH", "RdEvent", "Skipped", "encode_event", "finish"]
 
@@ -38,11 +38,11 @@ class Skipped(NamedTuple):
 
 
 def finish(event_type: str, payload: dict[str, Any]) -> RdEvent:
-    """Trim `payload` to RD's caps and check it with `rd_rules` (raises `MappingError`): the event to send."""
+    """Trim `payload` to RD's caps and check it with `contract` (raises `MappingError`): the event to send."""
     trims = trim_payload(payload)
     check_payload(event_type, payload)
     return RdEvent(
-        event_type, {"event_type": event_type, "event_family": rd_rules.EVENT_FAMILY, "payload": payload}, trims
+        event_type, {"event_type": event_type, "event_family": contract.EVENT_FAMILY, "payload": payload}, trims
     )
 
 

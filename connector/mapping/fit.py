@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any, Final
 
-from connector import rd_rules
 from connector.mapping import convert
 from connector.mapping.avro_view import AvroType
 from connector.mapping.convert import Where
 from connector.mapping.spec import PathValue, SumValue
+from connector.rd import contract
 
 __all__ = [
     "MAX_EXACT_DIGITS",
@@ -25,7 +25,7 @@ __all__ = [
     "type_key",
 ]
 
-S, N, INT, B, T = rd_rules.STRING, rd_rules.NUMBER, rd_rules.INTEGER, rd_rules.BOOLEAN, rd_rules.TIMESTAMP
+S, N, INT, B, T = contract.STRING, contract.NUMBER, contract.INTEGER, contract.BOOLEAN, contract.TIMESTAMP
 MAX_EXACT_DIGITS: Final = 15  # a float's shortest repr is a decimal's own digits up to 15 of them
 
 
@@ -181,15 +181,15 @@ def fit(have: str, source: AvroType, kind: str, field_name: str, described: str,
         if have == "time":
             unit = repr(source.unit) if source.kind == "timestamp" else "None"
             return [f"v = _c.rfc3339(v, {unit})"]
-    if kind == rd_rules.STRINGS and have == "strs":
+    if kind == contract.STRINGS and have == "strs":
         return []
     raise Misfit(f"{described}; {wants}{hint(have, kind, value)}")
 
 
 KIND_WORDS: Final = {
-    rd_rules.STRINGS: "a list of strings",
-    rd_rules.LINE_ITEMS: "a list of line items",
-    rd_rules.LEGAL_BASES: "a list of legal bases",
+    contract.STRINGS: "a list of strings",
+    contract.LINE_ITEMS: "a list of line items",
+    contract.LEGAL_BASES: "a list of legal bases",
     T: "a timestamp (RFC 3339 text)",
     INT: "an integer",
 }
@@ -201,7 +201,7 @@ def kind_words(kind: str) -> str:
 
 
 def hint(have: str, kind: str, value: PathValue) -> str:
-    if kind in (rd_rules.LINE_ITEMS, rd_rules.LEGAL_BASES):
+    if kind in (contract.LINE_ITEMS, contract.LEGAL_BASES):
         return ": map it with {each: ARRAY, payload: {...}} (or a constant {value: [...]})"
     if value.divide is not None and kind == INT:
         return ": 'divide' makes a number that need not be whole"
@@ -232,9 +232,9 @@ def fit_constant(value: Any, kind: str, field_name: str) -> Any:
         N: isinstance(value, int | float) and not isinstance(value, bool),
         INT: isinstance(value, int) and not isinstance(value, bool),
         B: isinstance(value, bool),
-        rd_rules.STRINGS: isinstance(value, list) and all(isinstance(v, str) for v in value),
-        rd_rules.LINE_ITEMS: isinstance(value, list) and all(isinstance(v, dict) for v in value),
-        rd_rules.LEGAL_BASES: isinstance(value, list) and all(isinstance(v, dict) for v in value),
+        contract.STRINGS: isinstance(value, list) and all(isinstance(v, str) for v in value),
+        contract.LINE_ITEMS: isinstance(value, list) and all(isinstance(v, dict) for v in value),
+        contract.LEGAL_BASES: isinstance(value, list) and all(isinstance(v, dict) for v in value),
     }.get(kind, False)
     if not ok:
         raise Misfit(f"the constant {value!r:.60} does not fit RD's '{field_name}', {kind_words(kind)}")

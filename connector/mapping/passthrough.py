@@ -7,8 +7,8 @@ from typing import Any
 
 import orjson
 
-from connector import rd_rules
 from connector.errors import MappingError
+from connector.rd import contract
 
 __all__ = ["map_passthrough"]
 
@@ -19,15 +19,15 @@ def map_passthrough(record: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     Raises `MappingError`: `removed_event_type` (with the replacement), `unknown_event_type`,
     `invalid_payload_json`. Field rules are checked afterwards, like every payload."""
     event_type = record["event_type"]
-    hint = rd_rules.REMOVED_EVENT_TYPES.get(event_type)
+    hint = contract.REMOVED_EVENT_TYPES.get(event_type)
     if hint is not None:
         raise MappingError(
             "removed_event_type", f"event_type {event_type!r} was removed from RD's API on 2025-12-31: {hint}"
         )
-    if event_type not in rd_rules.EVENT_TYPES:
+    if event_type not in contract.EVENT_TYPES:
         raise MappingError(
             "unknown_event_type",
-            f"event_type {event_type!r} is not an RD event type; one of {sorted(rd_rules.EVENT_TYPES)}",
+            f"event_type {event_type!r} is not an RD event type; one of {sorted(contract.EVENT_TYPES)}",
             f"event_type ({len(event_type)} characters) is not an RD event type",
         )
     text = record["payload_json"]

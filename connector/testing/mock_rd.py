@@ -17,7 +17,7 @@ bodies), mock_rd_state (settings, tokens, recordings).
 Measured here (benchmarks/mock_rd_throughput.py: mock in its own process, 2-core box, client in another
 process, 16 keep-alive connections): 1-event batch (120 B) ~20,000 req/s with a raw-socket client, ~1,400
 req/s with httpx.AsyncClient (the client is the bottleneck); ~190 KB batch (534 ECOMMERCE_ORDER_PAID
-events) 75-100 req/s (~40,000-53,000 events/s), bound by `rd_rules.payload_errors` (~7 ms per batch).
+events) 75-100 req/s (~40,000-53,000 events/s), bound by `rd.contract.payload_errors` (~7 ms per batch).
 """
 
 from __future__ import annotations

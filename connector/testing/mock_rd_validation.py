@@ -1,6 +1,6 @@
 """How the mock RD API judges an events request body (already JSON-decoded). Pure: no I/O.
 
-The rules themselves live in `connector.rd_rules`; this module only shapes RD's answers.
+The rules themselves live in `connector.rd.contract`; this module only shapes RD's answers.
 Two stages, as RD appears to validate (schema first, then the payload):
 
 1. Envelope errors, answered as a list with a JSON path (RD's shape for schema errors)::
@@ -9,8 +9,8 @@ Two stages, as RD appears to validate (schema first, then the payload):
                     "validation_rules": {"valid_options": [...]}, "path": "$.body[3].event_type"}]}
 
    Paths: `$.body` (whole body), `$.body[i].<field>` for a batch item, `$.body.<field>` for the single
-   endpoint. Removed legacy types (`rd_rules.REMOVED_EVENT_TYPES`) are unknown options, as on RD.
-2. Payload errors (only when the envelope is clean), RD's field-keyed map from `rd_rules.payload_errors`::
+   endpoint. Removed legacy types (`contract.REMOVED_EVENT_TYPES`) are unknown options, as on RD.
+2. Payload errors (only when the envelope is clean), RD's field-keyed map from `contract.payload_errors`::
 
        {"errors": {"email": [{"error_type": "CANNOT_BE_NULL", "error_message": "email cannot be null.",
                               "path": "$.body[3].payload.email", "index": 3}]}}
@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from connector import rd_rules
+from connector.rd import contract
 
 __all__ = ["VALID_EVENT_TYPES", "batch_errors", "event_errors"]
 
 #: What RD lists as valid options (removed legacy types are not among them).
-VALID_EVENT_TYPES: tuple[str, ...] = tuple(sorted(rd_rules.EVENT_TYPES))
+VALID_EVENT_TYPES: tuple[str, ...] = tuple(sorted(contract.EVENT_TYPES))
 
 ErrorList = list[dict[str, Any]]
 FieldMap = dict[str, list[dict[str, Any]]]
@@ -76,7 +76,7 @@ def _envelope_errors(event: Any, prefix: str) -> ErrorList:
         return [_error("MUST_BE_OBJECT", "Must be an object.", prefix)]
     errors: ErrorList = []
     _check_option(errors, event, "event_type", VALID_EVENT_TYPES, prefix)
-    _check_option(errors, event, "event_family", (rd_rules.EVENT_FAMILY,), prefix)
+    _check_option(errors, event, "event_family", (contract.EVENT_FAMILY,), prefix)
     payload = event.get("payload")
     if payload is None:
         errors.append(_error("CANNOT_BE_NULL", "Cannot be null.", f"{prefix}.payload"))
@@ -96,7 +96,7 @@ def _check_option(errors: ErrorList, event: dict[str, Any], key: str, valid: tup
 
 
 def _merge_payload_errors(fields: FieldMap, event: dict[str, Any], prefix: str, index: int | None) -> None:
-    for field, entries in rd_rules.payload_errors(event["event_type"], event["payload"]).items():
+    for field, entries in contract.payload_errors(event["event_type"], event["payload"]).items():
         for entry in entries:
             located: dict[str, Any] = {**entry, "path": f"{prefix}.payload.{field}"}
             if index is not None:

@@ -15,10 +15,10 @@ from typing import Any
 import orjson
 
 from connector.avro import Decoder, default_catalog
+from connector.commands.run import build_pipeline
 from connector.config import load_settings
 from connector.mapping import map_record
 from connector.pipeline import Pipeline
-from connector.runner import build_pipeline
 from connector.testing.broker import FAST_JOIN_CONSUMER
 
 

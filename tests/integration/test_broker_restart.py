@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
 from connector.testing.broker import EmbeddedBroker, create_topics
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from connector.testing.mock_rd import MockRdServer

@@ -15,8 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.check import cli
-from connector.sample import generate_messages
+from connector.commands.check import cli
+from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import produce_acked
 from connector.testing.mock_rd import MockRdServer
 from connector.testing.schema_registry import FakeSchemaRegistry
@@ -200,7 +200,7 @@ def test_compose_wiring_on_loopback(
 
     import yaml
 
-    from connector.sample import cli as produce_sample
+    from connector.commands.sample import cli as produce_sample
 
     services = yaml.safe_load((Path(__file__).resolve().parents[2] / "docker-compose.yml").read_text())["services"]
     connector_env = {k: str(v) for k, v in services["connector"]["environment"].items()}

@@ -18,10 +18,10 @@ from confluent_kafka.admin import AdminClient
 
 from connector.avro import Encoder
 from connector.avro.catalog import NAMESPACE
-from connector.dead_letter import DeadLetter, Headers, fit_letter, record_size
-from connector.letter_limit import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, learn_letter_limit
-from connector.reporter import Reporter
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
+from connector.settle.dead_letters import DeadLetter, Headers, fit_letter, record_size
+from connector.settle.letter_limit import KAFKA_DEFAULT_MAX_MESSAGE_BYTES, learn_letter_limit
+from connector.settle.reporter import Reporter
 from connector.testing.kafka_tools import committed_offsets, produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import Topics, connector_env, start_pipeline, wait_until
@@ -133,7 +133,7 @@ def test_a_limit_kafka_does_not_name_falls_back_to_kafkas_default(
     always does (its default), so there the topic's value is used."""
     topic = make_topic("dlq")
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    with caplog.at_level(logging.INFO, logger="connector.letter_limit"):
+    with caplog.at_level(logging.INFO, logger="connector.settle.letter_limit"):
         limit = learn_letter_limit(admin, topic, {})
     assert limit.bytes == 1_000_000  # the producer's default is the smaller
     if limit.source == "unknown":  # Tansu
@@ -145,7 +145,7 @@ def test_a_limit_kafka_does_not_name_falls_back_to_kafkas_default(
 
 def test_an_unreadable_limit_falls_back_to_a_safe_default_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
     admin = AdminClient({"bootstrap.servers": "127.0.0.1:1"})  # nothing listens there
-    with caplog.at_level(logging.INFO, logger="connector.letter_limit"):
+    with caplog.at_level(logging.INFO, logger="connector.settle.letter_limit"):
         limit = learn_letter_limit(admin, "rd.dlq", {}, timeout_s=1.0)
     assert (limit.bytes, limit.broker_bytes, limit.source) == (1_000_000, None, "unreadable")
     assert any("dead_letter_limit_unreadable" in r.getMessage() for r in caplog.records)

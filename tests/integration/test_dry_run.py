@@ -9,8 +9,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from connector import dry_run
 from connector.avro import Encoder, SchemaCatalog
+from connector.commands import dry_run
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import Topics, connector_env

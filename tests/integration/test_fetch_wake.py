@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, TopicPartition
 
-from connector.fetch_wake import wake_fetchers
+from connector.consume.fetch_wake import wake_fetchers
 from connector.testing.kafka_tools import produce_acked
 
 

@@ -12,14 +12,14 @@ from typing import cast
 
 import pytest
 
-from connector.auth import AuthUnavailable, RefreshingToken
+from connector.commands.sample import generate_messages
 from connector.config import Secret
-from connector.http_bounded import bounded_client
-from connector.http_probe import Health
-from connector.rd_client import RdClient, StaticToken
-from connector.reporter import Reporter
-from connector.sample import generate_messages
-from connector.sender import AmbiguousAnswer, Lane, RetryDeadlineExceeded
+from connector.deliver.lane import AmbiguousAnswer, Lane, RetryDeadlineExceeded
+from connector.ops.probe_server import Health
+from connector.rd.auth import AuthUnavailable, RefreshingToken
+from connector.rd.bounded_http import bounded_client
+from connector.rd.client import RdClient, StaticToken
+from connector.settle.reporter import Reporter
 from connector.testing.hostile_rd import Drip, HostileRd, Huge, Reply, Script, Seen, rd_errors, rd_ok
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from tests.integration.pipeline_support import Topics, connector_env, spawn_connector

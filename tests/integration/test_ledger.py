@@ -14,8 +14,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from connector.commands.sample import generate_messages
 from connector.pipeline import PipelineStats
-from connector.sample import generate_messages
 from connector.testing.kafka_tools import commit_offsets, committed_offsets, produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import (

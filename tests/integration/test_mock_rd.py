@@ -20,7 +20,7 @@ import httpx
 import orjson
 import pytest
 
-from connector import rd_rules
+from connector.rd import contract
 from connector.testing.mock_rd import FAULT_NAMES, MockRdServer, cli
 
 BATCH = "/platform/events/batch"
@@ -192,7 +192,7 @@ def test_bad_envelopes(rd: MockRdServer, client: httpx.Client, body: Any, error_
     assert rd.accepted == []
 
 
-@pytest.mark.parametrize("event_type", ["NOPE", "conversion", *sorted(rd_rules.REMOVED_EVENT_TYPES)])
+@pytest.mark.parametrize("event_type", ["NOPE", "conversion", *sorted(contract.REMOVED_EVENT_TYPES)])
 def test_unknown_and_removed_types_are_invalid_options(rd: MockRdServer, client: httpx.Client, event_type: str) -> None:
     response = client.post(BATCH, json=[conversion(), {**conversion(), "event_type": event_type}])
     assert response.status_code == 400
@@ -201,7 +201,7 @@ def test_unknown_and_removed_types_are_invalid_options(rd: MockRdServer, client:
             {
                 "error_type": "INVALID_OPTION",
                 "error_message": "Must be one of the valid options.",
-                "validation_rules": {"valid_options": sorted(rd_rules.EVENT_TYPES)},
+                "validation_rules": {"valid_options": sorted(contract.EVENT_TYPES)},
                 "path": "$.body[1].event_type",
             }
         ]

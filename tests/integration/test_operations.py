@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import Topics, connector_env, spawn_connector, wait_until

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
-from connector.sample import generate_messages, register_schemas
+from connector.commands.sample import generate_messages, register_schemas
 from connector.testing.kafka_tools import committed_offsets, produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer
 from connector.testing.schema_registry import FakeSchemaRegistry

@@ -18,7 +18,7 @@ import pytest
 
 from connector.avro import Encoder
 from connector.avro.catalog import NAMESPACE
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import committed_offsets, produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import (

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.sample import generate_messages
+from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import committed_offsets, produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer
 from tests.integration.pipeline_support import (

@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.auth import AuthFatal, AuthUnavailable, RefreshingToken
 from connector.config import Secret
+from connector.rd.auth import AuthFatal, AuthUnavailable, RefreshingToken
 from connector.testing.mock_rd import MockRdServer
 
 BASE = "http://rd.test"

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from connector.commands.run import decode_workers
 from connector.config import SPECS, Secret, Settings, load_settings
 from connector.errors import ConfigError
-from connector.runner import decode_workers
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -9,10 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.batch import Item
-from connector.dead_letter import MIN_LIMIT, RD_EVENT, DeadLetter, fit_letter, rd_answer_summary, record_size
+from connector.deliver.batch import Item
 from connector.errors import ConfigError
-from connector.letter_limit import LetterLimit, choose_limit, producer_config_for
+from connector.settle.dead_letters import MIN_LIMIT, RD_EVENT, DeadLetter, fit_letter, rd_answer_summary, record_size
+from connector.settle.letter_limit import LetterLimit, choose_limit, producer_config_for
 
 COORDINATES = ("rdc.source.topic", "rdc.source.partition", "rdc.source.offset")
 ERRORS = ("rdc.error.stage", "rdc.error.reason", "rdc.error.detail")

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from connector.avro import NAMESPACE, Decoder, Encoder, SchemaRegistryClient, default_catalog
+from connector.commands.sample import generate_messages, generate_records, register_schemas
 from connector.errors import ConfigError, DecodeError, RecordError, SchemaRegistryUnavailable
-from connector.sample import generate_messages, generate_records, register_schemas
 from connector.testing.schema_registry import FakeSchemaRegistry
 
 N = NAMESPACE + "."
@@ -184,7 +184,7 @@ def test_sample_generator_mix_and_malformed_kinds() -> None:
 
 
 def test_produce_sample_cli_needs_a_broker(monkeypatch: pytest.MonkeyPatch) -> None:
-    from connector.sample import cli
+    from connector.commands.sample import cli
 
     monkeypatch.delenv("RDC_KAFKA_BOOTSTRAP_SERVERS", raising=False)
     assert cli(["--topic", "t", "--count", "1"]) == 2

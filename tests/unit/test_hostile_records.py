@@ -15,11 +15,12 @@ from fastavro import schemaless_writer
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import rd_rules, transform
 from connector.avro import NAMESPACE, default_catalog
+from connector.commands.sample import RECORD_KINDS, generate_messages
 from connector.errors import SchemaRegistryUnavailable
-from connector.sample import RECORD_KINDS, generate_messages
-from connector.transform import OK, REFUSED, REGISTRY_DOWN, UNEXPECTED, DecoderSpec, InProcess, WorkerProcess
+from connector.rd import contract
+from connector.transform import process as transform
+from connector.transform.process import OK, REFUSED, REGISTRY_DOWN, UNEXPECTED, DecoderSpec, InProcess, WorkerProcess
 from tests.hostile import HOSTILE, rd_event
 
 N = NAMESPACE + "."
@@ -37,7 +38,7 @@ JSON_VALUE = st.recursive(
 )
 #: Fields the mapping and RD's rules look at, so that wrong types land where checks run.
 FIELDS = sorted(
-    {*rd_rules.URL_FIELDS, *rd_rules.LIMITS, "email", "currency", "cancel_reason", "legal_bases", "price", "value"}
+    {*contract.URL_FIELDS, *contract.LIMITS, "email", "currency", "cancel_reason", "legal_bases", "price", "value"}
     | {"quantity", "total_items", "identifier", "conversion_identifier", "funnel_name", "shipping_price"}
 )
 LEGAL_BASIS = st.fixed_dictionaries({}, optional={k: JSON_VALUE for k in ("category", "type", "status")})
@@ -64,14 +65,14 @@ def _payloads(event_type: str) -> st.SearchStrategy[Any]:
     """Mostly the required fields of `event_type` (so that the checks after them run), with hostile fields on
     top; sometimes any JSON at all."""
     required = {
-        f: st.just("ana@example.com" if f == "email" else "x") for f in rd_rules.EVENT_TYPES.get(event_type, ())
+        f: st.just("ana@example.com" if f == "email" else "x") for f in contract.EVENT_TYPES.get(event_type, ())
     }
     hostile = st.dictionaries(st.sampled_from(FIELDS), JSON_VALUE, max_size=3)
     payload = st.builds(lambda r, e, h: {**r, **e, **h}, st.fixed_dictionaries(required), EXTRAS, hostile)
     return payload | JSON_VALUE
 
 
-EVENT_TYPES = st.sampled_from(sorted({*rd_rules.EVENT_TYPES, *rd_rules.REMOVED_EVENT_TYPES, "", "conversion"}))
+EVENT_TYPES = st.sampled_from(sorted({*contract.EVENT_TYPES, *contract.REMOVED_EVENT_TYPES, "", "conversion"}))
 
 
 def _json_text(value: Any, ascii_only: bool) -> str:

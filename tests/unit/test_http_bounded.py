@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from connector.errors import ConfigError
-from connector.http_bounded import Answer, bounded_client, bounded_request, env_proxy
+from connector.rd.bounded_http import Answer, bounded_client, bounded_request, env_proxy
 
 
 def _client(content: bytes | Iterator[bytes], status: int = 200) -> httpx.Client:

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.avro import DELIVERY_RESULT, Decoder, Encoder, SchemaCatalog, default_catalog, encode_delivery_result
-from connector.ledger import (
+from connector.ledger.scan import (
     Checkpoint,
     Ledger,
     Suppression,

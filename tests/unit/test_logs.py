@@ -16,8 +16,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from connector.logs import KeyValueFormatter, RedactingFilter, Redactor, configure_logging, redact_also
-from connector.reporter import DeadLetter, Reporter
+from connector.ops.logs import KeyValueFormatter, RedactingFilter, Redactor, configure_logging, redact_also
+from connector.settle.reporter import DeadLetter, Reporter
 
 TOKEN = "at-5ecret-Token-42"
 CLIENT_SECRET = "cs/with+special&chars"
@@ -353,7 +353,7 @@ def test_any_value_reads_back_exactly(value: str, other: str) -> None:
     ],
 )
 def test_logfmt_value(value: str, written: str) -> None:
-    from connector.logs import logfmt_value
+    from connector.ops.logs import logfmt_value
 
     assert logfmt_value(value) == written
 
@@ -398,7 +398,7 @@ def test_uncaught_exception_in_a_thread_is_one_redacted_json_line(
 def test_uncaught_exception_in_the_main_thread_is_one_redacted_json_line() -> None:
     """A real interpreter: the exception that ends the program is logged, not printed raw by Python."""
     script = (
-        "from connector.logs import configure_logging\n"
+        "from connector.ops.logs import configure_logging\n"
         f"configure_logging('INFO', 'json', [{TOKEN!r}])\n"
         f"raise ConnectionError('RD refused ' + {TOKEN!r} + ' \\x1b[2J')\n"
     )

@@ -16,10 +16,10 @@ from typing import Any
 import orjson
 import pytest
 
-from connector import rd_rules
 from connector.avro import NAMESPACE, Decoder, Encoder, default_catalog
 from connector.errors import MappingError
 from connector.mapping import RdEvent, decimal_to_float, encode_event, map_record
+from connector.rd import contract
 
 N = NAMESPACE + "."
 GOLDEN = Path(__file__).parent / "golden"
@@ -174,7 +174,7 @@ def refusal(full_name: str, record: dict[str, Any]) -> MappingError:
 
 
 def test_one_case_per_rd_event_type() -> None:
-    assert set(CASES) == set(rd_rules.EVENT_TYPES) and len(CASES) == 17
+    assert set(CASES) == set(contract.EVENT_TYPES) and len(CASES) == 17
 
 
 @pytest.mark.parametrize("event_type", sorted(CASES))
@@ -186,7 +186,7 @@ def test_golden(event_type: str) -> None:
         path.write_bytes(sent)
     assert sent == path.read_bytes()
     assert event.event_type == event_type and event.trims == 0
-    assert rd_rules.payload_errors(event_type, event.payload) == {}
+    assert contract.payload_errors(event_type, event.payload) == {}
 
 
 def test_golden_highlights() -> None:
@@ -314,11 +314,11 @@ def test_refusals_have_a_stable_reason_and_name_field_and_value(
     assert in_message in str(error)
 
 
-@pytest.mark.parametrize("legacy", sorted(rd_rules.REMOVED_EVENT_TYPES))
+@pytest.mark.parametrize("legacy", sorted(contract.REMOVED_EVENT_TYPES))
 def test_every_legacy_type_is_refused_with_its_replacement(legacy: str) -> None:
     error = refusal(N + "RdEvent", rd_event(legacy, {"email": "a@b.co"}))
     assert error.reason == "removed_event_type"
-    assert rd_rules.REMOVED_EVENT_TYPES[legacy] in str(error)
+    assert contract.REMOVED_EVENT_TYPES[legacy] in str(error)
 
 
 def test_unknown_record_and_misshapen_records() -> None:
@@ -343,7 +343,7 @@ def test_trims_to_rd_caps_and_counts() -> None:
     assert len(payload["payment_methods"]) == 5
     assert payload["total_items"] == 50  # the real count, not the trimmed one
     assert event.trims == 1 + 20 + 1 + 1
-    assert rd_rules.payload_errors(event.event_type, payload) == {}
+    assert contract.payload_errors(event.event_type, payload) == {}
 
 
 def test_passthrough_is_trimmed_too_and_drops_nulls() -> None:

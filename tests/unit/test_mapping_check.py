@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from connector import rd_rules
 from connector.errors import ConfigError
 from connector.mapping.spec import MappingFileError
 from connector.mapping.spec_parser import parse_text
 from connector.mapping.yaml_lines import load_yaml
+from connector.rd import contract
 from tests.unit.mapping_support import ENVELOPE, KINDS, PAID, mapping_text, problems
 
 
@@ -409,14 +409,14 @@ def test_every_problem_of_a_file_is_reported_at_once() -> None:
 
 
 def test_the_rd_fields_table_agrees_with_rd_rules() -> None:
-    assert set(rd_rules.EVENT_FIELDS) == set(rd_rules.EVENT_TYPES)
-    for event_type, required in rd_rules.EVENT_TYPES.items():
-        assert all(rd_rules.accepts(event_type, name) for name in required)
-    errors = rd_rules.payload_errors("ECOMMERCE_ORDER_PAID", {"line_items": [{}]})
+    assert set(contract.EVENT_FIELDS) == set(contract.EVENT_TYPES)
+    for event_type, required in contract.EVENT_TYPES.items():
+        assert all(contract.accepts(event_type, name) for name in required)
+    errors = contract.payload_errors("ECOMMERCE_ORDER_PAID", {"line_items": [{}]})
     refused = {path.split(".")[-1] for path in errors if path.startswith("line_items[0].")}
-    assert refused == set(rd_rules.LINE_ITEM_REQUIRED)
-    assert rd_rules.accepts("CONVERSION", "cf_anything") == rd_rules.STRING
-    assert rd_rules.accepts("SALE", "cf_anything") is None
+    assert refused == set(contract.LINE_ITEM_REQUIRED)
+    assert contract.accepts("CONVERSION", "cf_anything") == contract.STRING
+    assert contract.accepts("SALE", "cf_anything") is None
 
 
 def test_two_equally_close_names_are_both_suggested() -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from connector.mapping import commands
+from connector.commands import mapping as commands
 from connector.testing.schema_registry import FakeSchemaRegistry
 from tests.unit.mapping_support import EXAMPLES, ORDER_DEFINITION
 

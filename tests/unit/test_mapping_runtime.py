@@ -13,13 +13,13 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from connector import runner
 from connector.avro import Encoder, SchemaCatalog
+from connector.commands import run as runner
 from connector.config import load_settings
 from connector.errors import ConfigError
 from connector.mapping import read_mapping_texts
 from connector.mapping.mappings import checked_mappings
-from connector.transform import OK, REFUSED, SKIPPED, DecoderSpec, InProcess, WorkerProcess
+from connector.transform.process import OK, REFUSED, SKIPPED, DecoderSpec, InProcess, WorkerProcess
 from tests.unit.mapping_support import EXAMPLES, order
 
 ORDER_DIR = EXAMPLES / "order-service"

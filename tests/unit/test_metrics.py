@@ -15,8 +15,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from connector.http_probe import Health, ProbeServer
-from connector.metrics import CONTENT_TYPE, Metrics, status_class
+from connector.ops.metrics import CONTENT_TYPE, Metrics, status_class
+from connector.ops.probe_server import Health, ProbeServer
 
 
 def samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -64,7 +64,7 @@ def test_names_follow_prometheus_conventions() -> None:
 
 
 def test_documented_table_matches_the_registry() -> None:
-    import connector.metrics as module
+    import connector.ops.metrics as module
 
     documented = set(re.findall(r"^\| `(rdc_\w+)` \|", module.__doc__ or "", re.M))
     metrics = Metrics()

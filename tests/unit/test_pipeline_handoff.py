@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
 
-from connector.batch import Batch, Item, item_weight
+from connector.deliver.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
 from connector.pipeline import Pipeline
-from connector.reporter import SettledCallback
-from connector.transform import OK, REGISTRY_DOWN, SKIPPED, Outcome
+from connector.settle.reporter import SettledCallback
+from connector.transform.process import OK, REGISTRY_DOWN, SKIPPED, Outcome
 
 TP = ("t", 0)
 

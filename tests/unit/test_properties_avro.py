@@ -14,11 +14,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector import rd_rules
 from connector.avro import NAMESPACE, Decoder, Encoder, default_catalog
+from connector.commands.sample import RECORD_KINDS
 from connector.errors import DecodeError, MappingError
 from connector.mapping import encode_event, map_record
-from connector.sample import RECORD_KINDS
+from connector.rd import contract
 
 N = NAMESPACE + "."
 CATALOG = default_catalog()
@@ -83,10 +83,10 @@ def _primitive(kind: str, valid: bool, field: str) -> st.SearchStrategy[Any]:
 
 def rd_event_records() -> st.SearchStrategy[dict[str, Any]]:
     """RdEvent records with RD-valid payloads for the non-e-commerce types."""
-    types = sorted(t for t in rd_rules.EVENT_TYPES if not t.startswith("ECOMMERCE_"))
+    types = sorted(t for t in contract.EVENT_TYPES if not t.startswith("ECOMMERCE_"))
 
     def payload(event_type: str) -> st.SearchStrategy[dict[str, Any]]:
-        fields = {f: WORD for f in rd_rules.EVENT_TYPES[event_type]}
+        fields = {f: WORD for f in contract.EVENT_TYPES[event_type]}
         fields["email"] = st.builds("{}@{}.com".format, WORD, WORD)
         return st.fixed_dictionaries(fields, optional={"name": TEXT, "tags": st.lists(WORD, max_size=3)})
 
@@ -105,8 +105,8 @@ def records(valid: bool) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
 
 def assert_acceptable(event_type: str, body: dict[str, Any], sent: bytes) -> None:
     assert set(body) == {"event_type", "event_family", "payload"}
-    assert body["event_family"] == "CDP" and body["event_type"] == event_type in rd_rules.EVENT_TYPES
-    assert rd_rules.payload_errors(event_type, body["payload"]) == {}
+    assert body["event_family"] == "CDP" and body["event_type"] == event_type in contract.EVENT_TYPES
+    assert contract.payload_errors(event_type, body["payload"]) == {}
     assert orjson.loads(sent) == body
     assert None not in body["payload"].values()
 
@@ -162,7 +162,7 @@ def test_arbitrary_bytes_raise_only_decode_error(value: bytes, topic: str) -> No
 @settings(max_examples=100, deadline=None)
 @given(st.sampled_from(sorted(RECORD_KINDS)).flatmap(lambda k: st.tuples(st.just(k), st.integers(0, 10**6))))
 def test_cut_or_flipped_valid_values_raise_only_decode_error(case: tuple[str, int]) -> None:
-    from connector.sample import generate_messages
+    from connector.commands.sample import generate_messages
 
     _, seed = case
     value = generate_messages(1, seed=seed)[0].value

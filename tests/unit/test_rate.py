@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rate import RateGate
+from connector.rd.rate import RateGate
 
 
 class FakeClock:

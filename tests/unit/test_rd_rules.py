@@ -1,4 +1,4 @@
-"""Every rule of `connector.rd_rules.payload_errors`, table-driven from the examples in rd-api.md."""
+"""Every rule of `connector.rd.contract.payload_errors`, table-driven from the examples in rd-api.md."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from connector import rd_rules
-from connector.rd_rules import EVENT_TYPES, LIMITS, REMOVED_EVENT_TYPES, payload_errors
+from connector.rd import contract
+from connector.rd.contract import EVENT_TYPES, LIMITS, REMOVED_EVENT_TYPES, payload_errors
 
 _ITEM: dict[str, Any] = {"product_id": "P1", "product_title": "Tee", "price": 129.9, "quantity": 2}
 _TOTALS: dict[str, Any] = {
@@ -94,7 +94,7 @@ def test_invalid_email_format(email: Any) -> None:
 
 
 @pytest.mark.parametrize("url", ["ftp://x.com/a", "shop.x/c", "https://", "https://a b.com", 7])
-@pytest.mark.parametrize("field", sorted(rd_rules.URL_FIELDS - {"product_url", "image_url"}))
+@pytest.mark.parametrize("field", sorted(contract.URL_FIELDS - {"product_url", "image_url"}))
 def test_top_level_url_fields_must_be_http(field: str, url: Any) -> None:
     payload = {**VALID["ECOMMERCE_CHECKOUT_STARTED"], field: url}
     assert _types(payload_errors("ECOMMERCE_CHECKOUT_STARTED", payload), field) == ["INVALID_FORMAT"]
@@ -243,10 +243,10 @@ def test_removed_types_are_not_event_types() -> None:
 
 
 def test_helpers() -> None:
-    assert rd_rules.is_valid_email("a.b+c@d.com.br")
-    assert not rd_rules.is_valid_email("a@b")
-    assert rd_rules.is_valid_url("https://x.com/a?b=1")
-    assert not rd_rules.is_valid_url("mailto:a@x.com")
+    assert contract.is_valid_email("a.b+c@d.com.br")
+    assert not contract.is_valid_email("a@b")
+    assert contract.is_valid_url("https://x.com/a?b=1")
+    assert not contract.is_valid_url("mailto:a@x.com")
 
 
 # Issue 14 item 4: every check is linear and capped (no timing asserts: the patterns cannot backtrack
@@ -269,16 +269,16 @@ def test_helpers() -> None:
     ids=lambda e: f"{e[:12]!r}..{len(e)}",
 )
 def test_pathological_and_overlong_emails_are_invalid(email: str) -> None:
-    assert not rd_rules.is_valid_email(email)
+    assert not contract.is_valid_email(email)
     errors = payload_errors("OPPORTUNITY", {"email": email, "funnel_name": "default"})
     assert _types(errors, "email") == ["INVALID_FORMAT"]
 
 
 def test_an_email_of_254_characters_is_valid() -> None:
     email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 61
-    assert len(email) == rd_rules.EMAIL_MAX == 254
-    assert rd_rules.is_valid_email(email)
-    assert rd_rules.is_valid_email("ana.maria+news@mail.example.com.br")
+    assert len(email) == contract.EMAIL_MAX == 254
+    assert contract.is_valid_email(email)
+    assert contract.is_valid_email("ana.maria+news@mail.example.com.br")
 
 
 @pytest.mark.parametrize(
@@ -286,7 +286,7 @@ def test_an_email_of_254_characters_is_valid() -> None:
     [
         "http://" + "a" * 16_000 + " ",  # the host and the rest overlapped: quadratic
         "https://shop.x/" + "p" * 200_000,
-        "https://shop.x/" + "p" * (rd_rules.URL_MAX - len("https://shop.x/") + 1),
+        "https://shop.x/" + "p" * (contract.URL_MAX - len("https://shop.x/") + 1),
         "https://shop.x/a b",
         "https://shop.x/a\n",
         "https://",
@@ -295,16 +295,16 @@ def test_an_email_of_254_characters_is_valid() -> None:
     ids=lambda u: f"{u[:12]!r}..{len(u)}",
 )
 def test_pathological_and_overlong_urls_are_invalid(url: str) -> None:
-    assert not rd_rules.is_valid_url(url)
+    assert not contract.is_valid_url(url)
     assert _types(payload_errors("ECOMMERCE_ORDER_PAID", {**_TOTALS, "order_url": url}), "order_url") == [
         "INVALID_FORMAT"
     ]
 
 
 def test_a_url_at_the_cap_is_valid() -> None:
-    url = "https://shop.x/" + "p" * (rd_rules.URL_MAX - len("https://shop.x/"))
-    assert len(url) == rd_rules.URL_MAX and rd_rules.is_valid_url(url)
-    assert rd_rules.is_valid_url("HTTPS://shop.x?q=1#top") and rd_rules.is_valid_url("http://shop.x")
+    url = "https://shop.x/" + "p" * (contract.URL_MAX - len("https://shop.x/"))
+    assert len(url) == contract.URL_MAX and contract.is_valid_url(url)
+    assert contract.is_valid_url("HTTPS://shop.x?q=1#top") and contract.is_valid_url("http://shop.x")
 
 
 def test_a_currency_with_a_final_newline_is_invalid() -> None:

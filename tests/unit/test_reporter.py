@@ -14,9 +14,9 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro import Decoder, default_catalog
-from connector.batch import Item, item_weight
-from connector.dead_letter import record_size
-from connector.reporter import DeadLetter, Reporter
+from connector.deliver.batch import Item, item_weight
+from connector.settle.dead_letters import record_size
+from connector.settle.reporter import DeadLetter, Reporter
 
 RESULTS = "rd.results"
 DLQ = "rd.dlq"
@@ -531,7 +531,7 @@ def test_the_dead_letter_log_line_quotes_values_only_when_asked(
     log_values: bool, caplog: pytest.LogCaptureFixture
 ) -> None:
     reporter = Reporter(FakeProducer(), RESULTS, DLQ, lambda *a: None, log_values=log_values)
-    with caplog.at_level(logging.WARNING, logger="connector.reporter"):
+    with caplog.at_level(logging.WARNING, logger="connector.settle.reporter"):
         reporter.dead_letter(_personal_letter())
     [line] = [r.getMessage() for r in caplog.records]
     assert line.startswith("dead_letter topic=orders partition=1 offset=42 stage=map reason=invalid_email")
@@ -547,7 +547,7 @@ def test_the_dead_letter_header_keeps_the_full_detail_by_default() -> None:
 
 def test_a_cut_letter_says_so_in_its_log_line(caplog: pytest.LogCaptureFixture) -> None:
     reporter = Reporter(FakeProducer(), RESULTS, DLQ, lambda *a: None, letter_max_bytes=50_000)
-    with caplog.at_level(logging.WARNING, logger="connector.reporter"):
+    with caplog.at_level(logging.WARNING, logger="connector.settle.reporter"):
         reporter.dead_letter(make_letter(value=b"v" * 200_000))
     [line] = [r.getMessage() for r in caplog.records]
     assert " truncated=value original_bytes=200000 bytes=" in line

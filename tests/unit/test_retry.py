@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.retry import (
+from connector.rd.retry import (
     MAX_HINTED_WAIT_S,
     Action,
     Decision,

@@ -23,9 +23,9 @@ from connector.avro import (
     default_catalog,
     encode_delivery_result,
 )
+from connector.commands.sample import RECORD_KINDS, generate_records
 from connector.errors import ConfigError, DecodeError
 from connector.mapping import map_record
-from connector.sample import RECORD_KINDS, generate_records
 
 N = NAMESPACE + "."
 INPUT_RECORDS = sorted(RECORD_KINDS)

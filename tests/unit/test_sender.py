@@ -15,13 +15,13 @@ import httpx
 import orjson
 import pytest
 
-from connector.auth import AuthFatal
-from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
-from connector.http_probe import Health
-from connector.rd_client import BATCH_PATH, RdClient, StaticToken
-from connector.reporter import DeadLetter, Reporter
-from connector.sender import AmbiguousAnswer, Lane, LaneFatal
+from connector.deliver.batch import Batch, Item, item_weight
+from connector.deliver.lane import AmbiguousAnswer, Lane, LaneFatal
+from connector.ops.probe_server import Health
+from connector.rd.auth import AuthFatal
+from connector.rd.client import BATCH_PATH, RdClient, StaticToken
+from connector.settle.reporter import DeadLetter, Reporter
 
 Handler = Callable[[httpx.Request], httpx.Response]
 POISON = b'"poison":true'

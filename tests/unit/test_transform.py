@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from connector.commands.sample import generate_messages
 from connector.errors import ConnectorError
-from connector.sample import generate_messages
-from connector.transform import OK, REFUSED, DecoderSpec, InProcess, WorkerProcess
+from connector.transform.process import OK, REFUSED, DecoderSpec, InProcess, WorkerProcess
 
 
 def test_worker_process_gives_the_in_process_outcomes() -> None:
@@ -103,7 +103,7 @@ def test_an_exit_without_close_does_not_wait_forever_for_the_worker() -> None:
     # multiprocessing's exit handler terminate()s (SIGTERM, ignored by the worker) and then joins without a
     # timeout: close() runs first, at exit, so a process that never called it still ends.
     script = (
-        "from connector.transform import DecoderSpec, WorkerProcess\n"
+        "from connector.transform.process import DecoderSpec, WorkerProcess\n"
         "worker = WorkerProcess(DecoderSpec())\n"
         "worker.submit([])\n"
         "assert worker.collect() == []\n"

@@ -29,12 +29,12 @@ import httpx
 
 from connector.config import Secret, Settings
 from connector.errors import ConnectorError
-from connector.http_bounded import Answer, bounded_request
-from connector.logs import redact_also
+from connector.ops.logs import redact_also
+from connector.rd.bounded_http import Answer, bounded_request
 
 __all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken", "refresh_flow", "token_file_problem"]
 
-_log = logging.getLogger("connector.auth")
+_log = logging.getLogger("connector.rd.auth")
 
 TOKEN_PATH = "/auth/token"
 

@@ -21,19 +21,17 @@ import threading
 import time
 from collections.abc import Sequence
 
-from connector.auth import AuthFatal, AuthUnavailable
-from connector.batch import Batch, Item, item_weight
 from connector.config import Secret
-from connector.dead_letter import rd_answer_summary
+from connector.deliver.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
-from connector.http_bounded import Answer
-from connector.http_probe import Health
-from connector.metrics import Metrics
-from connector.rate import RateGate
-from connector.rd_answers import BadAnswer, parse_batch_answer
-from connector.rd_client import RdClient
-from connector.reporter import DeadLetter, Reporter
-from connector.retry import (
+from connector.ops.metrics import Metrics
+from connector.ops.probe_server import Health
+from connector.rd.answers import BadAnswer, parse_batch_answer
+from connector.rd.auth import AuthFatal, AuthUnavailable
+from connector.rd.bounded_http import Answer
+from connector.rd.client import RdClient
+from connector.rd.rate import RateGate
+from connector.rd.retry import (
     MAX_HINTED_WAIT_S,
     Action,
     Decision,
@@ -42,10 +40,12 @@ from connector.retry import (
     next_wait_s,
     wait_within,
 )
+from connector.settle.dead_letters import rd_answer_summary
+from connector.settle.reporter import DeadLetter, Reporter
 
 __all__ = ["AmbiguousAnswer", "Lane", "LaneFatal", "RetryDeadlineExceeded"]
 
-_log = logging.getLogger("connector.sender")
+_log = logging.getLogger("connector.deliver.lane")
 
 
 class LaneFatal(ConnectorError):

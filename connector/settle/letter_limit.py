@@ -22,8 +22,8 @@ from typing import Any, Final, NamedTuple
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigResource, ResourceType  # type: ignore[attr-defined]
 
-from connector.dead_letter import MIN_LIMIT
 from connector.errors import ConfigError
+from connector.settle.dead_letters import MIN_LIMIT
 
 __all__ = [
     "KAFKA_DEFAULT_MAX_MESSAGE_BYTES",
@@ -34,7 +34,7 @@ __all__ = [
     "producer_config_for",
 ]
 
-_log = logging.getLogger("connector.letter_limit")
+_log = logging.getLogger("connector.settle.letter_limit")
 
 KAFKA_DEFAULT_MAX_MESSAGE_BYTES: Final = 1_048_588
 PRODUCER_DEFAULT_MAX_MESSAGE_BYTES: Final = 1_000_000

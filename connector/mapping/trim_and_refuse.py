@@ -1,6 +1,6 @@
 """Trim a payload to RD's caps, then refuse (with a stable reason) what RD would refuse. Pure.
 
-Both use `connector.rd_rules` (the one table of RD's rules); this module only translates RD's
+Both use `connector.rd.contract` (the one table of RD's rules); this module only translates RD's
 field-keyed error map into a `MappingError` reason and a message naming the field and its value.
 """
 
@@ -11,15 +11,15 @@ import reprlib
 from collections.abc import Mapping
 from typing import Any
 
-from connector import rd_rules
 from connector.errors import MappingError
+from connector.rd import contract
 
 __all__ = ["check_payload", "trim_payload"]
 
-_LINE_ITEMS = rd_rules.LIMITS["line_items"]
-_CATEGORIES = rd_rules.LIMITS["categories"]
-_PAYMENT_METHODS = rd_rules.LIMITS["payment_methods"]
-_TITLE = rd_rules.LIMITS["product_title"]
+_LINE_ITEMS = contract.LIMITS["line_items"]
+_CATEGORIES = contract.LIMITS["categories"]
+_PAYMENT_METHODS = contract.LIMITS["payment_methods"]
+_TITLE = contract.LIMITS["product_title"]
 _NEEDS_ITEMS = frozenset({"ECOMMERCE_CHECKOUT_STARTED", "ECOMMERCE_CART_ABANDONED"})
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 # The value quoted in a message: bounded in depth and length (a plain repr of a list nested 1000 levels, as
@@ -62,16 +62,16 @@ def _trim_item(item: dict[str, Any]) -> int:
 
 def check_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     """Raise `MappingError` for the first thing RD would refuse in `payload` (after trimming)."""
-    errors = rd_rules.payload_errors(event_type, payload)
+    errors = contract.payload_errors(event_type, payload)
     if not errors:
         if event_type in _NEEDS_ITEMS and payload.get("total_items") == 0:
-            # RD: total_items >= 1 for checkout and cart (rd-api.md "Totals"); rd_rules does not check it.
+            # RD: total_items >= 1 for checkout and cart (rd-api.md "Totals"); contract does not check it.
             raise MappingError("invalid_quantity", f"{event_type}: total_items=0: a checkout or cart needs an item")
         return
     path, problems = next(iter(errors.items()))
     error_type, text = problems[0]["error_type"], problems[0]["error_message"]
     value = _value_at(payload, path)
-    # rd_rules' texts name the field, never its value: the log line gets the message without the value.
+    # contract' texts name the field, never its value: the log line gets the message without the value.
     raise MappingError(
         _reason(path, error_type),
         f"{event_type}: {path}={_QUOTE.repr(value):.100}: {text}",
@@ -87,7 +87,7 @@ def _reason(path: str, error_type: str) -> str:
         return "not_a_string"
     if leaf == "email":
         return "invalid_email"
-    if leaf in rd_rules.URL_FIELDS:
+    if leaf in contract.URL_FIELDS:
         return "invalid_url"
     if leaf == "currency":
         return "invalid_currency"

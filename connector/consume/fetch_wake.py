@@ -21,7 +21,7 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 
 __all__ = ["WAKE_TIMEOUT_S", "wake_fetchers"]
 
-_log = logging.getLogger("connector.fetch_wake")
+_log = logging.getLogger("connector.consume.fetch_wake")
 
 WAKE_TIMEOUT_S = 2.0  # for all of one wake-up: after it the fetcher wakes on its own anyway
 

@@ -15,8 +15,8 @@ from typing import Protocol
 import httpx
 
 from connector.config import Secret
-from connector.http_bounded import Answer, bounded_request
-from connector.rd_answers import max_answer_bytes
+from connector.rd.answers import max_answer_bytes
+from connector.rd.bounded_http import Answer, bounded_request
 
 __all__ = ["BATCH_PATH", "RdClient", "StaticToken", "TokenProvider"]
 

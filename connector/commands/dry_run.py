@@ -25,7 +25,7 @@ from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError
 from connector.mapping.mappings import Mappings, checked_mappings
-from connector.transform import OK, REGISTRY_DOWN, SKIPPED, _one
+from connector.transform.process import OK, REGISTRY_DOWN, SKIPPED, _one
 
 __all__ = ["Summary", "cli"]
 

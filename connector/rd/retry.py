@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import httpx
 import orjson
 
-from connector.rd_answers import rd_error_types
+from connector.rd.answers import rd_error_types
 
 __all__ = [
     "MAX_HINTED_WAIT_S",

@@ -22,31 +22,31 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from connector.auth import refresh_flow
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
+from connector.deliver.lane import Lane
 from connector.errors import ConfigError, ConnectorError
-from connector.gc_tuning import tune_gc
-from connector.http_bounded import bounded_client
-from connector.http_probe import Health, ProbeServer
-from connector.ledger import Ledger, rd_destination
-from connector.letter_limit import learn_letter_limit, producer_config_for
-from connector.logs import configure_logging
+from connector.ledger.scan import Ledger, rd_destination
 from connector.mapping.mappings import checked_mappings
-from connector.metrics import Metrics
+from connector.ops.gc_tuning import tune_gc
+from connector.ops.logs import configure_logging
+from connector.ops.metrics import Metrics
+from connector.ops.probe_server import Health, ProbeServer
 from connector.pipeline import Pipeline
-from connector.rate import RateGate
-from connector.rd_client import RdClient, StaticToken, TokenProvider
-from connector.reporter import Reporter, SettledCallback
-from connector.sender import Lane
-from connector.transform import DecoderSpec, InProcess, WorkerProcess
+from connector.rd.auth import refresh_flow
+from connector.rd.bounded_http import bounded_client
+from connector.rd.client import RdClient, StaticToken, TokenProvider
+from connector.rd.rate import RateGate
+from connector.settle.letter_limit import learn_letter_limit, producer_config_for
+from connector.settle.reporter import Reporter, SettledCallback
+from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
 
 __all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli"]
 
 EXIT_CRASH = 1
 EXIT_CONFIG = 2
 
-_log = logging.getLogger("connector.runner")
+_log = logging.getLogger("connector.commands.run")
 
 
 def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...] = ()) -> DecoderSpec:
@@ -260,7 +260,7 @@ def cli(argv: list[str] | None = None) -> int:
     # (CPython's default is 5 ms) lets a lane waiting on RD's answer run sooner: +24% events/s in the
     # benchmark suite (14.6k -> 18.2k, 1 lane, mock latency 0).
     sys.setswitchinterval(0.0005)
-    tune_gc()  # fewer, cheaper collections: see connector/gc_tuning.py
+    tune_gc()  # fewer, cheaper collections: see connector/ops/gc_tuning.py
     # SIGHUP (a closed terminal, some supervisors) stops like SIGTERM: there is nothing to reload, and dying
     # at once would skip the drain.
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):

@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from connector.avro import Decoder, default_catalog
+from connector.commands.run import build_pipeline
+from connector.commands.sample import generate_messages
 from connector.config import load_settings
-from connector.logs import configure_logging
+from connector.ops.logs import configure_logging
 from connector.pipeline import Pipeline
-from connector.runner import build_pipeline
-from connector.sample import generate_messages
 from connector.testing.broker import FAST_JOIN_CONSUMER, EmbeddedBroker
 from connector.testing.kafka_tools import produce_acked, read_topic
 from connector.testing.mock_rd import MockRdServer

@@ -36,13 +36,13 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from connector.metrics import CONTENT_TYPE
+from connector.ops.metrics import CONTENT_TYPE
 
 __all__ = ["Health", "ProbeServer"]
 
 Clock = Callable[[], float]
 
-_log = logging.getLogger("connector.http_probe")
+_log = logging.getLogger("connector.ops.probe_server")
 _JSON = "application/json"
 
 

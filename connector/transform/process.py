@@ -32,9 +32,9 @@ from typing import Any, Protocol
 
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavailable
-from connector.gc_tuning import tune_gc
-from connector.logs import configure_logging
 from connector.mapping import Mappings, Skipped, bundled_mappings, encode_event
+from connector.ops.gc_tuning import tune_gc
+from connector.ops.logs import configure_logging
 
 __all__ = [
     "OK",

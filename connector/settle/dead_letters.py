@@ -5,7 +5,7 @@ for a record RD rejected), and our headers: `rdc.error.stage`, `rdc.error.reason
 and `rdc.source.topic`, `rdc.source.partition`, `rdc.source.offset` (where it came from).
 
 `fit_letter(letter, limit)` makes that record fit `limit` bytes (the dead-letter topic's `max.message.bytes`
-or the producer's `message.max.bytes`, whichever is smaller; see `connector.letter_limit`). A record that
+or the producer's `message.max.bytes`, whichever is smaller; see `connector.settle.letter_limit`). A record that
 fits goes as it is. Otherwise, one step at a time until it fits:
 
 1. `rdc.rd_event` is dropped (a cut JSON event is useless, and it is derived from the value);
@@ -30,7 +30,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from connector.batch import Item
+from connector.deliver.batch import Item
 
 __all__ = [
     "DETAIL_CAP",
@@ -50,7 +50,7 @@ RD_EVENT: Final = "rdc.rd_event"
 #: `rdc.error.detail` is cut to this many bytes (on a character boundary).
 DETAIL_CAP: Final = 4000
 #: No letter is cut below this: it always holds the coordinates, the error and the truncation headers (at
-#: most ~5 KB: a 249-character topic name, a 4000-byte detail). `connector.letter_limit` refuses a smaller limit.
+#: most ~5 KB: a 249-character topic name, a 4000-byte detail). `connector.settle.letter_limit` refuses a smaller limit.
 MIN_LIMIT: Final = 16_384
 _HEADER_OVERHEAD: Final = 10  # a header's key and value lengths: two varints, at most 5 bytes each
 _RECORD_OVERHEAD: Final = 128  # the record batch's header (61 bytes) and one record's framing (at most 36)

@@ -23,8 +23,8 @@ escaped, not quoted. Arguments are redacted before they are quoted (the patterns
 
 Formats (one line per record; a traceback is folded into the same line):
 
-    kv:   ts=2025-01-31T12:00:00.123Z level=INFO logger=connector.sender batch lane=0 events=12 status=200
-    json: {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "connector.sender", "msg": "batch ...",
+    kv:   ts=2025-01-31T12:00:00.123Z level=INFO logger=connector.deliver.lane batch lane=0 events=12 status=200
+    json: {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "connector.deliver.lane", "msg": "batch ...",
            "exc": "Traceback (most recent call last): ..."}
 
 `configure_logging` also routes uncaught exceptions (`sys.excepthook`, `threading.excepthook`) through

@@ -7,7 +7,7 @@ dropped, never settled without an acknowledgement, never produced from inside a 
 When librdkafka's local queue is full, the pipeline thread serves delivery reports to make room; a lane
 thread waits for the pipeline thread to do so.
 
-A dead letter is cut to fit `letter_max_bytes` (`connector.dead_letter.fit_letter`). If Kafka refuses it as too
+A dead letter is cut to fit `letter_max_bytes` (`connector.settle.dead_letters.fit_letter`). If Kafka refuses it as too
 large anyway (`MSG_SIZE_TOO_LARGE`, in `produce()` or in its delivery report: the limit was misjudged), it is
 cut to half that size and produced again, and later letters get that lower limit too. The `dead_letter` log
 line names coordinates, stage, reason and a detail without the record's values (`log_values` adds them).
@@ -25,13 +25,13 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro.encoder import encode_delivery_results
-from connector.batch import Item, item_weight
-from connector.dead_letter import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
-from connector.metrics import Metrics
+from connector.deliver.batch import Item, item_weight
+from connector.ops.metrics import Metrics
+from connector.settle.dead_letters import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
 
 __all__ = ["DeadLetter", "Headers", "KafkaProducer", "Reporter"]
 
-_log = logging.getLogger("connector.reporter")
+_log = logging.getLogger("connector.settle.reporter")
 
 #: (topic, partition, offset, buffered bytes released, delivered to RD (else dead-lettered))
 SettledCallback = Callable[[str, int, int, int, bool], None]
@@ -77,7 +77,7 @@ class Reporter:
         base_of: Callable[[str, int], int | None] | None = None,
     ) -> None:
         """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`).
-        `letter_max_bytes`: the most a dead-letter record may take (`connector.letter_limit`); `log_values`:
+        `letter_max_bytes`: the most a dead-letter record may take (`connector.settle.letter_limit`); `log_values`:
         whether `dead_letter` log lines quote the record's values (`RDC_LOG_RECORD_VALUES`).
         `writer` (group id, RD destination) and `base_of(topic, partition)` fill each result's writer_*
         fields (the ledger trusts only results of its own group, destination and base)."""

@@ -68,7 +68,7 @@ __all__ = [
     "results_partition",
 ]
 
-_log = logging.getLogger("connector.ledger")
+_log = logging.getLogger("connector.ledger.scan")
 
 TopicPartitionKey = tuple[str, int]
 _RETRY_S = 2.0

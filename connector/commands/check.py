@@ -36,11 +36,11 @@ from typing import Any, Final
 
 import httpx
 
-from connector.auth import TOKEN_PATH, AuthFatal, AuthUnavailable, refresh_flow, token_file_problem
 from connector.config import Settings, load_settings
 from connector.errors import ConfigError
-from connector.logs import Redactor
-from connector.rd_client import BATCH_PATH
+from connector.ops.logs import Redactor
+from connector.rd.auth import TOKEN_PATH, AuthFatal, AuthUnavailable, refresh_flow, token_file_problem
+from connector.rd.client import BATCH_PATH
 
 __all__ = ["CheckResult", "cli", "run_checks"]
 
@@ -98,7 +98,7 @@ def _metadata(settings: Settings, timeout_s: float) -> tuple[Any, str]:
     from confluent_kafka.admin import AdminClient
 
     errors: list[str] = []
-    quiet = logging.getLogger("connector.check.librdkafka")
+    quiet = logging.getLogger("connector.commands.check.librdkafka")
     quiet.propagate = False
     quiet.addHandler(logging.NullHandler())
 

@@ -1,0 +1,1 @@
+"""The commands behind `rd-connector`: run (the wiring), check, demo, sample, dry-run, mapping."""

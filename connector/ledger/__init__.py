@@ -1,0 +1,1 @@
+"""The results topic as a ledger: checkpoints and the assignment scan that suppresses duplicates."""

@@ -1,0 +1,1 @@
+"""Operating it: metrics, health and the probe server, logs, GC tuning."""

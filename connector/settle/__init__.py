@@ -1,0 +1,1 @@
+"""What happens after RD answers: results, dead letters, offsets, and the commit."""
