@@ -23,7 +23,7 @@ from connector.settle.reporter import Reporter
 from connector.testing.hostile_rd import Drip, HostileRd, Huge, Reply, Script, Seen, rd_errors, rd_ok
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from tests.integration.pipeline_support import Topics, connector_env, spawn_connector
-from tests.unit.test_sender import POISON, FakeReporter, batch_of, make_items, wait_until
+from tests.unit.deliver.test_lane import POISON, FakeReporter, batch_of, make_items, wait_until
 
 pytestmark = pytest.mark.integration
 

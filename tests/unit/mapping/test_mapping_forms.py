@@ -19,7 +19,7 @@ from connector.mapping.convert import rfc3339
 from connector.mapping.event import RdEvent
 from connector.mapping.file_tests import diff, record_from_input
 from connector.mapping.spec import MappingFileError
-from tests.unit.mapping_support import (
+from tests.unit.mapping.mapping_support import (
     ENVELOPE,
     KIND_VALUES,
     KINDS,

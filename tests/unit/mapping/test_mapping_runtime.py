@@ -20,7 +20,7 @@ from connector.errors import ConfigError
 from connector.mapping import read_mapping_texts
 from connector.mapping.mappings import checked_mappings
 from connector.transform.process import OK, REFUSED, SKIPPED, DecoderSpec, InProcess, WorkerProcess
-from tests.unit.mapping_support import EXAMPLES, order
+from tests.unit.mapping.mapping_support import EXAMPLES, order
 
 ORDER_DIR = EXAMPLES / "order-service"
 

@@ -15,7 +15,7 @@ from connector.mapping.file_tests import record_from_input
 from connector.mapping.spec import MappingSpec
 from connector.mapping.spec_parser import parse_text
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+EXAMPLES = Path(__file__).parents[3] / "examples"
 ORDER_DEFINITION: dict[str, Any] = json.loads((EXAMPLES / "order-service" / "Order.avsc").read_text())
 ENVELOPE_DEFINITION: dict[str, Any] = json.loads((EXAMPLES / "debezium-checkouts" / "Envelope.avsc").read_text())
 ORDER = schema_entry("com.acme.shop.Order", ORDER_DEFINITION, "Order.avsc")

@@ -1,8 +1,8 @@
 """Mapping: golden JSON for each of the 17 RD event types, every refusal reason, trimming.
 
-Golden files (tests/unit/golden/<EVENT_TYPE>.json) hold the exact bytes the connector sends (plus a
+Golden files (tests/unit/mapping/golden/<EVENT_TYPE>.json) hold the exact bytes the connector sends (plus a
 newline). Each record goes the whole way: single-object encoding -> decode (raw values) -> map -> encode.
-Regenerate after an intended change with `RDC_UPDATE_GOLDEN=1 pytest tests/unit/test_mapping.py`.
+Regenerate after an intended change with `RDC_UPDATE_GOLDEN=1 pytest tests/unit/mapping/test_mapping.py`.
 """
 
 from __future__ import annotations

@@ -109,7 +109,7 @@ def test_an_exit_without_close_does_not_wait_forever_for_the_worker() -> None:
         "assert worker.collect() == []\n"
         "print(worker._process.pid)\n"
     )
-    root = str(Path(__file__).resolve().parents[2])
+    root = str(Path(__file__).resolve().parents[3])
     done = subprocess.run(
         [sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": root}, capture_output=True, timeout=60
     )

@@ -12,7 +12,7 @@ from connector.avro.catalog import NAMESPACE
 from connector.errors import DecodeError, MappingError
 from connector.mapping import map_record
 from connector.transform.process import REFUSED, InProcess
-from tests.unit.test_mapping import REFUSALS, refusal
+from tests.unit.mapping.test_mapping import REFUSALS, refusal
 
 N_ORDER_PAID = f"{NAMESPACE}.OrderPaid"
 

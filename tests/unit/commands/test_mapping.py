@@ -15,10 +15,10 @@ import pytest
 
 from connector.commands import mapping as commands
 from connector.testing.schema_registry import FakeSchemaRegistry
-from tests.unit.mapping_support import EXAMPLES, ORDER_DEFINITION
+from tests.unit.mapping.mapping_support import EXAMPLES, ORDER_DEFINITION
 
 ORDERS = EXAMPLES / "order-service"
-ROOT = Path(__file__).parents[2]
+ROOT = Path(__file__).parents[3]
 
 
 def run(action: str, **env: str) -> tuple[int, str]:

@@ -10,7 +10,7 @@ from connector.mapping.spec import MappingFileError
 from connector.mapping.spec_parser import parse_text
 from connector.mapping.yaml_lines import load_yaml
 from connector.rd import contract
-from tests.unit.mapping_support import ENVELOPE, KINDS, PAID, mapping_text, problems
+from tests.unit.mapping.mapping_support import ENVELOPE, KINDS, PAID, mapping_text, problems
 
 
 def syntax_problems(text: str) -> list[str]:
