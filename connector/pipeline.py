@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import zlib
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,7 +38,8 @@ from connector.errors import ConnectorError
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
-from connector.settle.offsets import OffsetTracker, TopicPartitionKey
+from connector.partition_keys import TopicPartitionKey, stable_slot
+from connector.settle.offsets import OffsetTracker
 from connector.settle.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.transform.process import REFUSED, REGISTRY_DOWN, SKIPPED, Outcome, Transform
 
@@ -354,7 +354,7 @@ class Pipeline:
         """The lane of a partition: a stable hash, so a partition always uses the same lane (its order)."""
         lane = self._lane_of.get(tp)
         if lane is None:
-            lane = self._lane_of[tp] = zlib.crc32(f"{tp[0]}\x00{tp[1]}".encode()) % len(self._lanes)
+            lane = self._lane_of[tp] = stable_slot(tp[0], tp[1], len(self._lanes))
         return lane
 
     def _is_paused(self, tp: TopicPartitionKey) -> bool:

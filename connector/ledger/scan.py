@@ -44,7 +44,6 @@ import logging
 import queue
 import threading
 import time
-import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -55,6 +54,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from connector.avro.decoder import Decoder
 from connector.avro.encoder import DELIVERY_RESULT
 from connector.errors import DecodeError, SchemaRegistryUnavailable
+from connector.partition_keys import TopicPartitionKey, stable_slot
 
 __all__ = [
     "Checkpoint",
@@ -70,14 +70,13 @@ __all__ = [
 
 _log = logging.getLogger("connector.ledger.scan")
 
-TopicPartitionKey = tuple[str, int]
 _RETRY_S = 2.0
 _IDLE_FETCH_S = 0.01  # consume() waits this long unless 1,000 records are there: the end check runs after it
 
 
 def results_partition(topic: str, partition: int, results_partitions: int) -> int:
     """The results partition that holds every result of source partition (topic, partition)."""
-    return zlib.crc32(f"{topic}\x00{partition}".encode()) % results_partitions
+    return stable_slot(topic, partition, results_partitions)
 
 
 def rd_destination(base_url: str, credential: str, client_id: str | None = None) -> str:

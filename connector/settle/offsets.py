@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 __all__ = ["OffsetTracker", "TopicPartitionKey"]
 
-TopicPartitionKey = tuple[str, int]
+from connector.partition_keys import TopicPartitionKey
 
 
 class _Partition:
