@@ -1,1 +1,2 @@
-"""What happens after RD answers: results, dead letters, offsets, and the commit."""
+"""What happens after RD answers: results, dead letters (built and fitted to Kafka's limit), offsets. The commit
+itself is still `connector.pipeline.Pipeline._commit` (then the ledger checkpoint)."""

@@ -1,1 +1,1 @@
-"""Decode + map + encode of consumed records, in this process or in a decode worker; typed outcomes."""
+"""Decode + map + encode of consumed records, in this process or in a decode worker (`process.py`)."""
