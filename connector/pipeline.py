@@ -34,7 +34,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 from connector.consume.fetch_wake import WAKE_TIMEOUT_S, wake_fetchers
 from connector.deliver.batch import Batcher, Item, item_weight
 from connector.deliver.lane import Lane
-from connector.errors import ConnectorError
+from connector.errors import EXIT_CRASH, EXIT_OK, EXIT_UNSETTLED, ConnectorError
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
@@ -43,10 +43,7 @@ from connector.settle.offsets import OffsetTracker
 from connector.settle.reporter import DeadLetter, Headers, Reporter, SettledCallback
 from connector.transform.process import REFUSED, REGISTRY_DOWN, SKIPPED, Outcome, Transform
 
-__all__ = ["EXIT_UNSETTLED", "Pipeline", "PipelineStats"]
-
-#: `run()`'s code for a stop that left consumed work unsettled or uncommitted (it will be redelivered).
-EXIT_UNSETTLED = 6
+__all__ = ["Pipeline", "PipelineStats"]
 
 _log = logging.getLogger("connector.pipeline")
 
@@ -163,8 +160,8 @@ class Pipeline:
         if fatal is None:
             fatal = self._lane_fatal()
         if fatal is not None:
-            return int(getattr(fatal, "exit_code", 1))
-        return EXIT_UNSETTLED if left else 0
+            return int(getattr(fatal, "exit_code", EXIT_CRASH))
+        return EXIT_UNSETTLED if left else EXIT_OK
 
     # -- the loop ------------------------------------------------------------------------------------
 

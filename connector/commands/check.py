@@ -37,9 +37,9 @@ from typing import Any, Final
 import httpx
 
 from connector.config import Settings, load_settings
-from connector.errors import ConfigError
+from connector.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, AuthFatal, AuthUnavailable, ConfigError
 from connector.ops.logs import Redactor
-from connector.rd.auth import TOKEN_PATH, AuthFatal, AuthUnavailable, refresh_flow, token_file_problem
+from connector.rd.auth import TOKEN_PATH, refresh_flow, token_file_problem
 from connector.rd.client import BATCH_PATH
 
 __all__ = ["CheckResult", "cli", "run_checks"]
@@ -50,9 +50,6 @@ _NO_TOKEN_FILE: Final = (
     "(INVALID_REFRESH_TOKEN). Set RDC_RD_TOKEN_FILE to a writable path (run keeps the newest refresh token "
     "there too, for its restarts)"
 )
-EXIT_OK: Final = 0
-EXIT_FAILED: Final = 1
-EXIT_CONFIG: Final = 2
 _EXCERPT: Final = 200
 _RD_HINTS: Final = {
     403: "forbidden: wrong account or missing permission",

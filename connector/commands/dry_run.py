@@ -23,13 +23,12 @@ import orjson
 
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
-from connector.errors import ConfigError
+from connector.errors import EXIT_CONFIG, EXIT_OK, ConfigError
+from connector.errors import EXIT_FAILED as EXIT_UNREACHABLE
 from connector.mapping.mappings import Mappings, checked_mappings
 from connector.transform.process import OK, REGISTRY_DOWN, SKIPPED, _one
 
 __all__ = ["Summary", "cli"]
-
-EXIT_OK, EXIT_UNREACHABLE, EXIT_CONFIG = 0, 1, 2
 
 
 class Summary:

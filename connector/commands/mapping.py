@@ -20,15 +20,14 @@ from typing import Any, TextIO
 from connector.avro import SchemaCatalog, SchemaRegistryClient
 from connector.avro.catalog import schema_entry
 from connector.config import Settings, load_settings
-from connector.errors import ConfigError, ConnectorError, DecodeError
+from connector.errors import EXIT_CONFIG as EXIT_BROKEN
+from connector.errors import EXIT_FAILED, EXIT_OK, ConfigError, ConnectorError, DecodeError
 from connector.mapping.compiler import compile_mapping, possible_event_types
 from connector.mapping.file_tests import run_tests
 from connector.mapping.mappings import Mappings, read_mapping_texts
 from connector.mapping.spec import MappingSpec, Problem
 
 __all__ = ["cli"]
-
-EXIT_OK, EXIT_FAILED, EXIT_BROKEN = 0, 1, 2
 
 
 def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out: TextIO | None = None) -> int:

@@ -25,7 +25,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
 from connector.deliver.lane import Lane
-from connector.errors import ConfigError, ConnectorError
+from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
 from connector.ledger.scan import Ledger, rd_destination
 from connector.mapping.mappings import checked_mappings
 from connector.ops.gc_tuning import tune_gc
@@ -41,10 +41,8 @@ from connector.settle.letter_limit import learn_letter_limit, producer_config_fo
 from connector.settle.reporter import Reporter, SettledCallback
 from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
 
-__all__ = ["EXIT_CONFIG", "EXIT_CRASH", "build_pipeline", "cli"]
+__all__ = ["build_pipeline", "cli"]
 
-EXIT_CRASH = 1
-EXIT_CONFIG = 2
 
 _log = logging.getLogger("connector.commands.run")
 

@@ -21,13 +21,23 @@ import threading
 import time
 from collections.abc import Sequence
 
+import httpx
+
 from connector.config import Secret
 from connector.deliver.batch import Batch, Item, item_weight
-from connector.errors import ConnectorError
+from connector.errors import (
+    AmbiguousAnswer,
+    AuthFatal,
+    AuthUnavailable,
+    BadAnswer,
+    ConnectorError,
+    LaneCrashed,
+    LaneFatal,
+    RetryDeadlineExceeded,
+)
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
-from connector.rd.answers import BadAnswer, parse_batch_answer
-from connector.rd.auth import AuthFatal, AuthUnavailable
+from connector.rd.answers import parse_batch_answer
 from connector.rd.bounded_http import Answer
 from connector.rd.client import RdClient
 from connector.rd.rate import RateGate
@@ -43,29 +53,9 @@ from connector.rd.retry import (
 from connector.settle.dead_letters import rd_answer_summary
 from connector.settle.reporter import DeadLetter, Reporter
 
-__all__ = ["AmbiguousAnswer", "Lane", "LaneFatal", "RetryDeadlineExceeded"]
+__all__ = ["Lane"]
 
 _log = logging.getLogger("connector.deliver.lane")
-
-
-class LaneFatal(ConnectorError):
-    """RD answered in a way retrying cannot fix (auth refused, forbidden, not found)."""
-
-    exit_code = 3
-
-
-class AmbiguousAnswer(ConnectorError):
-    """RD answered 200 but not with one distinct UUID per event (or with an answer too long to read): we
-    cannot tell which events it accepted."""
-
-    exit_code = 4
-
-
-class RetryDeadlineExceeded(ConnectorError):
-    """A batch kept failing for longer than `RDC_RETRY_MAX_ELAPSED_S` (raised by the deadline, not after a
-    wait past it)."""
-
-    exit_code = 5
 
 
 class _Abandoned(Exception):
@@ -150,9 +140,9 @@ class Lane:
                     self._health.set_token_valid(False)
                 self.fatal = exc
                 _log.error("lane_stopped lane=%d error=%s", self.index, exc)
-            except Exception as exc:  # a bug: stop the connector rather than guess
-                self.fatal = LaneFatal(f"unexpected error in lane {self.index}: {exc!r}")
-                _log.exception("lane_crashed lane=%d", self.index)
+            except Exception as exc:  # a bug: stop the connector (exit 1) rather than guess
+                _log.exception("lane_crashed lane=%d", self.index)  # before `fatal`: the stop follows it
+                self.fatal = LaneCrashed(f"unexpected error in lane {self.index}: {exc!r}")
 
     def _deliver(self, items: Sequence[Item], generation: int) -> None:
         body = b"[" + b",".join([item.event for item in items]) + b"]"
@@ -266,7 +256,7 @@ class Lane:
         self._metrics.in_flight_bytes.inc(len(body))
         try:
             answer = self._client.post_batch(body, token)
-        except Exception as exc:
+        except httpx.HTTPError as exc:  # anything else is a bug: it reaches `_run`, which exits 1
             decision = classify_exception(exc)
             self._metrics.observe_request(None, time.monotonic() - began, len(body), events, self._max_bytes)
             self._health.record_request_failed()

@@ -21,7 +21,9 @@ from typing import Any
 
 import orjson
 
-__all__ = ["ANSWER_BYTES_PER_EVENT", "BadAnswer", "max_answer_bytes", "parse_batch_answer", "rd_error_types"]
+from connector.errors import BadAnswer
+
+__all__ = ["ANSWER_BYTES_PER_EVENT", "max_answer_bytes", "parse_batch_answer", "rd_error_types"]
 
 # The longest valid 200 for one event is `{"event_uuid":"<36 characters>"},` = 52 bytes compact. Allow 400
 # bytes an event (pretty-printed JSON, fields RD may add, an error entry of a 400 with its path and index)
@@ -32,10 +34,6 @@ _ANSWER_ENVELOPE_BYTES = 64 * 1024
 
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-class BadAnswer(ValueError):
-    """A 200 body that does not say, event by event, what RD accepted. The message says what is wrong."""
 
 
 def max_answer_bytes(events: int) -> int:

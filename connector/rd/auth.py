@@ -28,11 +28,11 @@ from pathlib import Path
 import httpx
 
 from connector.config import Secret, Settings
-from connector.errors import ConnectorError
+from connector.errors import AuthFatal, AuthUnavailable
 from connector.ops.logs import redact_also
 from connector.rd.bounded_http import Answer, bounded_request
 
-__all__ = ["AuthFatal", "AuthUnavailable", "RefreshingToken", "refresh_flow", "token_file_problem"]
+__all__ = ["RefreshingToken", "refresh_flow", "token_file_problem"]
 
 _log = logging.getLogger("connector.rd.auth")
 
@@ -41,20 +41,6 @@ TOKEN_PATH = "/auth/token"
 # RD's token answer is an access token (a JWT of ~1 KB), a refresh token (~50 B) and expires_in: 64 KiB is
 # 50x that, and all of an error page that `_refusal_message` needs.
 TOKEN_ANSWER_MAX_BYTES = 64 * 1024
-
-
-class AuthFatal(ConnectorError):
-    """RD refused our credentials for good. `status`: the token endpoint's HTTP status, if it answered."""
-
-    exit_code = 3
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-class AuthUnavailable(ConnectorError):
-    """The token endpoint could not answer now; try again later."""
 
 
 class RefreshingToken:

@@ -117,8 +117,9 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
     return Decision(Action.FATAL, reason)
 
 
-def classify_exception(exc: Exception) -> Decision:
-    """The action for an exception raised while talking to RD (every transport error is retried)."""
+def classify_exception(exc: httpx.HTTPError) -> Decision:
+    """The action for httpx's exception while talking to RD: every transport error is retried; another
+    (a redirect loop, an undecodable body) is fatal. Any other exception is a bug, not classified here."""
     if isinstance(exc, httpx.ReadTimeout):
         return Decision(Action.RETRY, "timeout", possibly_sent=True)
     if isinstance(exc, httpx.TimeoutException):

@@ -14,9 +14,10 @@ import pytest
 
 from connector.commands.sample import generate_messages
 from connector.config import Secret
-from connector.deliver.lane import AmbiguousAnswer, Lane, RetryDeadlineExceeded
+from connector.deliver.lane import Lane
+from connector.errors import AmbiguousAnswer, AuthUnavailable, RetryDeadlineExceeded
 from connector.ops.probe_server import Health
-from connector.rd.auth import AuthUnavailable, RefreshingToken
+from connector.rd.auth import RefreshingToken
 from connector.rd.bounded_http import bounded_client
 from connector.rd.client import RdClient, StaticToken
 from connector.settle.reporter import Reporter

@@ -4,6 +4,7 @@ abandon and close. The reporter is a fake that records what the lane asked it to
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import threading
 import time
@@ -17,9 +18,9 @@ import pytest
 
 from connector.config import Secret
 from connector.deliver.batch import Batch, Item, item_weight
-from connector.deliver.lane import AmbiguousAnswer, Lane, LaneFatal
+from connector.deliver.lane import Lane
+from connector.errors import EXIT_CRASH, AmbiguousAnswer, AuthFatal, LaneCrashed, LaneFatal
 from connector.ops.probe_server import Health
-from connector.rd.auth import AuthFatal
 from connector.rd.client import BATCH_PATH, RdClient, StaticToken
 from connector.settle.reporter import DeadLetter, Reporter
 
@@ -505,15 +506,22 @@ def test_401_with_a_static_token_is_fatal(make_lane: LaneFactory) -> None:
     assert rig.reporter.results == []
 
 
-def test_unexpected_exception_from_the_transport_is_fatal(make_lane: LaneFactory) -> None:
+def test_a_bug_in_the_lane_exits_1_with_its_traceback_not_as_rd_refusing_us(
+    make_lane: LaneFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     def script(n: int, request: httpx.Request) -> httpx.Response:
         raise ValueError("bug in the transport")
 
     rig = make_lane(script)
-    rig.lane.submit(batch_of(make_items(1)))
-    wait_until(lambda: rig.lane.fatal is not None)
-    assert isinstance(rig.lane.fatal, LaneFatal)
+    with caplog.at_level(logging.ERROR, logger="connector.deliver"):
+        rig.lane.submit(batch_of(make_items(1)))
+        wait_until(lambda: rig.lane.fatal is not None)
+    assert isinstance(rig.lane.fatal, LaneCrashed)
+    assert rig.lane.fatal.exit_code == EXIT_CRASH == 1
     assert rig.rd.count == 1
+    crash = next(r for r in caplog.records if r.exc_info)
+    assert "bug in the transport" in str(crash.exc_info[1])  # type: ignore[index]
+    assert rig.reporter.results == []
 
 
 def test_after_a_fatal_error_later_batches_are_not_sent(make_lane: LaneFactory) -> None:

@@ -16,7 +16,7 @@ import pytest
 from connector.avro import Encoder, SchemaCatalog
 from connector.commands import run as runner
 from connector.config import load_settings
-from connector.errors import ConfigError
+from connector.errors import EXIT_CONFIG, ConfigError
 from connector.mapping import read_mapping_texts
 from connector.mapping.mappings import checked_mappings
 from connector.transform.process import OK, REFUSED, SKIPPED, DecoderSpec, InProcess, WorkerProcess
@@ -59,7 +59,7 @@ def test_a_broken_mapping_file_stops_run_with_exit_2_and_every_problem(
     (tmp_path / "acme.yaml").write_text(broken)
     for name, value in _env(tmp_path, str(tmp_path)).items():
         monkeypatch.setenv(name, value)
-    assert runner.cli([]) == runner.EXIT_CONFIG
+    assert runner.cli([]) == EXIT_CONFIG
     err = capsys.readouterr().err
     path = tmp_path / "acme.yaml"
     assert "rd-connector: configuration error: " in err

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.rd.answers import BadAnswer, max_answer_bytes, parse_batch_answer, rd_error_types
+from connector.errors import BadAnswer
+from connector.rd.answers import max_answer_bytes, parse_batch_answer, rd_error_types
 
 U = [str(uuid.UUID(int=i + 1, version=4)) for i in range(5)]
 

@@ -17,7 +17,8 @@ import httpx
 import pytest
 
 from connector.config import Secret
-from connector.rd.auth import AuthFatal, AuthUnavailable, RefreshingToken
+from connector.errors import AuthFatal, AuthUnavailable
+from connector.rd.auth import RefreshingToken
 from connector.testing.mock_rd import MockRdServer
 
 BASE = "http://rd.test"

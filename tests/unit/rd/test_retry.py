@@ -164,7 +164,7 @@ def test_wait_from_429_accepts_httpx_headers() -> None:
         pytest.param(httpx.WriteTimeout("write timed out"), False, id="not-fully-sent"),
     ],
 )
-def test_lost_answers_after_sending_are_possible_duplicates(exc: Exception, possibly_sent: bool) -> None:
+def test_lost_answers_after_sending_are_possible_duplicates(exc: httpx.HTTPError, possibly_sent: bool) -> None:
     assert classify_exception(exc).possibly_sent is possibly_sent
 
 
@@ -181,11 +181,11 @@ def test_lost_answers_after_sending_are_possible_duplicates(exc: Exception, poss
         ),
         pytest.param(httpx.ReadError("reset by peer"), Action.RETRY, "connection_error", id="read-error"),
         pytest.param(httpx.WriteError("broken pipe"), Action.RETRY, "connection_error", id="write-error"),
-        pytest.param(ValueError("boom"), Action.FATAL, "unexpected_ValueError", id="value-error"),
-        pytest.param(RuntimeError("boom"), Action.FATAL, "unexpected_RuntimeError", id="runtime-error"),
+        pytest.param(httpx.TooManyRedirects("loop"), Action.FATAL, "unexpected_TooManyRedirects", id="redirects"),
+        pytest.param(httpx.DecodingError("bad gzip"), Action.FATAL, "unexpected_DecodingError", id="decoding"),
     ],
 )
-def test_classify_exception(exc: Exception, action: Action, reason: str) -> None:
+def test_classify_exception(exc: httpx.HTTPError, action: Action, reason: str) -> None:
     decision = classify_exception(exc)
     assert decision.action is action
     assert decision.reason == reason
