@@ -26,7 +26,8 @@ from connector.config import Settings, load_settings
 from connector.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 from connector.errors import EXIT_FAILED as EXIT_UNREACHABLE
 from connector.mapping.mappings import Mappings, checked_mappings
-from connector.transform.process import OK, REGISTRY_DOWN, SKIPPED, _one
+from connector.transform.outcomes import Outcome, Ready, Refused, RegistryDown, SkippedByMapping
+from connector.transform.process import _one
 
 __all__ = ["Summary", "cli"]
 
@@ -42,24 +43,25 @@ class Summary:
         self.by_type: collections.Counter[str] = collections.Counter()
         self._max_bytes, self._max_events = max_bytes, max_events
 
-    def add(self, outcome: tuple[Any, ...] | None) -> dict[str, Any]:
+    def add(self, outcome: Outcome | None) -> dict[str, Any]:
         """Count one record's outcome (None: a tombstone) and return what to print about it."""
         if outcome is None:
             self.tombstones += 1
             return {"outcome": "tombstone"}
-        if outcome[0] == OK:
-            _, event_type, _, data, trims = outcome
+        if type(outcome) is Ready:
             self.mapped += 1
-            self.event_bytes += len(data)
-            self.by_type[event_type] += 1
-            return {"outcome": "event", "bytes": len(data), "trims": trims, "event": orjson.loads(data)}
-        if outcome[0] == SKIPPED:
+            self.event_bytes += len(outcome.data)
+            self.by_type[outcome.event_type] += 1
+            event = orjson.loads(outcome.data)
+            return {"outcome": "event", "bytes": len(outcome.data), "trims": outcome.trims, "event": event}
+        if type(outcome) is SkippedByMapping:
             self.skipped += 1
-            self.skipped_by[outcome[1]] += 1
-            return {"outcome": "skipped", "mapping": outcome[1]}
-        _, stage, reason, detail, _ = outcome  # the detail, values included: this output is for its operator
-        self.refused[reason] += 1
-        return {"outcome": "refused", "stage": stage, "reason": reason, "detail": detail}
+            self.skipped_by[outcome.mapping] += 1
+            return {"outcome": "skipped", "mapping": outcome.mapping}
+        assert isinstance(outcome, Refused)  # `_print` stops on RegistryDown first
+        # The detail, values included: this output is for its operator.
+        self.refused[outcome.reason] += 1
+        return {"outcome": "refused", "stage": outcome.stage, "reason": outcome.reason, "detail": outcome.message}
 
     def line(self) -> dict[str, Any]:
         mean = self.event_bytes / self.mapped if self.mapped else 0.0
@@ -162,7 +164,7 @@ def _read(
 def _print(message: Any, decoder: Decoder, mappings: Mappings, summary: Summary, out: TextIO) -> None:
     value = message.value()
     outcome = None if value is None else _one(decoder, mappings, message.topic(), value)  # exactly what run does
-    if outcome is not None and outcome[0] == REGISTRY_DOWN:
-        raise _Unreachable(f"the Schema Registry cannot be reached: {outcome[1]}")
+    if type(outcome) is RegistryDown:
+        raise _Unreachable(f"the Schema Registry cannot be reached: {outcome.message}")
     where = {"topic": message.topic(), "partition": message.partition(), "offset": message.offset()}
     print(orjson.dumps({**where, **summary.add(outcome)}).decode(), file=out)

@@ -1,15 +1,9 @@
 """Decode + map + encode of a whole consumed batch, in this process or in a worker process.
 
 The pipeline hands `submit()` the (topic, value) pairs of one consume call and gets from `collect()` one
-outcome per pair, in order. Outcomes are plain tuples (cheap to pickle):
-
-- `(OK, event_type, event_id, json_bytes, trims)`
-- `(REFUSED, stage, reason, message, log_message)`: a `DecodeError` or `MappingError`, dead-lettered by the
-  pipeline (`log_message`: the message without the record's values); any other exception while decoding,
-  mapping or encoding one record is refused the same way (reason `unexpected_error`, its class and repr in
-  the message), never raised: one record must not stop the worker or the pipeline
-- `(REGISTRY_DOWN, message)`: the Schema Registry could not be reached; the record is retried later
-- `(SKIPPED, mapping)`: the record's mapping skips it (committed, nothing sent, counted per mapping)
+outcome per pair, in order (`outcomes.py`: `Ready`, `Refused`, `RegistryDown`, `SkippedByMapping`). Any
+exception while decoding, mapping or encoding one record is `Refused` (reason `unexpected_error`, its class
+and repr in the message), never raised: one record must not stop the worker or the pipeline.
 
 `InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
 spawned process, and overlaps: the pipeline submits batch N+1 and only then collects batch N, so while it
@@ -28,19 +22,16 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Protocol
 
 from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavailable
 from connector.mapping import Mappings, Skipped, bundled_mappings, encode_event
 from connector.ops.gc_tuning import tune_gc
 from connector.ops.logs import configure_logging
+from connector.transform.outcomes import Outcome, Ready, Refused, RegistryDown, SkippedByMapping
 
 __all__ = [
-    "OK",
-    "REFUSED",
-    "REGISTRY_DOWN",
-    "SKIPPED",
     "UNEXPECTED",
     "DecoderSpec",
     "InProcess",
@@ -48,10 +39,8 @@ __all__ = [
     "WorkerProcess",
 ]
 
-OK, REFUSED, REGISTRY_DOWN, SKIPPED = 0, 1, 2, 3
 #: The reason of a record refused by `_one`'s last-resort guard (stage `decode`, `map` or `encode`).
 UNEXPECTED = "unexpected_error"
-Outcome = tuple[Any, ...]
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
@@ -104,13 +93,13 @@ def _one(decoder: Decoder, mappings: Mappings, topic: str, value: bytes) -> Outc
         stage = "map"
         event = mappings.map(name, record, schema, topic)
         if isinstance(event, Skipped):
-            return (SKIPPED, event.mapping)
+            return SkippedByMapping(event.mapping)
         stage = "encode"
-        return (OK, event.event_type, record.get("event_id"), encode_event(event), event.trims)
+        return Ready(event.event_type, record.get("event_id"), encode_event(event), event.trims)
     except SchemaRegistryUnavailable as exc:
-        return (REGISTRY_DOWN, str(exc))
+        return RegistryDown(str(exc))
     except RecordError as exc:
-        return (REFUSED, exc.stage, exc.reason, exc.message, exc.log_message)
+        return Refused(exc.stage, exc.reason, exc.message, exc.log_message)
     except Exception as exc:  # the last resort: one record must never kill the worker or the pipeline
         return _unexpected(stage, name, exc)
 
@@ -125,8 +114,7 @@ def _unexpected(stage: str, name: str | None, exc: Exception) -> Outcome:
         text = repr(exc)  # repr escapes what str() would not (lone surrogates cannot be a UTF-8 header)
     except Exception:  # an exception whose repr fails still refuses its record
         text = type(exc).__name__
-    return (
-        REFUSED,
+    return Refused(
         stage,
         UNEXPECTED,
         f"{where}unexpected error while {doing} the record: {text[:300]}",

@@ -38,7 +38,7 @@ def test_connector_survives_a_broker_restart(tmp_path: Path) -> None:
             broker.stop()
             time.sleep(3)  # the connector runs on with the broker gone
             assert running.thread.is_alive()
-            assert running.pipeline._lane_fatal() is None
+            assert running.pipeline._lanes.fatal() is None
 
             broker = EmbeddedBroker(log_path=tmp_path / "broker-2.log", port=port)
             broker.start()  # empty: the old topics, data and offsets are gone

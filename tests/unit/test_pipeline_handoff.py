@@ -16,7 +16,7 @@ from connector.deliver.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
 from connector.pipeline import Pipeline
 from connector.settle.reporter import SettledCallback
-from connector.transform.process import OK, REGISTRY_DOWN, SKIPPED, Outcome
+from connector.transform.outcomes import Outcome, Ready, RegistryDown, SkippedByMapping
 
 TP = ("t", 0)
 
@@ -62,7 +62,7 @@ class FakeConsumer:
     def subscribe(self, topics: list[str], on_assign: Callable[..., None], **callbacks: Any) -> None:
         on_assign(self, [])
         assert self.pipeline is not None
-        self.pipeline._assigned.add(TP)
+        self.pipeline._partitions.add([TP])
 
     def consume(self, count: int, timeout: float) -> list[FakeMessage]:
         if not self.batches:
@@ -91,8 +91,8 @@ class FakeConsumer:
 
 
 class FakeTransform:
-    """Overlapping. The `down` value answers REGISTRY_DOWN, the `broken` one an outcome the pipeline cannot
-    unpack (a bug); from collect number `dies_at` on, collect raises (a dead worker)."""
+    """Overlapping. The `down` value answers RegistryDown, the `broken` one an outcome the pipeline cannot
+    handle (a bug: no bytes); from collect number `dies_at` on, collect raises (a dead worker)."""
 
     overlaps = True
 
@@ -103,10 +103,10 @@ class FakeTransform:
 
     def _outcome(self, value: bytes) -> Outcome:
         if value == self._down:
-            return (REGISTRY_DOWN, "down")
+            return RegistryDown("down")
         if value == self._skip:
-            return (SKIPPED, "drafts")
-        return (OK,) if value == self._broken else (OK, "e", None, b"{}", 0)
+            return SkippedByMapping("drafts")
+        return Ready("e", None, None, 0) if value == self._broken else Ready("e", None, b"{}", 0)  # type: ignore[arg-type]
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
         self._pending.append([self._outcome(value) for _, value in work])
@@ -210,7 +210,7 @@ def test_a_failure_inside_a_batch_never_lets_the_next_batch_through() -> None:
     # [6, 7, 8], was already consumed; handling it on the way out would let the final commit pass 4 and 5.
     consumer = FakeConsumer([[0, 1, 2], [3, 4, 5], [6, 7, 8]])
     pipeline, lanes = _pipeline(consumer, FakeTransform(broken=b"v4"))
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         pipeline.run()
     assert lanes[0].delivered == [0, 1, 2, 3]
     assert max(consumer.commits) == 4 and consumer.closed
@@ -248,7 +248,7 @@ def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     pipeline, lanes = _pipeline(consumer, FakeTransform(), QueueingLane, batch_max_events=100)
     lane = lanes[0]
     assert isinstance(lane, QueueingLane)
-    pipeline._assigned.add(TP)
+    pipeline._partitions.add([TP])
     lane.waiting = 2
     pipeline._step()  # consumes [0, 1, 2] (kept in flight by the overlapping transform)
     pipeline._step()  # handles them: the batch is due, but the lane has 2 batches waiting
@@ -258,11 +258,11 @@ def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     pipeline._step()
     assert lane.batches == [[0, 1, 2]]
     # Held and overdue, it is looked at again shortly, not in a busy loop (a zero timeout would spin).
-    pipeline._batchers[0].add(_item(9), 0.0)  # an overdue open batch
+    pipeline._lanes.batchers[0].add(_item(9), 0.0)  # an overdue open batch
     lane.waiting = 1
-    assert pipeline._poll_timeout(100.0) > 0
+    assert pipeline._lanes.poll_timeout(100.0) > 0
     lane.waiting = 0
-    assert pipeline._poll_timeout(100.0) == 0  # not held: overdue means now
+    assert pipeline._lanes.poll_timeout(100.0) == 0  # not held: overdue means now
 
 
 def test_a_skipped_record_is_committed_counted_and_never_sent() -> None:

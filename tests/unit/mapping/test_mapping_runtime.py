@@ -19,7 +19,8 @@ from connector.config import load_settings
 from connector.errors import EXIT_CONFIG, ConfigError
 from connector.mapping import read_mapping_texts
 from connector.mapping.mappings import checked_mappings
-from connector.transform.process import OK, REFUSED, SKIPPED, DecoderSpec, InProcess, WorkerProcess
+from connector.transform.outcomes import Ready, Refused, SkippedByMapping
+from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
 from tests.unit.mapping.mapping_support import EXAMPLES, order
 
 ORDER_DIR = EXAMPLES / "order-service"
@@ -114,11 +115,13 @@ def test_user_mappings_in_process_and_in_a_decode_worker() -> None:
     spec = DecoderSpec(str(ORDER_DIR), mapping_texts=texts)
     decoder, mappings = spec.build_both()
     expected = InProcess(decoder, mappings).many(work)
-    assert [o[0] for o in expected] == [OK, SKIPPED, REFUSED, REFUSED, OK]
-    assert expected[0][1] == "ECOMMERCE_ORDER_PAID" and expected[1] == (SKIPPED, "acme-orders")
-    assert expected[2][2] == "invalid_email" and "'nobody'" in expected[2][3]
-    assert expected[2][4] == "mapping acme-orders: ECOMMERCE_ORDER_PAID: email: email is not a valid email."
-    assert expected[3][2] == "unknown_record"
+    assert [type(o) for o in expected] == [Ready, SkippedByMapping, Refused, Refused, Ready]
+    paid, skipped, invalid, unknown, _ = expected
+    assert isinstance(paid, Ready) and paid.event_type == "ECOMMERCE_ORDER_PAID"
+    assert skipped == SkippedByMapping("acme-orders")
+    assert isinstance(invalid, Refused) and invalid.reason == "invalid_email" and "'nobody'" in invalid.message
+    assert invalid.log_message == "mapping acme-orders: ECOMMERCE_ORDER_PAID: email: email is not a valid email."
+    assert isinstance(unknown, Refused) and unknown.reason == "unknown_record"
     worker = WorkerProcess(spec)
     try:
         worker.submit(work)

@@ -11,7 +11,8 @@ from connector.avro import Decoder, Encoder, default_catalog
 from connector.avro.catalog import NAMESPACE
 from connector.errors import DecodeError, MappingError
 from connector.mapping import map_record
-from connector.transform.process import REFUSED, InProcess
+from connector.transform.outcomes import Refused
+from connector.transform.process import InProcess
 from tests.unit.mapping.test_mapping import REFUSALS, refusal
 
 N_ORDER_PAID = f"{NAMESPACE}.OrderPaid"
@@ -68,5 +69,6 @@ def test_the_transform_hands_the_log_message_to_the_pipeline() -> None:
         {"event_id": "e", "occurred_at": 1, "event_type": "ana@example.com", "payload_json": "{}"},
     )
     [outcome] = InProcess(Decoder(default_catalog())).many([("t", value)])
-    assert outcome[:3] == (REFUSED, "map", "unknown_event_type")
-    assert "ana@example.com" in outcome[3] and "ana@example.com" not in outcome[4]
+    assert type(outcome) is Refused
+    assert (outcome.stage, outcome.reason) == ("map", "unknown_event_type")
+    assert "ana@example.com" in outcome.message and "ana@example.com" not in outcome.log_message

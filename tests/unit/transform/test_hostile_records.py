@@ -20,7 +20,8 @@ from connector.commands.sample import RECORD_KINDS, generate_messages
 from connector.errors import SchemaRegistryUnavailable
 from connector.rd import contract
 from connector.transform import process as transform
-from connector.transform.process import OK, REFUSED, REGISTRY_DOWN, UNEXPECTED, DecoderSpec, InProcess, WorkerProcess
+from connector.transform.outcomes import Outcome, Ready, Refused, RegistryDown
+from connector.transform.process import UNEXPECTED, DecoderSpec, InProcess, WorkerProcess
 from tests.hostile import HOSTILE, rd_event
 
 N = NAMESPACE + "."
@@ -159,14 +160,14 @@ HOSTILE_VALUES = st.one_of(
 )
 
 
-def assert_handled(outcome: tuple[Any, ...]) -> None:
-    """OK with JSON RD would parse, or a refusal a dead letter can carry (its texts encode as UTF-8)."""
-    assert outcome[0] in (OK, REFUSED), outcome
-    if outcome[0] == OK:
-        _, event_type, _, data, _ = outcome
-        assert orjson.loads(data)["event_type"] == event_type
+def assert_handled(outcome: Outcome) -> None:
+    """Ready with JSON RD would parse, or a refusal a dead letter can carry (its texts encode as UTF-8)."""
+    assert type(outcome) in (Ready, Refused), outcome
+    if type(outcome) is Ready:
+        assert orjson.loads(outcome.data)["event_type"] == outcome.event_type
         return
-    _, stage, reason, message, log_message = outcome
+    assert type(outcome) is Refused
+    stage, reason, message, log_message = outcome
     assert stage in STAGES and reason and reason != UNEXPECTED, outcome  # every hostile input has its check
     message.encode()
     log_message.encode()
@@ -182,8 +183,8 @@ def worker() -> Iterator[WorkerProcess]:
 @pytest.mark.parametrize(("name", "value", "reason"), HOSTILE, ids=[h[0] for h in HOSTILE])
 def test_each_record_that_killed_the_worker_is_refused_with_its_reason(name: str, value: bytes, reason: str) -> None:
     [outcome] = IN_PROCESS.many([("orders", value)])
-    assert outcome[0] == REFUSED and outcome[2] == reason, outcome
-    assert outcome[1] == "map" and outcome[3] and outcome[4]
+    assert type(outcome) is Refused and outcome.reason == reason, outcome
+    assert outcome.stage == "map" and outcome.message and outcome.log_message
 
 
 def test_the_worker_refuses_them_and_lives(worker: WorkerProcess) -> None:
@@ -192,9 +193,9 @@ def test_the_worker_refuses_them_and_lives(worker: WorkerProcess) -> None:
     worker.submit(work)
     outcomes = worker.collect()
     assert outcomes == IN_PROCESS.many(work)
-    assert [o[2] for o in outcomes if o[0] == REFUSED] == [reason for _, _, reason in HOSTILE]
+    assert [o.reason for o in outcomes if type(o) is Refused] == [reason for _, _, reason in HOSTILE]
     worker.submit(good)
-    assert [o[0] for o in worker.collect()] == [OK] * len(good)
+    assert [type(o) for o in worker.collect()] == [Ready] * len(good)
 
 
 @PROFILE
@@ -212,7 +213,8 @@ def test_hostile_values_are_ok_or_refused_in_process_and_in_the_worker(
 
 def test_the_worker_is_alive_after_the_hostile_values(worker: WorkerProcess) -> None:
     worker.submit([("orders", b"")])
-    assert worker.collect()[0][2] == "truncated_body"
+    [outcome] = worker.collect()
+    assert isinstance(outcome, Refused) and outcome.reason == "truncated_body"
 
 
 class _Boom(Exception):
@@ -233,11 +235,12 @@ def test_an_unforeseen_exception_is_refused_at_its_stage(monkeypatch: pytest.Mon
         monkeypatch.setattr(transform, "encode_event", boom)
     value = rd_event('{"conversion_identifier": "c", "email": "ana@example.com"}')
     [outcome] = InProcess(decoder, mappings).many([("orders", value)])
-    assert outcome[:3] == (REFUSED, stage, UNEXPECTED)
-    assert "_Boom" in outcome[3] and "secret" in outcome[3]
-    assert "_Boom" in outcome[4] and "secret" not in outcome[4] and "ana@" not in outcome[4]
+    assert type(outcome) is Refused and outcome[:2] == (stage, UNEXPECTED)
+    assert "_Boom" in outcome.message and "secret" in outcome.message
+    assert "_Boom" in outcome.log_message and "secret" not in outcome.log_message
+    assert "ana@" not in outcome.log_message
     if stage != "decode":
-        assert outcome[4].startswith(N + "RdEvent: ")
+        assert outcome.log_message.startswith(N + "RdEvent: ")
 
 
 def test_a_registry_outage_is_still_retried_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,4 +250,4 @@ def test_a_registry_outage_is_still_retried_not_refused(monkeypatch: pytest.Monk
         raise SchemaRegistryUnavailable("registry down")
 
     monkeypatch.setattr(decoder, "decode_typed", down)
-    assert InProcess(decoder).many([("orders", b"\x00\x00\x00\x00\x01")]) == [(REGISTRY_DOWN, "registry down")]
+    assert InProcess(decoder).many([("orders", b"\x00\x00\x00\x00\x01")]) == [RegistryDown("registry down")]

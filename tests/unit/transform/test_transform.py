@@ -12,7 +12,8 @@ import pytest
 
 from connector.commands.sample import generate_messages
 from connector.errors import ConnectorError
-from connector.transform.process import OK, REFUSED, DecoderSpec, InProcess, WorkerProcess
+from connector.transform.outcomes import Ready, Refused
+from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
 
 
 def test_worker_process_gives_the_in_process_outcomes() -> None:
@@ -27,9 +28,9 @@ def test_worker_process_gives_the_in_process_outcomes() -> None:
         assert worker.collect() == []
     finally:
         worker.close()
-    kinds = [outcome[0] for outcome in expected]
-    assert kinds.count(REFUSED) == 10 and kinds.count(OK) == 290
-    refused = {outcome[2] for outcome in expected if outcome[0] == REFUSED}
+    kinds = [type(outcome) for outcome in expected]
+    assert kinds.count(Refused) == 10 and kinds.count(Ready) == 290
+    refused = {outcome.reason for outcome in expected if type(outcome) is Refused}
     assert refused == {"bad_magic_byte", "unknown_fingerprint", "truncated_body", "removed_event_type", "invalid_email"}
 
 

@@ -1,0 +1,118 @@
+"""Commits: what the offset tracker says is settled, then the ledger's checkpoint.
+
+Only positions below which every tracked offset is settled are committed (settle/offsets.py): an event is
+settled when Kafka acknowledged its result (after RD's 200) or its dead letter, or it needed nothing sent.
+A commit runs at most every `commit_interval_s` (or forced: revoke, stop). The ledger checkpoint is
+produced after the commit succeeded: a crash in between only lengthens the next assignment scan. A failed
+commit is retried at the next interval; at worst records are redelivered (never lost).
+
+Each commit interval also refreshes the lag per partition (from the watermarks the consumer caches from its
+fetches: never a broker query) and the age of the oldest unsettled offset.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from confluent_kafka import KafkaException, TopicPartition
+
+from connector.consume.partitions import Partitions
+from connector.ledger.scan import Ledger
+from connector.ops.metrics import Metrics
+from connector.partition_keys import TopicPartitionKey
+from connector.settle.offsets import OffsetTracker
+from connector.settle.reporter import Reporter
+
+__all__ = ["Committer"]
+
+_log = logging.getLogger("connector.settle.committer")
+
+
+class Committer:
+    def __init__(
+        self,
+        *,
+        consumer: Any,
+        tracker: OffsetTracker,
+        partitions: Partitions,
+        reporter: Reporter,
+        metrics: Metrics,
+        ledger: Ledger | None,
+        interval_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._consumer = consumer
+        self._tracker = tracker
+        self._partitions = partitions
+        self._reporter = reporter
+        self._metrics = metrics
+        self._ledger = ledger
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last = 0.0
+        self.commits = 0
+
+    def commit(self, force: bool = False) -> None:
+        now = self._clock()
+        if not force and now - self._last < self._interval_s:
+            return
+        self._last = now
+        self._observe_progress(now)
+        positions = self._tracker.committable()
+        if not positions:
+            return
+        offsets = [TopicPartition(topic, partition, offset) for (topic, partition), offset in positions.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except KafkaException as exc:
+            _log.warning("commit_failed error=%s (will retry; at worst records are redelivered)", exc)
+            return
+        self._tracker.mark_committed(positions)
+        owned = self._partitions.owned
+        for tp, position in positions.items():
+            state = owned.get(tp)
+            if state is not None:
+                state.committed = position
+        if self._ledger is not None:  # after the commit: a crash in between only lengthens a scan
+            for key, value in self._ledger.checkpoint(positions):
+                self._reporter.produce_plain(self._ledger.topic, key, value)
+        self.commits += 1
+        _log.debug("committed %s", positions)
+
+    def _observe_progress(self, now: float) -> None:
+        positions: dict[TopicPartitionKey, int] = {}
+        oldest = now
+        for tp, state in self._partitions.owned.items():
+            first = self._tracker.first_unsettled(tp)
+            position = state.committed if state.committed is not None else first
+            if position is not None:
+                positions[tp] = position
+            if first is None:
+                state.unsettled_since = None
+                continue
+            seen = state.unsettled_since
+            if seen is None or seen[0] != first:
+                seen = state.unsettled_since = (first, now)
+            oldest = min(oldest, seen[1])
+        self._metrics.oldest_unsettled_age.set(now - oldest)
+        self._metrics.update_lag(self._consumer, positions)
+
+    def report_unsettled(self, waited_s: float) -> int | None:
+        """After the final drain and commit: warn about what is left (consumed but neither delivered nor
+        dead-lettered; partitions held for the registry; settled positions whose commit failed). Returns the
+        number of unsettled events, or None when nothing at all is left."""
+        unsettled = {tp: n for tp in self._tracker.partitions() if (n := self._tracker.unsettled(tp))}
+        held = set(self._partitions.held()) - unsettled.keys()
+        uncommitted = self._tracker.committable().keys()
+        if not (unsettled or held or uncommitted):
+            return None
+        events = sum(unsettled.values())
+        _log.warning(
+            "shutdown_unsettled events=%d partitions=%d held_partitions=%d uncommitted_partitions=%d drain_s=%g: "
+            "not committed; they will be redelivered to the next owner of those partitions",
+            events, len(unsettled), len(held), len(uncommitted), waited_s,
+        )  # fmt: skip
+        return events

@@ -1,0 +1,165 @@
+"""Assign, revoke, lost and the ledger's assignment scans, with a fake consumer and a fake ledger."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import TopicPartition
+
+from connector.consume.partitions import Partitions
+from connector.consume.rebalance import Rebalance
+from connector.ledger.scan import LedgerScan
+from connector.ops.metrics import Metrics
+from connector.ops.probe_server import Health
+from connector.partition_keys import TopicPartitionKey
+from connector.settle.offsets import OffsetTracker
+from tests.unit.consume.fake_consumer import FakeConsumer, no_wake
+
+A0, A1 = ("a", 0), ("a", 1)
+
+
+class FakeLedger:
+    topic = "ledger"
+
+    def __init__(self) -> None:
+        self.scans: list[dict[TopicPartitionKey, int | None]] = []
+        self.done: list[LedgerScan] = []
+        self.forgotten: list[TopicPartitionKey] = []
+        self.cancelled = 0
+
+    def scan(self, committed: dict[TopicPartitionKey, int | None]) -> None:
+        self.scans.append(dict(committed))
+
+    def completed(self) -> list[LedgerScan]:
+        done, self.done = self.done, []
+        return done
+
+    def forget(self, tps: list[TopicPartitionKey]) -> None:
+        self.forgotten += tps
+
+    def cancel(self) -> None:
+        self.cancelled += 1
+
+
+class FakeReporter:
+    def __init__(self) -> None:
+        self.plain: list[tuple[str, bytes, bytes]] = []
+
+    def produce_plain(self, topic: str, key: bytes, value: bytes) -> None:
+        self.plain.append((topic, key, value))
+
+
+class Rig:
+    def __init__(self, ledger: FakeLedger | None = None, committed: dict[TopicPartitionKey, int] | None = None):
+        self.consumer = FakeConsumer(committed)
+        self.partitions = Partitions(self.consumer, lambda tp: 0, wake=no_wake)
+        self.tracker = OffsetTracker()
+        self.ledger = ledger
+        self.reporter = FakeReporter()
+        self.health = Health()
+        self.log: list[Any] = []
+        self.rebalance = Rebalance(
+            consumer=self.consumer,
+            partitions=self.partitions,
+            tracker=self.tracker,
+            ledger=ledger,  # type: ignore[arg-type]
+            reporter=self.reporter,  # type: ignore[arg-type]
+            metrics=Metrics(),
+            health=self.health,
+            revoke_timeout_s=7.0,
+            drain=lambda timeout_s: self.log.append(("drain", timeout_s)),
+            handle_lost=lambda lost: self.log.append(("handle_lost", lost)),
+            commit=lambda: self.log.append("commit"),
+            abandon=lambda: self.log.append("abandon"),
+        )
+
+    def assign(self, *tps: TopicPartitionKey) -> None:
+        self.rebalance.on_assign(self.consumer, [TopicPartition(*tp) for tp in tps])
+
+    def revoke(self, *tps: TopicPartitionKey) -> None:
+        self.rebalance.on_revoke(self.consumer, [TopicPartition(*tp) for tp in tps])
+
+
+def _scan(tp: TopicPartitionKey, delivered: set[int], checkpoint: tuple[bytes, bytes] | None = None) -> LedgerScan:
+    return LedgerScan(tp, 10, delivered, scanned=5, seconds=0.01, start=0, checkpoint=checkpoint)
+
+
+def test_without_a_ledger_an_assignment_fetches_at_once() -> None:
+    rig = Rig()
+    rig.assign(A0, A1)
+    assert set(rig.partitions) == {A0, A1} and rig.consumer.calls == []
+    assert rig.partitions.fetchable(A0) and "not_assigned" not in str(rig.health.readiness())
+
+
+def test_an_assignment_to_a_paused_lane_is_assigned_and_paused_so_the_pause_sticks() -> None:
+    rig = Rig()
+    rig.partitions.paused_lanes.add(0)
+    rig.assign(A0)
+    assert rig.consumer.calls == [("assign", [A0]), ("pause", [A0])]
+
+
+def test_with_a_ledger_partitions_wait_for_their_scan_which_says_what_to_skip() -> None:
+    ledger = FakeLedger()
+    rig = Rig(ledger, committed={A0: 10})
+    rig.assign(A0, A1)
+    assert rig.consumer.calls == [("assign", [A0, A1]), ("pause", [A0, A1])]
+    assert ledger.scans == [{A0: 10, A1: -1001}]  # A1 never committed: the broker's "invalid offset"
+    assert rig.partitions.owned[A0].scanning and not rig.partitions.fetchable(A0)
+    ledger.done = [_scan(A0, {11, 12}, checkpoint=(b"k", b"v"))]
+    rig.rebalance.finish_scans()
+    assert rig.partitions.owned[A0].skip == {11, 12}
+    assert rig.consumer.paused == {A1}  # A0 fetches; A1 still waits for its scan
+    assert rig.reporter.plain == [("ledger", b"k", b"v")]  # a reset backwards moves the checkpoint
+
+
+def test_when_the_committed_offsets_are_unknown_nothing_is_skipped() -> None:
+    ledger = FakeLedger()
+    rig = Rig(ledger)
+    rig.consumer.fail_committed = True
+    rig.assign(A0)
+    assert ledger.scans == [{A0: None}]
+
+
+def test_a_scan_finishing_after_its_partition_was_revoked_is_ignored() -> None:
+    ledger = FakeLedger()
+    rig = Rig(ledger)
+    rig.assign(A0, A1)
+    rig.revoke(A0)
+    ledger.done = [_scan(A0, {1})]
+    rig.rebalance.finish_scans()
+    assert A0 not in rig.partitions and ("resume", [A0]) not in rig.consumer.calls
+    assert ledger.forgotten == [A0] and ledger.cancelled == 0
+    rig.revoke(A1)
+    assert ledger.cancelled == 1  # nothing owned: the running scans stop
+
+
+def test_a_revoke_drains_commits_abandons_then_rewinds_what_is_kept_and_forgets_the_rest() -> None:
+    rig = Rig()
+    rig.assign(A0, A1)
+    for tp in (A0, A1):
+        for offset in (5, 6, 7):
+            rig.tracker.track(tp, offset)
+        rig.tracker.settle(tp, (5,))
+    rig.partitions.owned[A1].at_end = True
+    rig.revoke(A0)
+    assert rig.log == [("drain", 7.0), "commit", "abandon"]
+    assert rig.consumer.seeks == [(A1, 6)]  # A1's abandoned work (6, 7) is read again
+    assert rig.tracker.first_unsettled(A1) is None and not rig.partitions.owned[A1].at_end
+    assert A0 not in rig.partitions and rig.tracker.first_unsettled(A0) is None
+
+
+def test_a_revoke_while_closing_only_forgets() -> None:
+    rig = Rig()
+    rig.assign(A0)
+    rig.rebalance.closing = True
+    rig.revoke(A0)
+    assert rig.log == [] and len(rig.partitions) == 0 and not "not_assigned" not in str(rig.health.readiness())
+
+
+def test_lost_partitions_are_dropped_from_what_is_handled_and_forgotten() -> None:
+    rig = Rig()
+    rig.assign(A0, A1)
+    rig.tracker.track(A0, 1)
+    rig.rebalance.on_lost(rig.consumer, [TopicPartition(*A0)])
+    assert rig.log == [("handle_lost", frozenset({A0}))]
+    assert set(rig.partitions) == {A1} and rig.tracker.first_unsettled(A0) is None
