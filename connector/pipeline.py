@@ -116,18 +116,18 @@ class Pipeline:
             interval_s=commit_interval_s,
             clock=clock,
         )
+        self._holds = RegistryHolds(consumer, self._partitions)
         self._router = RecordRouter(
             partitions=self._partitions,
             tracker=self._tracker,
             lanes=self._lanes,
             backpressure=self._backpressure,
-            holds=RegistryHolds(consumer, self._partitions),
+            holds=self._holds,
             reporter=self._reporter,
             metrics=self._metrics,
             stats=self.stats,
             linger_s=linger_s,
         )
-        self._holds = self._router._holds
         self._rebalance = Rebalance(
             consumer=consumer,
             partitions=self._partitions,

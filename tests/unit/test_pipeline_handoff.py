@@ -10,44 +10,16 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException
 
 from connector.deliver.batch import Batch, Item, item_weight
 from connector.errors import ConnectorError
 from connector.pipeline import Pipeline
 from connector.settle.reporter import SettledCallback
 from connector.transform.outcomes import Outcome, Ready, RegistryDown, SkippedByMapping
+from tests.unit.consume.fake_consumer import FakeMessage
 
 TP = ("t", 0)
-
-
-class FakeMessage:
-    def __init__(self, offset: int) -> None:
-        self._offset = offset
-
-    def error(self) -> None:
-        return None
-
-    def topic(self) -> str:
-        return TP[0]
-
-    def partition(self) -> int:
-        return TP[1]
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return b"v%d" % self._offset
-
-    def key(self) -> None:
-        return None
-
-    def headers(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (TIMESTAMP_NOT_AVAILABLE, 0)
 
 
 class FakeConsumer:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, TopicPartition
 
 from connector.partition_keys import TopicPartitionKey
 
@@ -59,3 +59,35 @@ class FakeConsumer:
 def no_wake(consumer: Any, partitions: list[TopicPartition]) -> None:
     """`Partitions(wake=...)` for tests: no wake-up thread."""
     return None
+
+
+class FakeMessage:
+    """A consumed record of partition ("t", 0): its value is b"v<offset>" unless given (None: a tombstone)."""
+
+    def __init__(self, offset: int, value: bytes | int | None = 0, error: KafkaError | None = None) -> None:
+        self._offset, self._error = offset, error
+        self._value = b"v%d" % offset if value == 0 else value
+
+    def error(self) -> KafkaError | None:
+        return self._error
+
+    def topic(self) -> str:
+        return "t"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes | None:
+        return self._value  # type: ignore[return-value]
+
+    def key(self) -> None:
+        return None
+
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (TIMESTAMP_NOT_AVAILABLE, 0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError
+from confluent_kafka import KafkaError
 
 from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
@@ -17,38 +17,9 @@ from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import DeadLetter
 from connector.settle.offsets import OffsetTracker
 from connector.transform.outcomes import Outcome, Ready, Refused, RegistryDown, SkippedByMapping
-from tests.unit.consume.fake_consumer import FakeConsumer, no_wake
+from tests.unit.consume.fake_consumer import FakeConsumer, FakeMessage, no_wake
 
 TP = ("t", 0)
-
-
-class Message:
-    def __init__(self, offset: int, value: bytes | None = b"v", error: KafkaError | None = None) -> None:
-        self._offset, self._value, self._error = offset, value, error
-
-    def error(self) -> KafkaError | None:
-        return self._error
-
-    def topic(self) -> str:
-        return TP[0]
-
-    def partition(self) -> int:
-        return TP[1]
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes | None:
-        return self._value
-
-    def key(self) -> None:
-        return None
-
-    def headers(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return (TIMESTAMP_NOT_AVAILABLE, 0)
 
 
 class Lane:
@@ -103,7 +74,7 @@ class Rig:
         )
 
     def handle(self, offset: int, outcome: Outcome | None, value: bytes | None = b"v") -> None:
-        self.router.handle(Message(offset, value), 0.0, outcome)  # type: ignore[arg-type]
+        self.router.handle(FakeMessage(offset, value), 0.0, outcome)  # type: ignore[arg-type]
 
     def committable(self) -> int | None:
         return self.tracker.committable().get(TP)
@@ -178,12 +149,12 @@ def test_offsets_the_ledger_found_delivered_are_settled_and_counted_not_sent() -
 def test_end_of_partition_marks_it_caught_up_unless_it_is_held() -> None:
     rig = Rig()
     eof: Any = KafkaError(KafkaError._PARTITION_EOF)
-    rig.router.handle(Message(5, error=eof), 0.0, None)  # type: ignore[arg-type]
+    rig.router.handle(FakeMessage(5, error=eof), 0.0, None)  # type: ignore[arg-type]
     assert rig.partitions.owned[TP].at_end and rig.stats.consumed == 0
     rig.handle(5, READY)
     assert not rig.partitions.owned[TP].at_end
     rig.handle(6, RegistryDown("down"))
-    rig.router.handle(Message(7, error=eof), 0.0, None)  # type: ignore[arg-type]
+    rig.router.handle(FakeMessage(7, error=eof), 0.0, None)  # type: ignore[arg-type]
     assert not rig.partitions.owned[TP].at_end  # sought back: not at its end
 
 
