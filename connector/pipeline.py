@@ -109,7 +109,7 @@ class Pipeline:
         self._committer = Committer(
             consumer=consumer,
             tracker=self._tracker,
-            partitions=self._partitions,
+            owned=self._partitions.owned,
             reporter=self._reporter,
             metrics=self._metrics,
             ledger=ledger,

@@ -14,30 +14,39 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaException, TopicPartition
 
-from connector.consume.partitions import Partitions
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
 from connector.partition_keys import TopicPartitionKey
 from connector.settle.offsets import OffsetTracker
 from connector.settle.reporter import Reporter
 
-__all__ = ["Committer"]
+__all__ = ["Committer", "PartitionProgress"]
 
 _log = logging.getLogger("connector.settle.committer")
 
 
+class PartitionProgress(Protocol):
+    """What the committer reads and keeps of an owned partition (`consume.partitions.PartitionState`)."""
+
+    held_until: float | None
+    committed: int | None
+    unsettled_since: tuple[int, float] | None
+
+
 class Committer:
+    """`owned`: the owned partitions' states (the pipeline's `Partitions.owned`; a revoke removes them)."""
+
     def __init__(
         self,
         *,
         consumer: Any,
         tracker: OffsetTracker,
-        partitions: Partitions,
+        owned: Mapping[TopicPartitionKey, PartitionProgress],
         reporter: Reporter,
         metrics: Metrics,
         ledger: Ledger | None,
@@ -46,7 +55,7 @@ class Committer:
     ) -> None:
         self._consumer = consumer
         self._tracker = tracker
-        self._partitions = partitions
+        self._owned = owned
         self._reporter = reporter
         self._metrics = metrics
         self._ledger = ledger
@@ -71,9 +80,8 @@ class Committer:
             _log.warning("commit_failed error=%s (will retry; at worst records are redelivered)", exc)
             return
         self._tracker.mark_committed(positions)
-        owned = self._partitions.owned
         for tp, position in positions.items():
-            state = owned.get(tp)
+            state = self._owned.get(tp)
             if state is not None:
                 state.committed = position
         if self._ledger is not None:  # after the commit: a crash in between only lengthens a scan
@@ -85,7 +93,7 @@ class Committer:
     def _observe_progress(self, now: float) -> None:
         positions: dict[TopicPartitionKey, int] = {}
         oldest = now
-        for tp, state in self._partitions.owned.items():
+        for tp, state in self._owned.items():
             first = self._tracker.first_unsettled(tp)
             position = state.committed if state.committed is not None else first
             if position is not None:
@@ -105,7 +113,7 @@ class Committer:
         dead-lettered; partitions held for the registry; settled positions whose commit failed). Returns the
         number of unsettled events, or None when nothing at all is left."""
         unsettled = {tp: n for tp in self._tracker.partitions() if (n := self._tracker.unsettled(tp))}
-        held = set(self._partitions.held()) - unsettled.keys()
+        held = {tp for tp, state in self._owned.items() if state.held_until is not None} - unsettled.keys()
         uncommitted = self._tracker.committable().keys()
         if not (unsettled or held or uncommitted):
             return None
