@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import httpx
 
 from connector.config import Secret
-from connector.deliver.batch import Batch, Item, item_weight
+from connector.deliver.batch import Batch, Item, body_of, item_weight
 from connector.errors import (
     AmbiguousAnswer,
     AuthFatal,
@@ -145,7 +145,7 @@ class Lane:
                 self.fatal = LaneCrashed(f"unexpected error in lane {self.index}: {exc!r}")
 
     def _deliver(self, items: Sequence[Item], generation: int) -> None:
-        body = b"[" + b",".join([item.event for item in items]) + b"]"
+        body = body_of(items)
         attempt = 0
         deadline: float | None = None  # RDC_RETRY_MAX_ELAPSED_S after the first failure (monotonic)
         refreshed = False  # a token was refreshed after a 401 and not yet used successfully
