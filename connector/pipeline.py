@@ -33,7 +33,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Kafka
 
 from connector.consume.fetch_wake import WAKE_TIMEOUT_S, wake_fetchers
 from connector.deliver.batch import Batcher, Item, item_weight
-from connector.deliver.lane import Lane
+from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CRASH, EXIT_OK, EXIT_UNSETTLED, ConnectorError
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
