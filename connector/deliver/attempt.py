@@ -1,6 +1,6 @@
 """One batch's delivery to RD: the request budget, retries, the deadline, one refresh after a 401, the POST.
 
-For each batch the lane retries transient failures with capped exponential backoff (full jitter), waits at
+For each batch the attempt retries transient failures with capped exponential backoff (full jitter), waits at
 most `MAX_HINTED_WAIT_S` on RD's word before asking again, and gives up at `RDC_RETRY_MAX_ELAPSED_S` counted
 from the batch's first failure (waits included). A batch RD rejects in its error format (400/422) is
 bisected (`deliver.bisect`); a 413, or a 4xx not in RD's format, is an outage, retried like a 5xx. On a 200
