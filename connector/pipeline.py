@@ -14,12 +14,12 @@ flight).
 | commit, then the ledger checkpoint | `settle/committer.py` |
 | every consumed record tracked before it can settle; tombstones, skips | `consume/records.py` |
 | byte-exact packing, one body builder | `deliver/batch.py` |
-| per-partition order (one lane per partition) | `deliver/lane_set.py` |
+| per-partition order (one lane per partition) | `deliver/lanes.py` |
 | per-event results (one UUID per event, in order) | `rd/answers.py` (a 200), `settle/reporter.py` (the topic) |
 | dead letters: one builder, always fitting Kafka's limit | `settle/dead_letters.py`, `settle/letter_limit.py` |
-| bisection of batches RD rejects | `deliver/` (the lane's attempt) |
-| retry taxonomy, waits, deadline | `rd/retry.py`, `deliver/` (the lane's attempt) |
-| OAuth: refresh, refresh once after a 401 | `rd/auth.py`, `deliver/` (the lane's attempt) |
+| bisection of batches RD rejects | `deliver/bisect.py` |
+| retry taxonomy, waits, deadline | `rd/retry.py` (decisions), `deliver/attempt.py` (the loop) |
+| OAuth: refresh, refresh once after a 401 | `rd/auth.py`, `deliver/attempt.py` |
 | request budget, 429 pauses | `rd/rate.py` |
 | duplicate suppression after a crash | `ledger/`, `consume/rebalance.py` (scan at assignment) |
 | memory bound (backpressure per lane) | `consume/backpressure.py` |
@@ -47,8 +47,7 @@ from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.rebalance import Rebalance
 from connector.consume.records import PipelineStats, RecordRouter, has_value
-from connector.deliver.lane import Lane
-from connector.deliver.lane_set import LaneSet
+from connector.deliver.lanes import Lane, LaneSet
 from connector.errors import EXIT_CRASH, EXIT_OK, EXIT_UNSETTLED, ConnectorError
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics

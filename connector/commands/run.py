@@ -24,7 +24,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
 from connector.config import Settings, load_settings
-from connector.deliver.lane import Lane
+from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
 from connector.ledger.scan import Ledger, rd_destination
 from connector.mapping.mappings import checked_mappings

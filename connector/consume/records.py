@@ -20,7 +20,7 @@ from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.deliver.batch import Item, item_weight
-from connector.deliver.lane_set import LaneSet
+from connector.deliver.lanes import LaneSet
 from connector.ops.metrics import Metrics
 from connector.settle.offsets import OffsetTracker
 from connector.settle.reporter import DeadLetter, Headers, Reporter

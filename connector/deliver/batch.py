@@ -16,10 +16,11 @@ Events too large to fit alone (`2 + len > max_bytes`) must be refused by the cal
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-__all__ = ["ITEM_OVERHEAD", "Batch", "Batcher", "Item", "item_weight"]
+__all__ = ["ITEM_OVERHEAD", "Batch", "Batcher", "Item", "body_of", "item_weight"]
 
 
 class Item(NamedTuple):
@@ -47,6 +48,11 @@ def item_weight(item: Item) -> int:
     return len(item.event) + len(item.value or b"") + len(item.key or b"") + ITEM_OVERHEAD
 
 
+def body_of(items: Sequence[Item]) -> bytes:
+    """The request body for `items`: `[` + their events joined by `,` + `]` (the only place it is built)."""
+    return b"[" + b",".join([item.event for item in items]) + b"]"
+
+
 @dataclass(slots=True)
 class Batch:
     """Events to send in one request, in order. `size` is the exact body length in bytes."""
@@ -57,7 +63,7 @@ class Batch:
     arrived_at: float = 0.0  # when its oldest event reached Kafka (the caller's clock; opened_at if unknown)
 
     def body(self) -> bytes:
-        return b"[" + b",".join([item.event for item in self.items]) + b"]"
+        return body_of(self.items)
 
     def __len__(self) -> int:
         return len(self.items)

@@ -14,7 +14,7 @@ import pytest
 
 from connector.commands.sample import generate_messages
 from connector.config import Secret
-from connector.deliver.lane import Lane
+from connector.deliver.lanes import Lane
 from connector.errors import AmbiguousAnswer, AuthUnavailable, RetryDeadlineExceeded
 from connector.ops.probe_server import Health
 from connector.rd.auth import RefreshingToken
@@ -24,7 +24,7 @@ from connector.settle.reporter import Reporter
 from connector.testing.hostile_rd import Drip, HostileRd, Huge, Reply, Script, Seen, rd_errors, rd_ok
 from connector.testing.kafka_tools import committed_offsets, produce_acked
 from tests.integration.pipeline_support import Topics, connector_env, spawn_connector
-from tests.unit.deliver.test_lane import POISON, FakeReporter, batch_of, make_items, wait_until
+from tests.unit.deliver.test_lanes import POISON, FakeReporter, batch_of, make_items, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -11,7 +11,7 @@ from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.records import PipelineStats, RecordRouter
 from connector.deliver.batch import Batch, item_weight
-from connector.deliver.lane_set import LaneSet
+from connector.deliver.lanes import LaneSet
 from connector.errors import ConnectorError
 from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import DeadLetter

@@ -18,7 +18,7 @@ import pytest
 
 from connector.config import Secret
 from connector.deliver.batch import Batch, Item, item_weight
-from connector.deliver.lane import Lane
+from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CRASH, AmbiguousAnswer, AuthFatal, LaneCrashed, LaneFatal
 from connector.ops.probe_server import Health
 from connector.rd.client import BATCH_PATH, RdClient, StaticToken

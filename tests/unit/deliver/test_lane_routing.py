@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.deliver.batch import Batch, Item
-from connector.deliver.lane_set import HELD_RECHECK_S, LaneSet
+from connector.deliver.lanes import HELD_RECHECK_S, LaneSet
 from connector.errors import ConnectorError
 from connector.partition_keys import stable_slot
 

@@ -1,0 +1,217 @@
+"""The lanes: which lane a partition uses (`LaneSet`), and each lane's thread (`Lane`), which sends the
+batches closed for it to RD, in order, one at a time.
+
+A partition always uses the same lane (`stable_slot` of its topic and number), so its events reach RD in
+offset order. Each lane has one `Batcher`; a batch closed by it (full) or due by its linger goes to the
+lane's queue. Byte-exact packing is the `Batcher`'s (deliver/batch.py); `LaneSet` only routes and times. Each batch
+is one attempt (`deliver.attempt`: budget, retries, deadline, bisection, results). The lane never commits:
+settlement flows back through the `Reporter`'s acknowledgements to the pipeline thread. The first error
+that retrying cannot fix stops the lane (`fatal`); the batches after it are not sent.
+
+Work is tagged with a generation: `abandon()` (rebalance or shutdown past its deadline) bumps it, and the
+lane drops older batches, even mid-retry. Their records are not settled, so they are not committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Protocol
+
+from connector.deliver.attempt import Sender, _Abandoned
+from connector.deliver.batch import Batch, Batcher
+from connector.errors import AuthFatal, ConnectorError, LaneCrashed
+from connector.ops.metrics import Metrics
+from connector.ops.probe_server import Health
+from connector.partition_keys import TopicPartitionKey, stable_slot
+from connector.rd.client import RdClient
+from connector.rd.rate import RateGate
+from connector.rd.retry import MAX_HINTED_WAIT_S
+from connector.settle.reporter import Reporter
+
+__all__ = ["HELD_RECHECK_S", "Lane", "LaneLike", "LaneSet"]
+
+_log = logging.getLogger("connector.deliver.lane")  # the name operators know from the logs
+
+
+class Lane:
+    """Sends the batches submitted to it on its own thread. `submit` never blocks."""
+
+    def __init__(
+        self,
+        index: int,
+        client: RdClient,
+        reporter: Reporter,
+        *,
+        backoff_initial_s: float,
+        backoff_max_s: float,
+        max_bytes: int,
+        gate: RateGate | None = None,
+        max_elapsed_s: float = 0.0,
+        metrics: Metrics | None = None,
+        health: Health | None = None,
+        max_hinted_wait_s: float = MAX_HINTED_WAIT_S,
+    ) -> None:
+        """`max_hinted_wait_s`: the longest wait on RD's word (tests shorten `MAX_HINTED_WAIT_S`)."""
+        self.index = index
+        self._queue: queue.SimpleQueue[tuple[int, Batch] | None] = queue.SimpleQueue()
+        self._generation = 0
+        self._wake = threading.Event()
+        self._metrics = metrics or Metrics()
+        self._health = health or Health()
+        self._sender = Sender(
+            index,
+            client,
+            reporter,
+            backoff_initial_s=backoff_initial_s,
+            backoff_max_s=backoff_max_s,
+            max_bytes=max_bytes,
+            gate=gate or RateGate(0),
+            max_elapsed_s=max_elapsed_s,
+            metrics=self._metrics,
+            health=self._health,
+            max_hinted_wait_s=max_hinted_wait_s,
+            sleep=self._wake.wait,  # wakes early on abandon() and close()
+        )
+        self.fatal: ConnectorError | None = None
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, name=f"rdc-lane-{index}", daemon=True)
+        self._thread.start()
+
+    @property
+    def requests(self) -> int:
+        """Requests sent to RD so far (bisection's included)."""
+        return self._sender.requests
+
+    def submit(self, batch: Batch) -> None:
+        self._queue.put((self._generation, batch))
+
+    def queued(self) -> int:
+        """Batches submitted and not yet taken up (the one being sent is not counted)."""
+        return self._queue.qsize()
+
+    def abandon(self) -> None:
+        """Drop every batch submitted so far, including one being retried now."""
+        self._generation += 1
+        self._wake.set()
+
+    def close(self, timeout: float) -> None:
+        self._queue.put(None)
+        self._wake.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            work = self._queue.get()
+            if work is None:
+                return
+            generation, batch = work
+            if generation != self._generation or self.fatal is not None:
+                continue
+            self._wake.clear()  # a wake-up meant for an abandoned batch must not cut this one's backoff
+            try:
+                self._sender.deliver(batch.items, partial(self._abandoned_since, generation))
+                self.batches += 1
+                self._metrics.observe_delivery_latency(time.monotonic() - batch.opened_at)
+            except _Abandoned:
+                self._metrics.batch_done("abandoned")
+                _log.info("batch_abandoned lane=%d events=%d", self.index, len(batch))
+            except ConnectorError as exc:
+                self._metrics.batch_done("failed")
+                if isinstance(exc, AuthFatal):
+                    self._health.set_token_valid(False)
+                self.fatal = exc
+                _log.error("lane_stopped lane=%d error=%s", self.index, exc)
+            except Exception as exc:  # a bug: stop the connector (exit 1) rather than guess
+                _log.exception("lane_crashed lane=%d", self.index)  # before `fatal`: the stop follows it
+                self.fatal = LaneCrashed(f"unexpected error in lane {self.index}: {exc!r}")
+
+    def _abandoned_since(self, generation: int) -> bool:
+        """Whether `abandon()` was called after work of `generation` was submitted."""
+        return generation != self._generation
+
+
+#: How soon a due batch held behind its lane's queue is looked at again (see `LaneSet.poll_timeout`).
+HELD_RECHECK_S = 0.005
+
+
+class LaneLike(Protocol):
+    """What `LaneSet` needs of a lane (`deliver.lane.Lane`; tests pass fakes)."""
+
+    fatal: ConnectorError | None
+
+    def submit(self, batch: Batch) -> None: ...
+    def queued(self) -> int: ...
+    def abandon(self) -> None: ...
+    def close(self, timeout: float) -> None: ...
+
+
+class LaneSet:
+    """`lanes[i]` sends what `batchers[i]` closes. Used by the pipeline thread only."""
+
+    def __init__(self, lanes: Sequence[LaneLike], batch_max_bytes: int, batch_max_events: int, linger_s: float) -> None:
+        self.lanes = list(lanes)
+        self.batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in self.lanes]
+        self._lane_of: dict[TopicPartitionKey, int] = {}  # kept after a revoke: late acks still find their lane
+
+    def __len__(self) -> int:
+        return len(self.lanes)
+
+    def lane_of(self, tp: TopicPartitionKey) -> int:
+        """The lane of a partition: a stable hash, so a partition always uses the same lane (its order)."""
+        lane = self._lane_of.get(tp)
+        if lane is None:
+            lane = self._lane_of[tp] = stable_slot(tp[0], tp[1], len(self.lanes))
+        return lane
+
+    def submit(self, lane: int, batches: list[Batch]) -> None:
+        for batch in batches:
+            self.lanes[lane].submit(batch)
+
+    def send_due(self, now: float, caught_up: Callable[[int], bool]) -> None:
+        """Send each lane's open batch that is due (`caught_up(lane)`: every partition of it read to its end)."""
+        for index, (lane, batcher) in enumerate(zip(self.lanes, self.batchers, strict=True)):
+            if lane.queued():
+                # The lane has batches waiting: the open batch would wait behind them anyway, so it keeps
+                # filling until the lane takes up its last one, instead of going out partial now. Same
+                # delivery time for its events, fuller requests (4 lanes at 50 ms: 758 -> 734 requests,
+                # 17.0k -> 17.3k events/s).
+                continue
+            batch = batcher.due(now, caught_up=batcher.pending > 0 and caught_up(index))
+            if batch is not None:
+                lane.submit(batch)
+
+    def poll_timeout(self, now: float) -> float:
+        """Until the next batch's linger ends (at most 100 ms). A batch held behind its lane's queue (see
+        `send_due`) is looked at again within `HELD_RECHECK_S`: its deadline has passed, and a zero timeout
+        would spin this thread, taking the GIL from the lanes, until the lane takes up its last batch."""
+        timeout = 0.1
+        for lane, batcher in zip(self.lanes, self.batchers, strict=True):
+            deadline = batcher.deadline()
+            if deadline is not None:
+                wait = deadline - now
+                timeout = min(timeout, max(wait, HELD_RECHECK_S) if lane.queued() else wait)
+        return max(0.0, timeout)
+
+    def send_open(self) -> None:
+        """Send every open batch now (drain, revoke)."""
+        for lane, batcher in zip(self.lanes, self.batchers, strict=True):
+            batch = batcher.flush()
+            if batch is not None:
+                lane.submit(batch)
+
+    def abandon(self) -> None:
+        """Every lane drops what it was given (nothing of it is settled, so nothing of it is committed)."""
+        for lane in self.lanes:
+            lane.abandon()
+
+    def fatal(self) -> ConnectorError | None:
+        return next((lane.fatal for lane in self.lanes if lane.fatal is not None), None)
+
+    def close(self, timeout: float) -> None:
+        for lane in self.lanes:
+            lane.close(timeout)
