@@ -269,7 +269,7 @@ class Settings:
     topic_writer_schemas: Mapping[str, str] = field(default_factory=dict)
     mappings: str | None = None
     effectively_once: bool = True
-    ledger_topic: str = "rd-connector.ledger.scan"
+    ledger_topic: str = "rd-connector.ledger"
     commit_interval_ms: int = 200
     log_level: str = "INFO"
     log_format: str = "kv"

@@ -88,6 +88,13 @@ def test_defaults() -> None:
     assert s.batch_linger_ms == 1000
     assert s.group_id == "rd-connector"
     assert s.kafka == {}
+    # Topic names are a contract with existing deployments: a renamed default would start an empty ledger
+    # (no duplicate suppression after a crash) or write results where nobody reads them.
+    assert (s.results_topic, s.dlq_topic, s.ledger_topic) == (
+        "rd-connector.results",
+        "rd-connector.dlq",
+        "rd-connector.ledger",
+    )
 
 
 @pytest.mark.parametrize(("raw", "parsed"), [("auto", None), (" AUTO ", None), ("0", 0), ("1", 1)])
