@@ -1,6 +1,6 @@
 """How a value read from a record fits an RD field: the statements that convert it (`to:`, decimals, timestamps,
 modifiers), or `Misfit` saying what to write instead; and constants checked against RD's kinds. Pure; used by
-`connector.mapping.compiler`, whose generated code runs these statements with `v` holding the value."""
+`connector.mapping.compile_payload`, whose generated code runs these statements with `v` holding the value."""
 
 from __future__ import annotations
 

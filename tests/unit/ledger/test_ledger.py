@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.avro import DELIVERY_RESULT, Decoder, Encoder, SchemaCatalog, default_catalog, encode_delivery_result
+from connector.ledger.reader import LedgerReader
 from connector.ledger.scan import (
     Checkpoint,
-    Ledger,
     Suppression,
     Watermarks,
     our_result,
@@ -124,15 +124,15 @@ def test_hostile_records_are_never_ours_unless_well_formed(changes: dict[str, ob
         assert partition >= 0 and offset >= 0 and base >= -1
 
 
-def _ledger() -> Ledger:
-    return Ledger(
+def _reader(decoder: Decoder | None = None) -> LedgerReader:
+    return LedgerReader(
         consumer_config={},
-        decoder=Decoder(default_catalog()),
+        decoder=decoder if decoder is not None else Decoder(default_catalog()),
         results_topic="results",
-        results_partitions=3,
         ledger_topic="ledger",
         group_id=GROUP,
         destination=DEST,
+        results_partition=lambda topic, partition: results_partition(topic, partition, 3),
     )
 
 
@@ -141,7 +141,7 @@ def _ledger() -> Ledger:
 def test_undecodable_values_settle_nothing_and_never_raise(body: bytes, prefix: bytes, real_header: bool) -> None:
     if real_header:  # a DeliveryResult's own fingerprint, then garbage
         prefix = default_catalog()[DELIVERY_RESULT].header
-    found = _ledger()._our_result(prefix + body)
+    found = _reader()._our_result(prefix + body)
     assert found is None or found[0][1] >= 0
 
 
@@ -160,14 +160,13 @@ def test_results_of_an_older_connector_never_settle_a_record() -> None:
             assert schema_id == 5
             return old
 
-    ledger = _ledger()
-    ledger._decoder = Decoder(default_catalog(), registry=Registry())
+    reader = _reader(Decoder(default_catalog(), registry=Registry()))
     assert Decoder(default_catalog(), registry=Registry()).decode(confluent, "results").record["writer_group"] is None
-    assert ledger._our_result(single) is None
-    assert ledger._our_result(confluent) is None
+    assert reader._our_result(single) is None
+    assert reader._our_result(confluent) is None
     fields = {k: v for k, v in _record().items() if k != "delivered_at"}
     ours = encode_delivery_result(**fields, delivered_at_ms=1)  # type: ignore[arg-type]
-    assert ledger._our_result(ours) == (("orders", 2), 17, 10)
+    assert reader._our_result(ours) == (("orders", 2), 17, 10)
 
 
 def test_rd_destination_names_the_account_never_the_credential() -> None:
