@@ -22,7 +22,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
+from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
 from connector.config import Settings, load_settings
 from connector.deliver.lane import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
@@ -60,15 +60,6 @@ def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...]
     )
 
 
-def _registry(settings: Settings) -> SchemaRegistryClient | None:
-    if not settings.schema_registry_url:
-        return None
-    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
-    return SchemaRegistryClient(
-        settings.schema_registry_url, username=settings.schema_registry_username, password=password
-    )
-
-
 def _refreshed(metrics: Metrics, health: Health, ok: bool) -> None:
     metrics.token_refreshed(ok)
     health.set_token_valid(ok)
@@ -101,7 +92,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     mapping_texts, mappings = checked_mappings(
         settings.mappings, catalog, registry=settings.schema_registry_url is not None
     )
-    registry = _registry(settings)
+    registry = registry_from_settings(settings)
     decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
     result_schema_id = None
     if registry is not None:
