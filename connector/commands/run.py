@@ -177,6 +177,7 @@ def build_pipeline(
         batch_max_events=settings.batch_max_events,
         linger_s=settings.batch_linger_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        revoke_timeout_s=settings.shutdown_timeout_s,  # README: a revoke waits RDC_SHUTDOWN_TIMEOUT_S too
         max_buffered_bytes=settings.max_buffered_bytes,
         metrics=metrics,
         health=health,

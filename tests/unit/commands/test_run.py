@@ -37,7 +37,8 @@ class FakePipeline:
         FakePipeline.built.append(self)
 
     def run(self) -> int:
-        http = [*self.clients["rd"], *(registry._client for registry in self.clients["registry"])]
+        registries = [registry for registry in self.clients["registry"] if registry is not None]
+        http = [*self.clients["rd"], *(registry._client for registry in registries)]
         self.open_during_run = [not client.is_closed for client in http]
         return EXIT_OK
 
@@ -123,3 +124,12 @@ def test_run_closes_the_rd_client_when_the_build_fails_after_it(
     assert runner.cli([]) == EXIT_CRASH
     [rd_http] = faked["rd"]
     assert rd_http.is_closed
+
+
+def test_a_revoke_waits_rdc_shutdown_timeout_s_as_readme_says(
+    faked: dict[str, list[Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _env(monkeypatch, RDC_SHUTDOWN_TIMEOUT_S="12.5")
+    assert runner.cli([]) == EXIT_OK
+    [pipeline] = FakePipeline.built
+    assert pipeline.kwargs["shutdown_timeout_s"] == pipeline.kwargs["revoke_timeout_s"] == 12.5
