@@ -18,7 +18,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_token_refreshes_total` | counter | `result` | access-token refreshes: ok, failed |
 | `rdc_possible_duplicates_total` | counter | | events re-sent after an attempt of unknown outcome |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
-| `rdc_buffered_bytes` | gauge | | encoded event bytes held, until settled |
+| `rdc_buffered_bytes` | gauge | | in-flight events' memory until settled (`item_weight`: JSON, value, key, overhead) |
 | `rdc_delivery_latency_seconds` | histogram | | consume to RD's 200, oldest event of each batch |
 | `rdc_oldest_unsettled_age_seconds` | gauge | | age of the oldest unsettled consumed offset |
 | `rdc_consumer_lag` | gauge | `topic`, `partition` | messages: cached high watermark - committed |
@@ -109,7 +109,11 @@ class Metrics:
             "rdc_possible_duplicates", "Events re-sent after an attempt with an unknown outcome", registry=r
         )
         self.in_flight_bytes = Gauge("rdc_in_flight_bytes", "Body bytes of batches not yet answered", registry=r)
-        self.buffered_bytes = Gauge("rdc_buffered_bytes", "Encoded event bytes held by the pipeline", registry=r)
+        self.buffered_bytes = Gauge(
+            "rdc_buffered_bytes",
+            "Memory held by in-flight events until settled (JSON, original value and key, overhead)",
+            registry=r,
+        )
         self.duplicates_suppressed = Counter(
             "rdc_duplicates_suppressed", "Records skipped: the ledger shows their result exists", registry=r
         )
