@@ -16,7 +16,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_request_duration_seconds` | histogram | | seconds from send to answer (or error) |
 | `rdc_retries_total` | counter | `cause` | retries: status_429, status_503, timeout, ... |
 | `rdc_token_refreshes_total` | counter | `result` | access-token refreshes: ok, failed |
-| `rdc_possible_duplicates_total` | counter | | events re-sent after an attempt of unknown outcome |
+| `rdc_possible_duplicates_total` | counter | | events re-sent after a read timeout or a connection lost mid-answer |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
 | `rdc_buffered_bytes` | gauge | | in-flight events' memory until settled (`item_weight`: JSON, value, key, overhead) |
 | `rdc_delivery_latency_seconds` | histogram | | consume to RD's 200, oldest event of each batch |
@@ -33,7 +33,8 @@ Who calls what, and how often (each method's docstring repeats it):
 - per dead-lettered record (rare): `dead_lettered(stage, reason)`; per skipped record: `skipped(mapping)` (a
   lock per record, ~0.3 us, next to the ~30 us of decoding it).
 - per request (lane): `observe_request(status, seconds, body_bytes, events, max_bytes)`; per retry:
-  `retry(cause)` and, when the failed attempt may have reached RD (timeout, dropped connection, 5xx),
+  `retry(cause)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
+  timeout, or a connection lost after the body went out; never an HTTP answer, a 5xx neither),
   `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
   on acceptance `events_delivered.inc(n)` and `observe_delivery_latency(now - oldest consume time)`.
@@ -106,7 +107,7 @@ class Metrics:
         self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause"], registry=r)
         self._token_refreshes = Counter("rdc_token_refreshes", "Access-token refreshes", ["result"], registry=r)
         self.possible_duplicates = Counter(
-            "rdc_possible_duplicates", "Events re-sent after an attempt with an unknown outcome", registry=r
+            "rdc_possible_duplicates", "Events re-sent after a read timeout or a lost connection", registry=r
         )
         self.in_flight_bytes = Gauge("rdc_in_flight_bytes", "Body bytes of batches not yet answered", registry=r)
         self.buffered_bytes = Gauge(
