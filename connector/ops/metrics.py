@@ -8,6 +8,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_events_dead_lettered_total` | counter | `stage`, `reason` | records written to the dead-letter topic |
 | `rdc_tombstones_skipped_total` | counter | | null-value records skipped |
 | `rdc_events_skipped_total` | counter | `mapping` | records their mapping skips (`skip`): committed, not sent |
+| `rdc_values_trimmed_total` | counter | | lists and strings cut to RD's caps (the events are sent, cut) |
 | `rdc_batches_total` | counter | `outcome` | batches by final outcome: delivered, split, abandoned, failed |
 | `rdc_requests_total` | counter | `status_class` | POSTs to RD: 2xx, 4xx, 5xx, error (no answer) |
 | `rdc_request_body_bytes` | histogram | | bytes of each POST body |
@@ -27,7 +28,8 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_result_window_seconds` | histogram | | RD's 200 to Kafka's ack of the batch's results (a crash inside re-posts) |
 
 Who calls what, and how often (each method's docstring repeats it):
-- per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`; per loop iteration:
+- per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`, `values_trimmed.inc(n)` (the
+  `trims` of the batch's mapped events, summed: what `PipelineStats.trimmed` adds up); per loop iteration:
   `buffered_bytes.set(b)`; per commit interval: `oldest_unsettled_age.set(s)`, `update_lag(consumer, positions)`;
   on assign/revoke/lost: `assigned_partitions.set(n)`, `forget_partitions(tps)`.
 - per dead-lettered record (rare): `dead_lettered(stage, reason)`; per skipped record: `skipped(mapping)` (a
@@ -90,6 +92,7 @@ class Metrics:
         )
         self.tombstones_skipped = Counter("rdc_tombstones_skipped", "Null-value records skipped", registry=r)
         self._skipped = Counter("rdc_events_skipped", "Records their mapping skips", ["mapping"], registry=r)
+        self.values_trimmed = Counter("rdc_values_trimmed", "Lists and strings cut to RD's caps", registry=r)
         self._batches = Counter("rdc_batches", "Closed batches by final outcome", ["outcome"], registry=r)
         self._requests = Counter("rdc_requests", "POSTs to RD by answer class", ["status_class"], registry=r)
         self._body_bytes = Histogram(
