@@ -10,7 +10,7 @@ from connector.avro.encoder import (
     encode_delivery_result,
     encode_delivery_results,
 )
-from connector.avro.registry import SchemaRegistryClient
+from connector.avro.registry import SchemaRegistryClient, registry_client, registry_from_settings
 
 __all__ = [
     "DELIVERY_RESULT",
@@ -27,4 +27,6 @@ __all__ = [
     "default_catalog",
     "encode_delivery_result",
     "encode_delivery_results",
+    "registry_client",
+    "registry_from_settings",
 ]

@@ -4,6 +4,10 @@ Only `GET /schemas/ids/{id}`, `POST /subjects/{subject}/versions` and (for `rd-c
 `GET /subjects/{subject}/versions/latest` are used. The HTTP client is
 injected (an `httpx.Client`; tests pass one over loopback or an `httpx.MockTransport`).
 
+`registry_from_settings(settings)` is how every command builds its client from `RDC_SCHEMA_REGISTRY_*`;
+`registry_client(url, username, password)` is the same for callers holding the three values (a decode
+worker's `DecoderSpec`, `produce-sample`'s options). Both return None when no URL is set.
+
 Errors: an id the registry does not know (404) is the record's problem -> `DecodeError` with reason
 `unknown_schema_id` (not cached: it may be registered later). A schema the registry returns that we cannot
 use -> `DecodeError` `unsupported_schema` (cached). Anything else (connection error, timeout, 5xx,
@@ -14,14 +18,17 @@ from __future__ import annotations
 
 import json
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import httpx
 
 from connector.errors import DecodeError, SchemaRegistryUnavailable
 
-__all__ = ["SchemaRegistryClient"]
+if TYPE_CHECKING:
+    from connector.config import Settings
+
+__all__ = ["SchemaRegistryClient", "registry_client", "registry_from_settings"]
 
 _CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 
@@ -136,3 +143,18 @@ class SchemaRegistryClient:
         if response.status_code >= 500:
             raise SchemaRegistryUnavailable(f"Schema Registry {self._base} answered HTTP {response.status_code}")
         return response
+
+
+def registry_client(
+    url: str | None, username: str | None = None, password: str | None = None
+) -> SchemaRegistryClient | None:
+    """The client for the registry at `url` (basic auth when `username` is set), or None without a URL."""
+    if not url:
+        return None
+    return SchemaRegistryClient(url, username=username, password=password)
+
+
+def registry_from_settings(settings: Settings) -> SchemaRegistryClient | None:
+    """The client for `RDC_SCHEMA_REGISTRY_URL` with its credentials, or None when it is not set."""
+    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
+    return registry_client(settings.schema_registry_url, settings.schema_registry_username, password)

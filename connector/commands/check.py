@@ -12,14 +12,20 @@ Checks, in order:
   metadata request (Tansu does) does not create them.
 - `schema-registry`: when `RDC_SCHEMA_REGISTRY_URL` is set, `GET /subjects` answers (with basic auth).
 - `rd-token`: with the refresh flow, `POST {base}/auth/token` returns an access token, exactly as `run`
-  gets it: from the refresh token in `RDC_RD_TOKEN_FILE` if that file holds one, and a rotated refresh
-  token is stored there (atomically), so `run` after `check` uses the newest one. Without
+  gets it (`refresh_flow`: the same `RefreshingToken`): from the refresh token in `RDC_RD_TOKEN_FILE` if
+  that file holds one, and a rotated refresh token is stored there (atomically), so `run` after `check`
+  uses the newest one. Without
   `RDC_RD_TOKEN_FILE` (or with one that cannot be written) it FAILs without refreshing: a refresh may
   rotate the refresh token, and with nowhere to keep the new one `run` would be refused. With a static
   `RDC_RD_ACCESS_TOKEN` there is nothing to obtain (SKIP); the next check proves it.
-- `rd-api`: `POST {base}/platform/events/batch` with the body `[]`. No event is sent. RD authenticates
-  before it validates the body, so 401 means the token is refused, while 400 (an empty batch is invalid)
-  proves the token was accepted; a 200 would too. 403/404/415 mean a wrong account, URL or proxy.
+- `rd-api`: `POST {base}/platform/events/batch` with the body `[]`, through `run`'s own `RdClient`. No
+  event is sent. RD authenticates before it validates the body, so 401 means the token is refused, while
+  400 (an empty batch is invalid) proves the token was accepted; a 200 would too. 403/404/415 mean a
+  wrong account, URL or proxy.
+
+RD is called through `run`'s HTTP client (`bounded_client`: the same proxy choice, each request bounded
+in time and size); each request is over within `--timeout` seconds, a token refresh within
+`RDC_HTTP_TIMEOUT_S` (as in `run`).
 
 No secret is ever printed: every detail goes through the log `Redactor` with the configured secrets.
 """
@@ -36,11 +42,12 @@ from typing import Any, Final
 
 import httpx
 
-from connector.config import Settings, load_settings
+from connector.config import Secret, Settings, load_settings
 from connector.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, AuthFatal, AuthUnavailable, ConfigError
 from connector.ops.logs import Redactor
-from connector.rd.auth import TOKEN_PATH, refresh_flow, token_file_problem
-from connector.rd.client import BATCH_PATH
+from connector.rd.auth import refresh_flow, token_file_problem
+from connector.rd.bounded_http import bounded_client
+from connector.rd.client import RdClient, StaticToken
 
 __all__ = ["CheckResult", "cli", "run_checks"]
 
@@ -51,6 +58,7 @@ _NO_TOKEN_FILE: Final = (
     "there too, for its restarts)"
 )
 _EXCERPT: Final = 200
+_EMPTY_BATCH: Final = b"[]"  # the only body check ever POSTs: no event is sent
 _RD_HINTS: Final = {
     403: "forbidden: wrong account or missing permission",
     404: "not found: check RDC_RD_BASE_URL",
@@ -81,8 +89,8 @@ def _skip(name: str, detail: str) -> CheckResult:
     return CheckResult("SKIP", name, detail)
 
 
-def _excerpt(response: httpx.Response) -> str:
-    text = " ".join(response.text.split())
+def _excerpt(body: str) -> str:
+    text = " ".join(body.split())
     return text[:_EXCERPT] + ("..." if len(text) > _EXCERPT else "")
 
 
@@ -155,9 +163,9 @@ def _check_registry(settings: Settings, http: httpx.Client) -> CheckResult:
         return _fail("schema-registry", f"{url} refused our credentials (HTTP {status})")
     if status == 200:
         return _pass("schema-registry", f"reached {url}: {len(_json_list(response))} subject(s)")
-    if status < 500 and "error_code" in _excerpt(response):  # a registry's own error body: it is one
+    if status < 500 and "error_code" in _excerpt(response.text):  # a registry's own error body: it is one
         return _pass("schema-registry", f"reached {url}: it answered HTTP {status} with a registry error body")
-    return _fail("schema-registry", f"{url} answered HTTP {status}: {_excerpt(response)}")
+    return _fail("schema-registry", f"{url} answered HTTP {status}: {_excerpt(response.text)}")
 
 
 def _json_list(response: httpx.Response) -> list[Any]:
@@ -168,15 +176,14 @@ def _json_list(response: httpx.Response) -> list[Any]:
     return body if isinstance(body, list) else []
 
 
-def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, str | None]:
+def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, Secret | None]:
     """(result, access token to probe RD with, or None). The refresh goes through `run`'s own code path
     (`refresh_flow`): it starts from the token in RDC_RD_TOKEN_FILE if there is one, and stores a rotated
     refresh token there. Without a token file it does not refresh at all: a rotating RD would revoke the
     configured refresh token and the new one would be lost, locking `run` out."""
     if settings.rd_access_token is not None and not settings.rd_refresh_token:
-        return _skip("rd-token", "static access token (RDC_RD_ACCESS_TOKEN); rd-api proves it"), (
-            settings.rd_access_token.reveal()
-        )
+        static = _skip("rd-token", "static access token (RDC_RD_ACCESS_TOKEN); rd-api proves it")
+        return static, settings.rd_access_token
     tokens = refresh_flow(settings, http)
     if tokens is None:
         return _skip("rd-token", "no RD credentials configured"), None
@@ -185,7 +192,7 @@ def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, 
     problem = token_file_problem(tokens.token_file)
     if problem is not None:
         return _fail("rd-token", f"not refreshed: RDC_RD_TOKEN_FILE={tokens.token_file} {problem}"), None
-    url = settings.rd_base_url + TOKEN_PATH
+    url = tokens.url
     try:
         access = tokens.token()
     except AuthFatal as exc:
@@ -201,25 +208,42 @@ def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, 
     detail = f"obtained an access token from {url}"
     if tokens.rotations:
         detail += f"; RD rotated the refresh token: the new one is in RDC_RD_TOKEN_FILE={tokens.token_file} for run"
-    return _pass("rd-token", detail), access.reveal()
+    return _pass("rd-token", detail), access
 
 
-def _check_rd_api(settings: Settings, http: httpx.Client, token: str | None) -> CheckResult:
+def _check_rd_api(settings: Settings, http: httpx.Client, token: Secret | None, timeout_s: float) -> CheckResult:
+    """POST the empty batch `[]` with `token` through `run`'s `RdClient` (it never sends anything else)."""
     if token is None:
         return _skip("rd-api", "no access token to call RD with")
-    url = settings.rd_base_url + BATCH_PATH
-    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    client = RdClient(
+        settings.rd_base_url, StaticToken(token), http, timeout_s=timeout_s, max_events=settings.batch_max_events
+    )
+    url = client.url
     try:
-        response = http.post(url, content=b"[]", headers=headers)
+        answer = client.post_batch(_EMPTY_BATCH, token)
     except httpx.HTTPError as exc:
         return _fail("rd-api", f"cannot reach {url}: {exc!r}")
-    status = response.status_code
+    status, body = answer.status_code, answer.body.decode("utf-8", "replace")
     if status == 401:
-        return _fail("rd-api", f"RD refused the access token (HTTP 401 from {url}): {_excerpt(response)}")
+        return _fail("rd-api", f"RD refused the access token (HTTP 401 from {url}): {_excerpt(body)}")
     if status in (200, 400, 422):
         return _pass("rd-api", f"token accepted: HTTP {status} to an empty batch (no event sent) from {url}")
     reason = _RD_HINTS.get(status, "unexpected answer")
-    return _fail("rd-api", f"HTTP {status} from {url} ({reason}): {_excerpt(response)}")
+    return _fail("rd-api", f"HTTP {status} from {url} ({reason}): {_excerpt(body)}")
+
+
+def _check_rd(settings: Settings, http: httpx.Client | None, timeout_s: float) -> list[CheckResult]:
+    """`rd-token` then `rd-api`, over `http` if given, else over `run`'s kind of client (closed after)."""
+    try:
+        client = http or bounded_client(timeout_s, 2, settings.rd_base_url)
+    except ConfigError as exc:  # a proxy run cannot use either
+        return [_fail("rd-token", f"no HTTP client for RD: {exc}"), _skip("rd-api", "no HTTP client for RD")]
+    try:
+        token_result, token = _obtain_token(settings, client)
+        return [token_result, _check_rd_api(settings, client, token, timeout_s)]
+    finally:
+        if http is None:
+            client.close()
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -240,12 +264,10 @@ def run_checks(settings: Settings, *, timeout_s: float, http: httpx.Client | Non
     client = http or httpx.Client(timeout=timeout_s)
     try:
         results.append(_check_registry(settings, client))
-        token_result, token = _obtain_token(settings, client)
-        results.append(token_result)
-        results.append(_check_rd_api(settings, client, token))
     finally:
         if http is None:
             client.close()
+    results += _check_rd(settings, http, timeout_s)
     return results
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import contextlib
 import gc
 import os
 import sys
@@ -121,7 +122,11 @@ def cli(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="rdc-demo-"))
     configure_logging("WARNING")
     print("rd-connector demo: embedded Kafka broker + mock RD Station API, all on 127.0.0.1")
-    with EmbeddedBroker(log_path=work / "broker.log") as broker, MockRdServer() as rd:
+    with (
+        EmbeddedBroker(log_path=work / "broker.log") as broker,
+        MockRdServer() as rd,
+        contextlib.ExitStack() as closing,  # the connector's HTTP clients, closed before the mock stops
+    ):
         bootstrap = broker.bootstrap_servers
         print(f"  broker {bootstrap} (ready in {broker.started_in_s * 1000:.0f} ms), mock RD API {rd.url}")
         source = broker.unique_topic("shop-events", args.partitions)
@@ -139,7 +144,7 @@ def cli(argv: list[str] | None = None) -> int:
             "RDC_RD_REQUESTS_PER_MINUTE": "0",  # the mock is local; RD's real budget is 120/min
             **{f"RDC_KAFKA__{k.upper().replace('.', '_')}": str(v) for k, v in FAST_JOIN_CONSUMER.items()},
         }
-        pipeline = build_pipeline(load_settings(env))
+        pipeline = build_pipeline(load_settings(env), closing=closing)
         exit_codes: list[int] = []
         runner = threading.Thread(target=_run, args=(pipeline, exit_codes), daemon=True)
         producer = threading.Thread(target=_produce, args=(bootstrap, source, messages, args.rate), daemon=True)

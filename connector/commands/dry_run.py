@@ -21,7 +21,7 @@ from typing import Any, TextIO
 
 import orjson
 
-from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
+from connector.avro import Decoder, SchemaCatalog, registry_from_settings
 from connector.config import Settings, load_settings
 from connector.errors import EXIT_CONFIG, EXIT_OK, ConfigError
 from connector.errors import EXIT_FAILED as EXIT_UNREACHABLE
@@ -96,7 +96,9 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out
             raise ConfigError("dry-run needs RDC_KAFKA_BOOTSTRAP_SERVERS and RDC_TOPICS")
         catalog = SchemaCatalog.load(settings.schema_dir)
         _, mappings = checked_mappings(settings.mappings, catalog, registry=settings.schema_registry_url is not None)
-        decoder = Decoder(catalog, registry=_registry(settings), plain_topics=settings.topic_writer_schemas)
+        decoder = Decoder(
+            catalog, registry=registry_from_settings(settings), plain_topics=settings.topic_writer_schemas
+        )
     except ConfigError as exc:
         print(f"dry-run: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
@@ -112,15 +114,6 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out
 
 class _Unreachable(Exception):
     pass
-
-
-def _registry(settings: Settings) -> SchemaRegistryClient | None:
-    if not settings.schema_registry_url:
-        return None
-    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
-    return SchemaRegistryClient(
-        settings.schema_registry_url, username=settings.schema_registry_username, password=password
-    )
 
 
 def _read(

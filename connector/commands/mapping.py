@@ -17,7 +17,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
-from connector.avro import SchemaCatalog, SchemaRegistryClient
+from connector.avro import SchemaCatalog, SchemaRegistryClient, registry_from_settings
 from connector.avro.catalog import schema_entry
 from connector.config import Settings, load_settings
 from connector.errors import EXIT_CONFIG as EXIT_BROKEN
@@ -51,7 +51,7 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out
 
 
 def _check(settings: Settings, catalog: SchemaCatalog, mappings: Mappings, out: TextIO) -> int:
-    registry = _registry(settings)
+    registry = registry_from_settings(settings)
     broken = 0
     results = mappings.check(catalog, registry=registry is not None)
     for spec, problems, note in results:
@@ -77,15 +77,6 @@ def _check(settings: Settings, catalog: SchemaCatalog, mappings: Mappings, out: 
         return EXIT_BROKEN
     print(f"mapping check: all {len(results)} mapping(s) fit", file=out)
     return EXIT_OK
-
-
-def _registry(settings: Settings) -> SchemaRegistryClient | None:
-    if not settings.schema_registry_url:
-        return None
-    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
-    return SchemaRegistryClient(
-        settings.schema_registry_url, username=settings.schema_registry_username, password=password
-    )
 
 
 def _against_registry(

@@ -10,6 +10,7 @@ found); 4 ambiguous RD answer (a 200 without one UUID per event); 5 a batch kept
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import signal
@@ -22,7 +23,7 @@ import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
-from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, SchemaRegistryClient
+from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
 from connector.config import Settings, load_settings
 from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
@@ -60,15 +61,6 @@ def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...]
     )
 
 
-def _registry(settings: Settings) -> SchemaRegistryClient | None:
-    if not settings.schema_registry_url:
-        return None
-    password = settings.schema_registry_password.reveal() if settings.schema_registry_password else None
-    return SchemaRegistryClient(
-        settings.schema_registry_url, username=settings.schema_registry_username, password=password
-    )
-
-
 def _refreshed(metrics: Metrics, health: Health, ok: bool) -> None:
     metrics.token_refreshed(ok)
     health.set_token_valid(ok)
@@ -91,8 +83,16 @@ def _destination(settings: Settings) -> str:
     return rd_destination(settings.rd_base_url, settings.rd_access_token.reveal())
 
 
-def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: Health | None = None) -> Pipeline:
-    """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`."""
+def build_pipeline(
+    settings: Settings,
+    metrics: Metrics | None = None,
+    health: Health | None = None,
+    closing: contextlib.ExitStack | None = None,
+) -> Pipeline:
+    """Wire the edges (Kafka consumer and producer, RD client, registry) into a `Pipeline`.
+
+    `closing` gets the close of each HTTP client built here (the RD client's, which the token refresh
+    shares, and the Schema Registry's): `cli` closes them when the run ends, or when the build fails."""
     metrics = metrics or Metrics()
     health = health or Health(max_failing_s=settings.ready_max_failing_s)
     settings.require_pipeline()
@@ -101,7 +101,9 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
     mapping_texts, mappings = checked_mappings(
         settings.mappings, catalog, registry=settings.schema_registry_url is not None
     )
-    registry = _registry(settings)
+    registry = registry_from_settings(settings)
+    if registry is not None and closing is not None:
+        closing.callback(registry.close)
     decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
     result_schema_id = None
     if registry is not None:
@@ -122,6 +124,8 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         timeout_s=settings.http_timeout_s,
         max_events=settings.batch_max_events,
     )
+    if closing is not None:
+        closing.callback(client.close)  # closes `http`, which the token refresh shares
     gate = RateGate(settings.rd_requests_per_minute)
 
     destination = _destination(settings)
@@ -173,6 +177,7 @@ def build_pipeline(settings: Settings, metrics: Metrics | None = None, health: H
         batch_max_events=settings.batch_max_events,
         linger_s=settings.batch_linger_ms / 1000,
         shutdown_timeout_s=settings.shutdown_timeout_s,
+        revoke_timeout_s=settings.shutdown_timeout_s,  # README: a revoke waits RDC_SHUTDOWN_TIMEOUT_S too
         max_buffered_bytes=settings.max_buffered_bytes,
         metrics=metrics,
         health=health,
@@ -231,11 +236,16 @@ def cli(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rd-connector run", description="Run the connector.")
     parser.add_argument("--config", help="TOML configuration file (environment variables win)")
     args = parser.parse_args(argv)
+    with contextlib.ExitStack() as closing:  # the HTTP clients build_pipeline made, closed when run ends
+        return _run(args.config, closing)
+
+
+def _run(config: str | None, closing: contextlib.ExitStack) -> int:
     try:
-        settings = load_settings(os.environ, args.config)
+        settings = load_settings(os.environ, config)
         configure_logging(settings.log_level, settings.log_format, settings.secret_values())
         metrics, health = Metrics(), Health(max_failing_s=settings.ready_max_failing_s)
-        pipeline = build_pipeline(settings, metrics, health)
+        pipeline = build_pipeline(settings, metrics, health, closing)
     except ConfigError as exc:
         print(f"rd-connector: configuration error: {exc}", file=sys.stderr)
         return EXIT_CONFIG

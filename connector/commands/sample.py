@@ -24,7 +24,7 @@ import orjson
 
 from connector.avro.catalog import NAMESPACE, SchemaCatalog, default_catalog
 from connector.avro.encoder import Encoder
-from connector.avro.registry import SchemaRegistryClient
+from connector.avro.registry import SchemaRegistryClient, registry_client
 
 __all__ = [
     "MALFORMED_KINDS",
@@ -348,10 +348,9 @@ def cli(argv: list[str] | None = None) -> int:
         print("produce-sample: --bootstrap-servers (or RDC_KAFKA_BOOTSTRAP_SERVERS) is required", file=sys.stderr)
         return 2
     schema_ids = None
-    if args.schema_registry_url:
-        with SchemaRegistryClient(
-            args.schema_registry_url, username=args.schema_registry_username, password=args.schema_registry_password
-        ) as registry:
+    registry = registry_client(args.schema_registry_url, args.schema_registry_username, args.schema_registry_password)
+    if registry is not None:
+        with registry:
             schema_ids = register_schemas(registry, args.topic)
     start_ms = int(time.time() * 1000)
     messages = generate_messages(

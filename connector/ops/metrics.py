@@ -8,6 +8,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_events_dead_lettered_total` | counter | `stage`, `reason` | records written to the dead-letter topic |
 | `rdc_tombstones_skipped_total` | counter | | null-value records skipped |
 | `rdc_events_skipped_total` | counter | `mapping` | records their mapping skips (`skip`): committed, not sent |
+| `rdc_values_trimmed_total` | counter | | lists and strings cut to RD's caps (the events are sent, cut) |
 | `rdc_batches_total` | counter | `outcome` | batches by final outcome: delivered, split, abandoned, failed |
 | `rdc_requests_total` | counter | `status_class` | POSTs to RD: 2xx, 4xx, 5xx, error (no answer) |
 | `rdc_request_body_bytes` | histogram | | bytes of each POST body |
@@ -16,9 +17,9 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_request_duration_seconds` | histogram | | seconds from send to answer (or error) |
 | `rdc_retries_total` | counter | `cause` | retries: status_429, status_503, timeout, ... |
 | `rdc_token_refreshes_total` | counter | `result` | access-token refreshes: ok, failed |
-| `rdc_possible_duplicates_total` | counter | | events re-sent after an attempt of unknown outcome |
+| `rdc_possible_duplicates_total` | counter | | events re-sent after a read timeout or a connection lost mid-answer |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
-| `rdc_buffered_bytes` | gauge | | encoded event bytes held, until settled |
+| `rdc_buffered_bytes` | gauge | | in-flight events' memory until settled (`item_weight`: JSON, value, key, overhead) |
 | `rdc_delivery_latency_seconds` | histogram | | consume to RD's 200, oldest event of each batch |
 | `rdc_oldest_unsettled_age_seconds` | gauge | | age of the oldest unsettled consumed offset |
 | `rdc_consumer_lag` | gauge | `topic`, `partition` | messages: cached high watermark - committed |
@@ -27,13 +28,15 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_result_window_seconds` | histogram | | RD's 200 to Kafka's ack of the batch's results (a crash inside re-posts) |
 
 Who calls what, and how often (each method's docstring repeats it):
-- per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`; per loop iteration:
+- per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`, `values_trimmed.inc(n)` (the
+  `trims` of the batch's mapped events, summed: what `PipelineStats.trimmed` adds up); per loop iteration:
   `buffered_bytes.set(b)`; per commit interval: `oldest_unsettled_age.set(s)`, `update_lag(consumer, positions)`;
   on assign/revoke/lost: `assigned_partitions.set(n)`, `forget_partitions(tps)`.
 - per dead-lettered record (rare): `dead_lettered(stage, reason)`; per skipped record: `skipped(mapping)` (a
   lock per record, ~0.3 us, next to the ~30 us of decoding it).
 - per request (lane): `observe_request(status, seconds, body_bytes, events, max_bytes)`; per retry:
-  `retry(cause)` and, when the failed attempt may have reached RD (timeout, dropped connection, 5xx),
+  `retry(cause)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
+  timeout, or a connection lost after the body went out; never an HTTP answer, a 5xx neither),
   `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
   on acceptance `events_delivered.inc(n)` and `observe_delivery_latency(now - oldest consume time)`.
@@ -89,6 +92,7 @@ class Metrics:
         )
         self.tombstones_skipped = Counter("rdc_tombstones_skipped", "Null-value records skipped", registry=r)
         self._skipped = Counter("rdc_events_skipped", "Records their mapping skips", ["mapping"], registry=r)
+        self.values_trimmed = Counter("rdc_values_trimmed", "Lists and strings cut to RD's caps", registry=r)
         self._batches = Counter("rdc_batches", "Closed batches by final outcome", ["outcome"], registry=r)
         self._requests = Counter("rdc_requests", "POSTs to RD by answer class", ["status_class"], registry=r)
         self._body_bytes = Histogram(
@@ -106,10 +110,14 @@ class Metrics:
         self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause"], registry=r)
         self._token_refreshes = Counter("rdc_token_refreshes", "Access-token refreshes", ["result"], registry=r)
         self.possible_duplicates = Counter(
-            "rdc_possible_duplicates", "Events re-sent after an attempt with an unknown outcome", registry=r
+            "rdc_possible_duplicates", "Events re-sent after a read timeout or a lost connection", registry=r
         )
         self.in_flight_bytes = Gauge("rdc_in_flight_bytes", "Body bytes of batches not yet answered", registry=r)
-        self.buffered_bytes = Gauge("rdc_buffered_bytes", "Encoded event bytes held by the pipeline", registry=r)
+        self.buffered_bytes = Gauge(
+            "rdc_buffered_bytes",
+            "Memory held by in-flight events until settled (JSON, original value and key, overhead)",
+            registry=r,
+        )
         self.duplicates_suppressed = Counter(
             "rdc_duplicates_suppressed", "Records skipped: the ledger shows their result exists", registry=r
         )

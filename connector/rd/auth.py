@@ -80,6 +80,11 @@ class RefreshingToken:
     def token_file(self) -> Path | None:
         return self._token_file
 
+    @property
+    def url(self) -> str:
+        """The token endpoint refreshes go to."""
+        return self._url
+
     def token(self) -> Secret:
         """The current access token, refreshed first when missing or close to expiry."""
         with self._lock:

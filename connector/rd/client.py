@@ -66,6 +66,11 @@ class RdClient:
         self.max_answer_bytes = max_answer_bytes(max_events)
 
     @property
+    def url(self) -> str:
+        """The batch endpoint every POST goes to."""
+        return self._url
+
+    @property
     def tokens(self) -> TokenProvider:
         return self._tokens
 

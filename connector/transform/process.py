@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Protocol
 
-from connector.avro import Decoder, SchemaCatalog, SchemaRegistryClient
+from connector.avro import Decoder, SchemaCatalog, registry_client
 from connector.errors import ConnectorError, RecordError, SchemaRegistryUnavailable
 from connector.mapping import Mappings, Skipped, bundled_mappings, encode_event
 from connector.ops.gc_tuning import tune_gc
@@ -61,11 +61,7 @@ class DecoderSpec:
         return self.build_both()[0]
 
     def build_both(self) -> tuple[Decoder, Mappings]:
-        registry = None
-        if self.registry_url:
-            registry = SchemaRegistryClient(
-                self.registry_url, username=self.registry_username, password=self.registry_password
-            )
+        registry = registry_client(self.registry_url, self.registry_username, self.registry_password)
         catalog = SchemaCatalog.load(self.schema_dir)
         decoder = Decoder(catalog, registry=registry, plain_topics=self.plain_topics)
         return decoder, Mappings(self.mapping_texts, catalog=catalog)

@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from connector.avro import NAMESPACE, Decoder, Encoder, SchemaRegistryClient, default_catalog
+from connector.avro import NAMESPACE, Decoder, Encoder, SchemaRegistryClient, default_catalog, registry_from_settings
 from connector.commands.sample import generate_messages, generate_records, register_schemas
+from connector.config import load_settings
 from connector.errors import ConfigError, DecodeError, RecordError, SchemaRegistryUnavailable
 from connector.testing.schema_registry import FakeSchemaRegistry
 
@@ -102,6 +103,19 @@ def test_registry_basic_auth_is_sent_and_checked(registry: FakeSchemaRegistry) -
         bad.get_schema(schema_id)
     with SchemaRegistryClient(registry.url) as anonymous, pytest.raises(SchemaRegistryUnavailable):
         anonymous.get_schema(schema_id)
+
+
+def test_registry_from_settings_uses_the_url_and_credentials(registry: FakeSchemaRegistry) -> None:
+    assert registry_from_settings(load_settings({})) is None
+    schema_id = registry.register("s", json.dumps(default_catalog()[FULL_NAME].definition))
+    env = {"RDC_SCHEMA_REGISTRY_URL": registry.url, "RDC_SCHEMA_REGISTRY_USERNAME": "svc"}
+    good = registry_from_settings(load_settings({**env, "RDC_SCHEMA_REGISTRY_PASSWORD": "s3cret"}))
+    refused = registry_from_settings(load_settings({**env, "RDC_SCHEMA_REGISTRY_PASSWORD": "wrong"}))
+    assert good is not None and refused is not None
+    with good, refused:
+        assert good.get_schema(schema_id)["name"].endswith("OrderPaid")
+        with pytest.raises(SchemaRegistryUnavailable, match="credentials"):
+            refused.get_schema(schema_id)
 
 
 def test_registry_outage_is_not_a_record_error(registry: FakeSchemaRegistry) -> None:

@@ -101,6 +101,8 @@ def test_counters() -> None:
     m.token_refreshed(True)
     m.token_refreshed(False)
     m.possible_duplicates.inc(50)
+    assert value(m, "rdc_values_trimmed_total") == 0  # exposed before the first trim
+    m.values_trimmed.inc(3)
     assert value(m, "rdc_events_consumed_total") == 1000
     assert value(m, "rdc_tombstones_skipped_total") == 2
     assert value(m, "rdc_events_delivered_total") == 990
@@ -110,6 +112,7 @@ def test_counters() -> None:
     assert value(m, "rdc_retries_total", cause="status_503") == 2
     assert value(m, "rdc_token_refreshes_total", result="failed") == 1
     assert value(m, "rdc_possible_duplicates_total") == 50
+    assert value(m, "rdc_values_trimmed_total") == 3
 
 
 @pytest.mark.parametrize(
