@@ -218,7 +218,7 @@ class Pipeline:
         handle = self._router.handle  # bound once: called per record
         while len(self._transforming) > keep:
             messages = self._transforming.popleft()
-            consumed, tombstones = self.stats.consumed, self.stats.tombstones
+            consumed, tombstones, trimmed = self.stats.consumed, self.stats.tombstones, self.stats.trimmed
             try:
                 outcomes = iter(self._transform.collect())
                 for message in messages:
@@ -233,6 +233,7 @@ class Pipeline:
                 raise
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)  # once per batch, not per event
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
+            self._metrics.values_trimmed.inc(self.stats.trimmed - trimmed)
         self._metrics.buffered_bytes.set(self._backpressure.total())
 
     def _on_settled(self, topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:

@@ -237,9 +237,9 @@ class Reporter:
 
     def poll(self, timeout: float = 0.0) -> int:
         """Serve delivery reports, then produce again the reports that failed (pipeline thread only)."""
-        served = self._producer.poll(timeout)
+        served = self._poll(self._producer, timeout)
         for old in list(self._retired):
-            served += old.poll(0)
+            served += self._poll(old, 0)
             if len(old) == 0:
                 self._retired.remove(old)
         if self._stale:
@@ -248,6 +248,22 @@ class Reporter:
         for produce_again in failed:
             produce_again()
         return served
+
+    def _poll(self, producer: KafkaProducer, timeout: float) -> int:
+        """`producer.poll`, except that a fatal error (an idempotent producer whose broker lost its state:
+        UNKNOWN_PRODUCER_ID after a broker restart) retires the producer instead of stopping the connector.
+        Without an `error_cb`, confluent-kafka raises a fatal error from `poll`, ahead of the delivery
+        reports that would have said so; those reports are served by the retired producer's later polls."""
+        try:
+            return producer.poll(timeout)
+        except KafkaException as exc:
+            error: Any = exc.args[0] if exc.args else None
+            if not getattr(error, "fatal", lambda: False)():
+                raise
+            _log.warning("producer_fatal error=%s (the producer is replaced; its reports are produced again)", error)
+            if producer is self._producer:
+                self._stale = True
+            return 0
 
     def flush(self, timeout: float) -> int:
         return self._producer.flush(timeout) + sum(old.flush(0) for old in self._retired)

@@ -19,15 +19,15 @@ from typing import Any
 
 import orjson
 
+from connector.rd.auth import TOKEN_PATH
+from connector.rd.client import BATCH_PATH
 from connector.testing.mock_rd_http import Request, Response
 from connector.testing.mock_rd_state import AuthRefused, Faults, RateWindow, RecordedRequest, Recorder, TokenStore
 from connector.testing.mock_rd_validation import batch_errors, event_errors
 
 __all__ = ["BATCH_PATH", "EVENTS_PATH", "TOKEN_PATH", "RdMockApp"]
 
-BATCH_PATH = "/platform/events/batch"
-EVENTS_PATH = "/platform/events"
-TOKEN_PATH = "/auth/token"
+EVENTS_PATH = "/platform/events"  # RD's single-event endpoint (the connector never calls it)
 _EXPIRED_HEADER = (
     "WWW-Authenticate",
     'Bearer realm="https://api.rd.services/", error="expired_token", error_description="The access token expired"',

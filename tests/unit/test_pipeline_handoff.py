@@ -68,17 +68,19 @@ class FakeTransform:
 
     overlaps = True
 
-    def __init__(self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0, skip: bytes = b"") -> None:
+    def __init__(
+        self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0, skip: bytes = b"", trims: int = 0
+    ) -> None:
         self._pending: list[list[Outcome]] = []
         self._down, self._broken, self._dies_at, self._collects = down, broken, dies_at, 0
-        self._skip = skip
+        self._skip, self._trims = skip, trims
 
     def _outcome(self, value: bytes) -> Outcome:
         if value == self._down:
             return RegistryDown("down")
         if value == self._skip:
             return SkippedByMapping("drafts")
-        return Ready("e", None, None, 0) if value == self._broken else Ready("e", None, b"{}", 0)  # type: ignore[arg-type]
+        return Ready("e", None, None, 0) if value == self._broken else Ready("e", None, b"{}", self._trims)  # type: ignore[arg-type]
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
         self._pending.append([self._outcome(value) for _, value in work])
@@ -244,3 +246,11 @@ def test_a_skipped_record_is_committed_counted_and_never_sent() -> None:
     assert lanes[0].delivered == [0, 1, 2, 3, 5]
     assert max(consumer.commits) == 6 and pipeline.stats.skipped == 1
     assert 'rdc_events_skipped_total{mapping="drafts"} 1.0' in pipeline._metrics.render().decode()
+
+
+def test_trims_are_counted_once_per_batch_in_the_metric_and_the_stop_line() -> None:
+    consumer = FakeConsumer([[0, 1, 2], [3, 4]])
+    pipeline, _ = _pipeline(consumer, FakeTransform(trims=2))
+    assert pipeline.run() == 0
+    assert pipeline.stats.trimmed == 10
+    assert "rdc_values_trimmed_total 10.0" in pipeline._metrics.render().decode()

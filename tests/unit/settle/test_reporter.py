@@ -412,6 +412,49 @@ def test_timed_out_report_replaces_the_producer_and_is_produced_on_the_new_one()
     assert len(made) == 2  # no further replacement once reports succeed
 
 
+class FatalOnPollProducer(PurgeableProducer):
+    """Raises a fatal KafkaException from its first poll, as confluent-kafka does without an error_cb."""
+
+    def poll(self, timeout: float = 0.0) -> int:
+        if not self.polls:
+            self.polls.append(timeout)
+            from confluent_kafka import KafkaError, KafkaException
+
+            raise KafkaException(KafkaError(KafkaError.UNKNOWN_PRODUCER_ID, "unknown producer id", fatal=True))
+        return super().poll(timeout)
+
+
+def test_a_fatal_error_from_poll_retires_the_producer_instead_of_stopping_the_connector() -> None:
+    made: list[PurgeableProducer] = []
+
+    def factory() -> PurgeableProducer:
+        made.append(PurgeableProducer())
+        return made[-1]
+
+    settled: list[Settled] = []
+    first = FatalOnPollProducer()
+    reporter = Reporter(first, RESULTS, DLQ, lambda *a: settled.append(a), None, factory)
+    reporter.publish_results([make_item(1)], ["u-1"], "b")
+    reporter.poll()  # the fatal error: no exception escapes, the producer is replaced
+    assert len(made) == 1 and first.purged
+    reporter.poll()  # the purged report (served by the retired producer) is produced on the new one
+    [report] = made[0].outstanding
+    report.ack()
+    assert [s[2] for s in settled] == [1]
+
+
+def test_an_error_from_poll_that_is_not_fatal_still_raises() -> None:
+    class Broken(FakeProducer):
+        def poll(self, timeout: float = 0.0) -> int:
+            from confluent_kafka import KafkaError, KafkaException
+
+            raise KafkaException(KafkaError(KafkaError._STATE, "not fatal"))
+
+    reporter = Reporter(Broken(), RESULTS, DLQ, lambda *a: None, None, PurgeableProducer)
+    with pytest.raises(Exception, match="not fatal"):
+        reporter.poll()
+
+
 class KafkaTimeout:
     def code(self) -> int:
         from confluent_kafka import KafkaError
