@@ -3,7 +3,7 @@
 - `parse_batch_answer(body, events)`: a 200 from `POST /platform/events/batch` counts only when it is
   `{"event_batch_uuid": "<string>", "events": [{"event_uuid": "<uuid>"}, ...]}` with exactly one object per
   event sent, every `event_uuid` a distinct UUID in canonical form. Anything else raises `BadAnswer`: we
-  cannot tell which events RD accepted, so the sender stops (exit 4) and commits nothing of the batch.
+  cannot tell which events RD accepted, so the lane stops (exit 4) and commits nothing of the batch.
 - `rd_error_types(body)`: the `error_type`s when the body is in RD's error format (`errors` as a list of
   error objects, one error object, or a map from field name to lists of error objects; rd-api.md §4), else
   None. Only an answer in that format is RD's verdict on the records; a 4xx page from a proxy is not.

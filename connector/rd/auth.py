@@ -11,7 +11,7 @@ Each token request is over within `timeout_s` (connect, send, headers, body toge
 Errors: `AuthFatal` when RD refuses the credentials (`INVALID_REFRESH_TOKEN`, `ACCESS_DENIED`, any other
 4xx): retrying cannot help, the connector stops and says what to do. `AuthUnavailable` when the token
 endpoint cannot be reached, times out, answers 5xx/429, or answers 200 with no usable token (or more
-than the cap): the sender waits and tries again. No token or secret is ever logged.
+than the cap): the lane's attempt (deliver/attempt.py) waits and tries again. No token or secret is ever logged.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The `httpx.Client` is injected (tests pass `httpx.MockTransport`, integration te
 loopback; the runner `http_bounded.bounded_client`). Each request is over within `timeout_s` (connect,
 send, headers and body together) and reads at most `rd_answers.max_answer_bytes(max_events)` of the answer
 (a longer one comes back with `complete=False`). Tokens come from a `TokenProvider`, so the refresh flow
-slots in without touching the sender. The token is never logged: it only ever appears in the
+slots in without touching the lanes. The token is never logged: it only ever appears in the
 `Authorization` header.
 """
 

@@ -2,13 +2,14 @@
 
 | outcome | action |
 |---|---|
-| 200 | `DELIVERED` (the sender still checks the body: `rd_answers.parse_batch_answer`) |
+| 200 | `DELIVERED` (the attempt still checks the body: `rd.answers.parse_batch_answer`) |
 | 400, 422 in RD's error format | `SPLIT`: bisect until the rejected events are isolated |
 | 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
 | any other 4xx but 401, in RD's error format (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
 | 413, or a 4xx (400, 422 too) not in RD's format | `RETRY`, `not_rd`: an outage, never a verdict on records |
-| 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the sender treats it as fatal) |
-| any other status (3xx, 2xx but 200) | `FATAL` |
+| 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the attempt treats it as fatal) |
+| any other status (3xx, 2xx but 200), an httpx error that is not a transport error | `FATAL` |
+| any other exception | not classified: a bug; the lane stops the connector with exit 1 (`LaneCrashed`) |
 
 A 4xx not in RD's error format came from something in front of RD (a proxy, a load balancer, a WAF): it
 says nothing about the records, so nothing is dead-lettered or stopped for it. RD documents no 413 and the
