@@ -19,8 +19,8 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
 from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
-from connector.deliver.batch import Item, item_weight
 from connector.deliver.lanes import LaneSet
+from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.settle.offsets import OffsetTracker
 from connector.settle.reporter import DeadLetter, Headers, Reporter

@@ -1,6 +1,7 @@
 """Getting closed batches to RD.
 
-- `batch`: `Item`, `Batch`, `Batcher`: byte-exact batches, and `body_of`, the only builder of a request body.
+- `batch`: `Batch`, `Batcher`: byte-exact batches of `connector.in_flight.Item`s, and `body_of`, the only builder
+  of a request body.
 - `lanes`: `LaneSet`, which lane a partition uses (a stable hash: its order) and when a lane's open batch goes
   out; `Lane`, one thread per lane: its queue, generations (`abandon`), `close`, and `fatal`.
 - `attempt`: `Sender`, one batch's delivery: request budget, retries, deadline, refresh after a 401, the

@@ -22,7 +22,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from connector.config import Secret
-from connector.deliver.batch import Item, body_of
+from connector.deliver.batch import body_of
 from connector.deliver.bisect import bisect
 from connector.errors import (
     AmbiguousAnswer,
@@ -32,6 +32,7 @@ from connector.errors import (
     LaneFatal,
     RetryDeadlineExceeded,
 )
+from connector.in_flight import Item
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.rd.answers import parse_batch_answer

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from connector.deliver.batch import Item, item_weight
+from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.rd.bounded_http import Answer
 from connector.settle.dead_letters import rd_answer_summary

@@ -30,7 +30,7 @@ from typing import Any, Final, NamedTuple
 
 import orjson
 
-from connector.deliver.batch import Item
+from connector.in_flight import Item
 
 __all__ = [
     "DETAIL_CAP",

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro.encoder import encode_delivery_results
-from connector.deliver.batch import Item, item_weight
+from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
 

@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from connector.deliver.batch import Batch, Item, item_weight
+from connector.deliver.batch import Batch
 from connector.errors import ConnectorError
+from connector.in_flight import Item, item_weight
 from connector.pipeline import Pipeline
 from connector.settle.reporter import SettledCallback
 from connector.transform.outcomes import Outcome, Ready, RegistryDown, SkippedByMapping

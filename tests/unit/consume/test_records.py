@@ -10,9 +10,10 @@ from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.records import PipelineStats, RecordRouter
-from connector.deliver.batch import Batch, item_weight
+from connector.deliver.batch import Batch
 from connector.deliver.lanes import LaneSet
 from connector.errors import ConnectorError
+from connector.in_flight import item_weight
 from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import DeadLetter
 from connector.settle.offsets import OffsetTracker

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from connector.deliver.batch import Batch, Batcher, Item
+from connector.deliver.batch import Batch, Batcher
+from connector.in_flight import Item
 
 PROPERTY_SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

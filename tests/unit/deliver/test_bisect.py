@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from connector.config import Secret
 from connector.deliver.attempt import Sender
-from connector.deliver.batch import Item, item_weight
 from connector.deliver.bisect import bisect
+from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.rd.bounded_http import Answer

@@ -5,9 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.deliver.batch import Batch, Item
+from connector.deliver.batch import Batch
 from connector.deliver.lanes import HELD_RECHECK_S, LaneSet
 from connector.errors import ConnectorError
+from connector.in_flight import Item
 from connector.partition_keys import stable_slot
 
 

@@ -17,9 +17,10 @@ import orjson
 import pytest
 
 from connector.config import Secret
-from connector.deliver.batch import Batch, Item, item_weight
+from connector.deliver.batch import Batch
 from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CRASH, AmbiguousAnswer, AuthFatal, LaneCrashed, LaneFatal
+from connector.in_flight import Item, item_weight
 from connector.ops.probe_server import Health
 from connector.rd.client import BATCH_PATH, RdClient, StaticToken
 from connector.settle.reporter import DeadLetter, Reporter

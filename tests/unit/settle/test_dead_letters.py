@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from connector.deliver.batch import Item
 from connector.errors import ConfigError
+from connector.in_flight import Item
 from connector.settle.dead_letters import MIN_LIMIT, RD_EVENT, DeadLetter, fit_letter, rd_answer_summary, record_size
 from connector.settle.letter_limit import LetterLimit, choose_limit, producer_config_for
 

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro import Decoder, default_catalog
-from connector.deliver.batch import Item, item_weight
+from connector.in_flight import Item, item_weight
 from connector.settle.dead_letters import record_size
 from connector.settle.reporter import DeadLetter, Reporter
 

@@ -1,0 +1,36 @@
+"""One consumed record on its way to RD: what a batch holds, and what its result or dead letter is made of.
+
+It sits below both `deliver/` (which batches and sends items) and `settle/` (which turns them into results
+and dead letters), so neither imports the other for it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = ["ITEM_OVERHEAD", "Item", "item_weight"]
+
+
+class Item(NamedTuple):
+    """One event in flight, with the coordinates of the Kafka record it came from."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    event_type: str
+    event_id: str | None
+    event: bytes  # compact UTF-8 JSON of {"event_type", "event_family", "payload"}
+    value: bytes | None = None  # the original Kafka value, for a dead letter if RD rejects the event
+    headers: list[tuple[str, str | bytes | None]] | None = None  # the original Kafka headers, likewise
+
+
+#: Python's own bytes per in-flight event beyond its payloads (sys.getsizeof): the 9-slot tuple (112), three
+#: bytes objects' headers (3 x 33), the offset (28) and the event id string (~85). Counted so that the
+#: buffer cap bounds real memory, not just the JSON.
+ITEM_OVERHEAD = 320
+
+
+def item_weight(item: Item) -> int:
+    """The memory an in-flight event holds: its JSON, the original value and key, and the overhead."""
+    return len(item.event) + len(item.value or b"") + len(item.key or b"") + ITEM_OVERHEAD
