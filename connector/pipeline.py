@@ -130,6 +130,7 @@ class Pipeline:
         self._rebalance = Rebalance(
             consumer=consumer,
             partitions=self._partitions,
+            lanes=self._lanes,
             tracker=self._tracker,
             ledger=ledger,
             reporter=self._reporter,

@@ -8,6 +8,10 @@
   partitions go. Abandoned work of partitions we keep (cooperative rebalancing) is read again (`rewind`).
 - Lost (the group moved on without us): nothing more is committed for them; records of other partitions
   already consumed still go out.
+
+Lanes: assigned partitions go to the least loaded lanes (`LaneSet.assign`), and after a revoke, when nothing
+is in flight, the kept ones are spread again so that lane loads differ by at most one (`respread`). After a
+loss the kept partitions may have work in flight, so they keep their lanes until the next rebalance.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 from confluent_kafka import KafkaException, TopicPartition
 
 from connector.consume.partitions import Partitions
+from connector.deliver.lanes import LaneSet
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
@@ -41,6 +46,7 @@ class Rebalance:
         *,
         consumer: Any,
         partitions: Partitions,
+        lanes: LaneSet,
         tracker: OffsetTracker,
         ledger: Ledger | None,
         reporter: Reporter,
@@ -54,6 +60,7 @@ class Rebalance:
     ) -> None:
         self._consumer = consumer
         self._partitions = partitions
+        self._lanes = lanes
         self._tracker = tracker
         self._ledger = ledger
         self._reporter = reporter
@@ -66,6 +73,7 @@ class Rebalance:
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         _log.info("assigned partitions=%s", [f"{p.topic}/{p.partition}" for p in partitions])
         tps = [(p.topic, p.partition) for p in partitions]
+        self._lanes.assign(tps)  # new partitions to the least loaded lanes
         self._partitions.add(tps)
         self._owned_changed()
         paused = [p for p in partitions if self._partitions.lane_paused((p.topic, p.partition))]
@@ -106,6 +114,8 @@ class Rebalance:
             for tp in set(self._partitions) - set(revoked):
                 self.rewind(tp)
         self.forget(revoked)
+        if not self.closing:  # nothing is in flight now: the kept partitions may change lanes
+            self._lanes.respread()
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]
@@ -140,6 +150,7 @@ class Rebalance:
         """Everything this member knew of `tps`, at once."""
         self._tracker.forget(tps)
         self._partitions.forget(tps)
+        self._lanes.release(tps)
         if self._ledger is not None:
             self._ledger.forget(tps)
             if not self._partitions.owned:

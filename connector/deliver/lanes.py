@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -33,7 +33,7 @@ from connector.rd.rate import RateGate
 from connector.rd.retry import MAX_HINTED_WAIT_S
 from connector.settle.reporter import Reporter
 
-__all__ = ["HELD_RECHECK_S", "Lane", "LaneLike", "LaneSet"]
+__all__ = ["HELD_RECHECK_S", "Lane", "LaneLike", "LaneSet", "place", "spread"]
 
 _log = logging.getLogger("connector.deliver.lane")  # the name operators know from the logs
 
@@ -156,17 +156,46 @@ class LaneSet:
     def __init__(self, lanes: Sequence[LaneLike], batch_max_bytes: int, batch_max_events: int, linger_s: float) -> None:
         self.lanes = list(lanes)
         self.batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in self.lanes]
-        self._lane_of: dict[TopicPartitionKey, int] = {}  # kept after a revoke: late acks still find their lane
+        self._lane_of: dict[TopicPartitionKey, int] = {}  # kept after a release: late acks still find their lane
+        self._owned: dict[TopicPartitionKey, int] = {}  # the assigned partitions' lanes (what balancing counts)
 
     def __len__(self) -> int:
         return len(self.lanes)
 
     def lane_of(self, tp: TopicPartitionKey) -> int:
-        """The lane of a partition: a stable hash, so a partition always uses the same lane (its order)."""
+        """The lane of a partition. It changes only while nothing of the partition is in a lane or a batcher
+        (`respread` after a revoke's abandon), so each partition's events reach RD in offset order. A
+        partition never assigned (a test's fake consumer) gets its stable hash."""
         lane = self._lane_of.get(tp)
         if lane is None:
             lane = self._lane_of[tp] = stable_slot(tp[0], tp[1], len(self.lanes))
         return lane
+
+    def assign(self, tps: Sequence[TopicPartitionKey]) -> None:
+        """New partitions go to the least loaded lanes; the partitions already owned keep theirs (they may
+        have events in flight). A hash let partitions collide: 4 lanes on a 3-partition topic used 2."""
+        new = sorted(tp for tp in set(tps) if tp not in self._owned)
+        placed = place(self._owned, new, len(self.lanes))
+        self._owned.update(placed)
+        self._lane_of.update(placed)
+
+    def release(self, tps: Sequence[TopicPartitionKey]) -> None:
+        """No longer ours: not counted by the balancing (their lanes are kept for late acknowledgements)."""
+        for tp in tps:
+            self._owned.pop(tp, None)
+
+    def respread(self) -> None:
+        """Even out the owned partitions over the lanes (loads differ by at most one), moving as few as
+        possible. Only when nothing of them is in flight: after a revoke abandoned every lane's work."""
+        self._owned = spread(self._owned, len(self.lanes))
+        self._lane_of.update(self._owned)
+
+    def loads(self) -> list[int]:
+        """Owned partitions per lane."""
+        counts = [0] * len(self.lanes)
+        for lane in self._owned.values():
+            counts[lane] += 1
+        return counts
 
     def submit(self, lane: int, batches: list[Batch]) -> None:
         for batch in batches:
@@ -215,3 +244,39 @@ class LaneSet:
     def close(self, timeout: float) -> None:
         for lane in self.lanes:
             lane.close(timeout)
+
+
+def place(
+    owned: Mapping[TopicPartitionKey, int], new: Sequence[TopicPartitionKey], lanes: int
+) -> dict[TopicPartitionKey, int]:
+    """Lanes for `new` partitions, each on the least loaded lane (counting `owned`; ties: the lowest lane)."""
+    counts = [0] * lanes
+    for lane in owned.values():
+        counts[lane] += 1
+    placed: dict[TopicPartitionKey, int] = {}
+    for tp in new:
+        lane = min(range(lanes), key=counts.__getitem__)
+        counts[lane] += 1
+        placed[tp] = lane
+    return placed
+
+
+def spread(owned: Mapping[TopicPartitionKey, int], lanes: int) -> dict[TopicPartitionKey, int]:
+    """`owned` re-spread so that lane loads differ by at most one, each partition kept on its lane where
+    that lane has room (the fullest lanes get the one extra partition, so the fewest move)."""
+    base, extra = divmod(len(owned), lanes)
+    members: list[list[TopicPartitionKey]] = [[] for _ in range(lanes)]
+    for tp in sorted(owned):
+        members[owned[tp]].append(tp)
+    by_load = sorted(range(lanes), key=lambda lane: (-len(members[lane]), lane))
+    room = {lane: base + (1 if rank < extra else 0) for rank, lane in enumerate(by_load)}
+    result: dict[TopicPartitionKey, int] = {}
+    moving: list[TopicPartitionKey] = []
+    for lane in range(lanes):
+        kept, over = members[lane][: room[lane]], members[lane][room[lane] :]
+        result.update((tp, lane) for tp in kept)
+        room[lane] -= len(kept)
+        moving += over
+    free = [lane for lane in range(lanes) for _ in range(room[lane])]
+    result.update(zip(sorted(moving), free, strict=True))
+    return result

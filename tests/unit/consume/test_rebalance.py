@@ -8,6 +8,8 @@ from confluent_kafka import TopicPartition
 
 from connector.consume.partitions import Partitions
 from connector.consume.rebalance import Rebalance
+from connector.deliver.lanes import LaneSet
+from connector.errors import ConnectorError
 from connector.ledger.scan import LedgerScan
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
@@ -49,10 +51,32 @@ class FakeReporter:
         self.plain.append((topic, key, value))
 
 
+class IdleLane:
+    fatal: ConnectorError | None = None
+
+    def submit(self, batch: Any) -> None:
+        raise AssertionError("nothing is sent in these tests")
+
+    def queued(self) -> int:
+        return 0
+
+    def abandon(self) -> None:
+        pass
+
+    def close(self, timeout: float) -> None:
+        pass
+
+
 class Rig:
-    def __init__(self, ledger: FakeLedger | None = None, committed: dict[TopicPartitionKey, int] | None = None):
+    def __init__(
+        self,
+        ledger: FakeLedger | None = None,
+        committed: dict[TopicPartitionKey, int] | None = None,
+        lanes: int = 1,
+    ) -> None:
         self.consumer = FakeConsumer(committed)
-        self.partitions = Partitions(self.consumer, lambda tp: 0, wake=no_wake)
+        self.lanes = LaneSet([IdleLane() for _ in range(lanes)], 1000, 10, 1.0)
+        self.partitions = Partitions(self.consumer, self.lanes.lane_of, wake=no_wake)
         self.tracker = OffsetTracker()
         self.ledger = ledger
         self.reporter = FakeReporter()
@@ -61,6 +85,7 @@ class Rig:
         self.rebalance = Rebalance(
             consumer=self.consumer,
             partitions=self.partitions,
+            lanes=self.lanes,
             tracker=self.tracker,
             ledger=ledger,  # type: ignore[arg-type]
             reporter=self.reporter,  # type: ignore[arg-type]
@@ -163,3 +188,23 @@ def test_lost_partitions_are_dropped_from_what_is_handled_and_forgotten() -> Non
     rig.rebalance.on_lost(rig.consumer, [TopicPartition(*A0)])
     assert rig.log == [("handle_lost", frozenset({A0}))]
     assert set(rig.partitions) == {A1} and rig.tracker.first_unsettled(A0) is None
+
+
+def test_partitions_are_spread_over_the_lanes_and_evened_out_after_a_revoke() -> None:
+    rig = Rig(lanes=4)
+    rig.assign(("t", 0), ("t", 1), ("t", 2))  # a hash put 3 partitions on 2 of 4 lanes
+    assert sorted(rig.lanes.loads()) == [0, 1, 1, 1]
+    rig.assign(("u", 0), ("u", 1), ("u", 2))
+    assert sorted(rig.lanes.loads()) == [1, 1, 2, 2]
+    before = {tp: rig.lanes.lane_of(tp) for tp in rig.partitions}
+    rig.revoke(("t", 0), ("t", 1), ("t", 2))
+    assert max(rig.lanes.loads()) - min(rig.lanes.loads()) <= 1 and sum(rig.lanes.loads()) == 3
+    assert rig.lanes.lane_of(("t", 0)) == before[("t", 0)]  # a released partition keeps its lane for late acks
+
+
+def test_after_a_loss_the_kept_partitions_keep_their_lanes() -> None:
+    rig = Rig(lanes=2)
+    rig.assign(A0, A1, ("b", 0), ("b", 1))
+    kept = {tp: rig.lanes.lane_of(tp) for tp in (("b", 0), ("b", 1))}
+    rig.rebalance.on_lost(rig.consumer, [TopicPartition(*A0), TopicPartition(*A1)])
+    assert {tp: rig.lanes.lane_of(tp) for tp in kept} == kept  # they may have work in flight

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from connector.deliver.batch import Batch
-from connector.deliver.lanes import HELD_RECHECK_S, LaneSet
+from connector.deliver.lanes import HELD_RECHECK_S, LaneSet, place, spread
 from connector.errors import ConnectorError
 from connector.in_flight import Item
 from connector.partition_keys import stable_slot
@@ -65,3 +65,50 @@ def test_send_open_flushes_every_lane() -> None:
     lane_set.send_open()
     assert lanes[0].batches == [] and len(lanes[1].batches) == 1
     assert lane_set.poll_timeout(0.0) == 0.1  # nothing open: the longest wait
+
+
+_TPS = st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 20)), unique=True, max_size=40)
+
+
+@given(st.lists(st.tuples(st.booleans(), _TPS), max_size=8), st.integers(1, 8))
+def test_lane_loads_differ_by_at_most_one_and_owned_partitions_move_only_at_a_respread(
+    steps: list[tuple[bool, list[tuple[str, int]]]], lanes: int
+) -> None:
+    lane_set = LaneSet([Lane() for _ in range(lanes)], 1000, 10, 1.0)
+    owned: set[tuple[str, int]] = set()
+    for revoke, tps in steps:
+        if revoke:  # a revoke: the given partitions go, the rest are spread again (nothing is in flight)
+            gone = [tp for tp in tps if tp in owned]
+            lane_set.release(gone)
+            owned -= set(gone)
+            before = {tp: lane_set.lane_of(tp) for tp in owned}
+            lane_set.respread()
+            moved = sum(lane_set.lane_of(tp) != lane for tp, lane in before.items())
+            assert moved == _fewest_moves(_counts(before, lanes), lanes)
+        else:  # an assignment: the owned keep their lanes
+            before = {tp: lane_set.lane_of(tp) for tp in owned}
+            lane_set.assign(tps)
+            owned |= set(tps)
+            assert all(lane_set.lane_of(tp) == lane for tp, lane in before.items())
+        loads = lane_set.loads()
+        assert sum(loads) == len(owned) and all(0 <= lane_set.lane_of(tp) < lanes for tp in owned)
+        assert max(loads) - min(loads) <= 1, loads
+
+
+def _counts(lane_of: dict[tuple[str, int], int], lanes: int) -> list[int]:
+    counts = [0] * lanes
+    for lane in lane_of.values():
+        counts[lane] += 1
+    return counts
+
+
+def _fewest_moves(loads: list[int], lanes: int) -> int:
+    """Balancing `loads` (differences <= 1) moves at least this many: the fullest lanes keep the extra one."""
+    base, extra = divmod(sum(loads), lanes)
+    ordered = sorted(loads, reverse=True)
+    return sum(max(0, n - (base + (1 if rank < extra else 0))) for rank, n in enumerate(ordered))
+
+
+def test_place_and_spread_on_a_three_partition_topic() -> None:
+    assert sorted(place({}, [("t", 0), ("t", 1), ("t", 2)], 4).values()) == [0, 1, 2]
+    assert spread({("t", 0): 0, ("t", 1): 0, ("t", 2): 0}, 3) == {("t", 0): 0, ("t", 1): 1, ("t", 2): 2}
