@@ -6,7 +6,7 @@ share the driver's GIL), produces the workload once, then measures:
 1. ceiling      consume + decode + map + encode, no HTTP (benchmarks/ceiling.py, `assign()`, no group)
 2. connector    `python -m connector.cli run` end to end, mock latency 0, 1 lane (default) and 4 lanes
 3. lanes        the same with mock latency 50 ms, RDC_MAX_IN_FLIGHT=1 and =4, on a topic of its own
-                (--lanes-partitions, default 3: fewer partitions than lanes; --lanes-count events, default 60,000)
+                (--lanes-partitions, default 3: fewer partitions than lanes; --lanes-count events, default all)
 4. peer         the same job as a Quix Streams app (benchmarks/peers/quix_peer.py, its own venv)
 5. latency      produce -> RD acceptance per event at a low constant rate (in-process mock)
 6. (--rss-million) peak RSS of the connector while draining 1,000,000 events
@@ -616,8 +616,8 @@ def table(doc: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=200_000, help="workload events (default 200,000)")
-    parser.add_argument("--lanes-count", type=int, default=60_000,
-                        help="events for the 50 ms latency lane runs (default 60,000)")  # fmt: skip
+    parser.add_argument("--lanes-count", type=int, default=None,
+                        help="events for the 50 ms latency lane runs (default: the whole workload)")  # fmt: skip
     parser.add_argument("--lanes-partitions", type=int, default=3,
                         help="partitions of the lane runs' topic (default 3: fewer than the 4 lanes)")  # fmt: skip
     parser.add_argument("--partitions", type=int, default=8, help="source partitions (default 8)")
