@@ -43,6 +43,7 @@ from collections.abc import Callable, Sequence
 from confluent_kafka import Consumer, Message
 
 from connector.consume.backpressure import Backpressure
+from connector.consume.budget_share import BudgetShare
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.rebalance import Rebalance
@@ -88,7 +89,10 @@ class Pipeline:
         ledger: Ledger | None = None,
         commit_interval_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        budget_share: Callable[[float], None] | None = None,
     ) -> None:
+        """`budget_share(share)`: told this member's share of the group's RD request budget at each rebalance
+        (consume/budget_share.py)."""
         self._consumer = consumer
         self._topics = list(topics)
         self._transform = transform
@@ -141,6 +145,7 @@ class Pipeline:
             handle_lost=lambda lost: self._handle_transformed(self._clock(), drop=lost),
             commit=lambda: self._commit(force=True),
             abandon=self._abandon_all,
+            budget_share=None if budget_share is None else BudgetShare(consumer, self._topics, budget_share),
         )
         self._transforming: deque[list[Message]] = deque()  # consumed, submitted to the transform, not handled
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
 
+from connector.consume.budget_share import BudgetShare
 from connector.consume.partitions import Partitions
 from connector.deliver.lanes import LaneSet
 from connector.ledger.scan import Ledger
@@ -57,6 +58,7 @@ class Rebalance:
         handle_lost: Callable[[frozenset[TopicPartitionKey]], None],
         commit: Callable[[], None],
         abandon: Callable[[], None],
+        budget_share: BudgetShare | None = None,
     ) -> None:
         self._consumer = consumer
         self._partitions = partitions
@@ -68,6 +70,7 @@ class Rebalance:
         self._health = health
         self._revoke_timeout_s = revoke_timeout_s
         self._drain, self._handle_lost, self._commit, self._abandon = drain, handle_lost, commit, abandon
+        self._budget_share = budget_share
         self.closing = False  # set by `run` once it has drained: a revoke at close only forgets
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -171,3 +174,5 @@ class Rebalance:
     def _owned_changed(self) -> None:
         self._metrics.assigned_partitions.set(len(self._partitions))
         self._health.set_assigned(bool(self._partitions))
+        if self._budget_share is not None and not self.closing:
+            self._budget_share.update(self._partitions.owned.keys())
