@@ -3,13 +3,18 @@
 For each batch the attempt retries transient failures with capped exponential backoff (full jitter), waits at
 most `MAX_HINTED_WAIT_S` on RD's word before asking again, and gives up at `RDC_RETRY_MAX_ELAPSED_S` counted
 from the batch's first failure (waits included). A batch RD rejects in its error format (400/422) is
-bisected (`deliver.bisect`); a 413, or a 4xx not in RD's format, is an outage, retried like a 5xx. On a 200
-with one distinct UUID per event it publishes the results. It never commits: settlement flows back through
-the `Reporter`'s acknowledgements to the pipeline thread.
+bisected (`deliver.bisect`); so is one RD refuses with its per-contact limiter's 429 (`lead_limiter`), whose
+isolated events are dead-lettered `contact_rate_limited` without pausing the account. An account's 429 asking
+for longer than `MAX_HINTED_WAIT_S` (a daily quota) pauses every lane, RD asked again every
+`MAX_HINTED_WAIT_S`, and makes /readyz not ready until RD's reset time; nothing is dead-lettered for it. A
+413, or a 4xx not in RD's format, is an outage, retried like a 5xx. On a 200 with one distinct UUID per event
+it publishes the results. It never commits: settlement flows back through the `Reporter`'s acknowledgements
+to the pipeline thread.
 
-Time is injected: `clock` (monotonic seconds) and `sleep(seconds)`, which may return early (the lane's
-sleep wakes up to abandon a batch). Before each request and after each wait the attempt asks whether its
-batch was abandoned, and stops there (`_Abandoned`), even mid-retry.
+Time is injected: `clock` (monotonic seconds), `wall` (epoch seconds, for RD's reset times) and
+`sleep(seconds)`, which may return early (the lane's sleep wakes up to abandon a batch). Before each request
+and after each wait the attempt asks whether its batch was abandoned, and stops there (`_Abandoned`), even
+mid-retry.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ import httpx
 
 from connector.config import Secret
 from connector.deliver.batch import body_of
-from connector.deliver.bisect import bisect
+from connector.deliver.bisect import bisect, contact_rate_limited
 from connector.errors import (
     AmbiguousAnswer,
     AuthFatal,
@@ -34,7 +39,7 @@ from connector.errors import (
 )
 from connector.in_flight import Item
 from connector.ops.metrics import Metrics
-from connector.ops.probe_server import Health
+from connector.ops.probe_server import Health, rfc3339_utc
 from connector.rd.answers import parse_batch_answer
 from connector.rd.bounded_http import Answer
 from connector.rd.client import RdClient
@@ -78,6 +83,7 @@ class Sender:
         max_hinted_wait_s: float = MAX_HINTED_WAIT_S,
         sleep: Callable[[float], object] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         jitter: Callable[[], float] | None = None,
     ) -> None:
         """`lane`: the lane's index, for the logs. `sleep(seconds)` may return early (then `abandoned` is
@@ -95,6 +101,7 @@ class Sender:
         self._health = health
         self._sleep_for = sleep
         self._clock = clock
+        self._wall = wall
         self._jitter = jitter or random.Random().random
         self.requests = 0
 
@@ -118,6 +125,9 @@ class Sender:
                     items, answer, lambda half: self.deliver(half, abandoned), self._reporter.dead_letter, self._metrics
                 )
                 return
+            if decision.action is Action.CONTACT_LIMITED:
+                self._contact_limited(items, answer, decision, abandoned)
+                return
             if decision.action is Action.REFRESH_AUTH and token is not None:
                 refreshed = self._refresh_after_401(token, refreshed)
                 continue  # a refresh is not a delivery retry
@@ -132,11 +142,35 @@ class Sender:
             if decision.wait_s is not None:
                 wait = min(wait, self._max_hinted_wait_s)
                 self._gate.pause(wait)  # a 429 holds every lane, not just this one (_await_budget waits)
+                if decision.wait_s > MAX_HINTED_WAIT_S:
+                    self._quota_exhausted(decision.wait_s, wait)
             attempt += 1
             _log.warning("batch_retry lane=%d events=%d reason=%s attempt=%d wait_s=%.3f asked_s=%s",
                          self._lane, len(items), decision.reason, attempt, wait, decision.wait_s)  # fmt: skip
             if decision.wait_s is None:
                 self._wait(wait, deadline, items, decision, abandoned)
+
+    def _contact_limited(
+        self, items: Sequence[Item], answer: Answer | None, decision: Decision, abandoned: Callable[[], bool]
+    ) -> None:
+        """RD's per-contact limiter refused the batch: bisect to those contacts' events and dead-letter them
+        with the time RD takes them again. The account is not paused: every other event flows."""
+        self._metrics.rd_throttled.labels("contact").inc()
+        retry_after = rfc3339_utc(self._wall() + (decision.wait_s or 0.0))
+        _log.info("contact_rate_limited lane=%d events=%d retry_after=%s", self._lane, len(items), retry_after)
+        deliver = lambda half: self.deliver(half, abandoned)  # noqa: E731
+        bisect(items, answer, deliver, self._reporter.dead_letter, self._metrics, contact_rate_limited(retry_after))
+
+    def _quota_exhausted(self, asked_s: float, probe_s: float) -> None:
+        """The account's 429 asks for a long wait (a daily quota): say until when, and keep asking."""
+        resets_at = self._wall() + asked_s
+        self._health.set_quota_exhausted_until(resets_at)
+        self._metrics.rd_quota_reset_timestamp.set(resets_at)
+        _log.warning(
+            "rd_quota_exhausted lane=%d resets_at=%s asked_s=%.0f: RD's quota for the account is spent; every "
+            "lane waits, RD is asked again every %.0f s, nothing is dead-lettered, /readyz is not ready until then",
+            self._lane, rfc3339_utc(resets_at), asked_s, probe_s,
+        )  # fmt: skip
 
     def _wait(
         self,

@@ -16,6 +16,8 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_request_events` | histogram | | events per POST |
 | `rdc_request_duration_seconds` | histogram | | seconds from send to answer (or error) |
 | `rdc_retries_total` | counter | `cause` | retries: status_429, status_503, timeout, ... |
+| `rdc_rd_throttled_total` | counter | `kind` | RD's 429s: `account`, `contact` (`lead_limiter`) |
+| `rdc_rd_quota_reset_timestamp_seconds` | gauge | | when RD last said the account's quota resets (epoch s); 0: never |
 | `rdc_token_refreshes_total` | counter | `result` | access-token refreshes: ok, failed |
 | `rdc_possible_duplicates_total` | counter | | events re-sent after a read timeout or a connection lost mid-answer |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
@@ -37,7 +39,8 @@ Who calls what, and how often (each method's docstring repeats it):
 - per request (lane): `observe_request(status, seconds, body_bytes, events, max_bytes)`; per retry:
   `retry(cause)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
   timeout, or a connection lost after the body went out; never an HTTP answer, a 5xx neither),
-  `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`.
+  `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`; per 429:
+  `rd_throttled.labels(kind).inc()`, and `rd_quota_reset_timestamp.set(epoch)` on a long account pause.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
   on acceptance `events_delivered.inc(n)` and `observe_delivery_latency(now - oldest consume time)`.
 
@@ -108,6 +111,14 @@ class Metrics:
             "rdc_request_duration_seconds", "RD request latency", buckets=_LATENCY_BUCKETS, registry=r
         )
         self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause"], registry=r)
+        self.rd_throttled = Counter("rdc_rd_throttled", "RD 429 answers by kind", ["kind"], registry=r)
+        for kind in ("account", "contact"):
+            self.rd_throttled.labels(kind)
+        self.rd_quota_reset_timestamp = Gauge(
+            "rdc_rd_quota_reset_timestamp_seconds",
+            "Epoch seconds RD last said the account's quota resets (a long 429); 0: never",
+            registry=r,
+        )
         self._token_refreshes = Counter("rdc_token_refreshes", "Access-token refreshes", ["result"], registry=r)
         self.possible_duplicates = Counter(
             "rdc_possible_duplicates", "Events re-sent after a read timeout or a lost connection", registry=r

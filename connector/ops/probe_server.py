@@ -17,7 +17,9 @@ One request per connection (`Connection: close`); GET and HEAD.
 | `/healthz` | `beat()` was called within `stuck_after_s` | 503 `{"status": "stuck", ...}` |
 | `/readyz` | alive, assigned, token valid, RD not failing > `max_failing_s` | 503 `{"reasons": [...], ...}` |
 
-Readiness reasons: `loop_stuck`, `not_assigned`, `token_invalid`, `rd_failing_for_s=<n>`.
+Readiness reasons: `loop_stuck`, `not_assigned`, `token_invalid`, `rd_failing_for_s=<n>`,
+`rd_answer_not_recognised`, `rd_quota_exhausted_until=<RFC 3339 UTC>` (RD answered the account's 429 with a
+wait longer than `MAX_HINTED_WAIT_S`, e.g. a daily quota: not ready until then, or until RD accepts a batch).
 
 Kubernetes: use `/healthz` as the liveness probe (a stuck loop gets the pod restarted) and `/readyz` as
 the readiness probe (a pod that cannot deliver shows NotReady; it serves no traffic, so this only
@@ -27,6 +29,7 @@ informs dashboards, alerts and rollouts).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import socket
@@ -38,12 +41,17 @@ from typing import Any
 
 from connector.ops.metrics import CONTENT_TYPE
 
-__all__ = ["Health", "ProbeServer"]
+__all__ = ["Health", "ProbeServer", "rfc3339_utc"]
 
 Clock = Callable[[], float]
 
 _log = logging.getLogger("connector.ops.probe_server")
 _JSON = "application/json"
+
+
+def rfc3339_utc(epoch: float) -> str:
+    """`epoch` (seconds) as RFC 3339 UTC to the second, e.g. `2026-12-03T19:20:11Z`."""
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Health:
@@ -58,11 +66,21 @@ class Health:
       `record_request_failed(not_rd=True)` after a 413 or a 4xx not in RD's error format (a proxy's page):
       that makes /readyz fail at once (`rd_answer_not_recognised`), until an answer from RD proves the path.
     - `set_token_valid(False)` when RD refused the token and it cannot be refreshed; True after a refresh.
+    - `set_quota_exhausted_until(epoch)` when RD's 429 for the account asks for a long wait (a daily quota):
+      not ready until that wall-clock time, or until `record_request_ok()`.
     The token starts valid (a static token is presumed good until RD says otherwise).
     """
 
-    def __init__(self, *, stuck_after_s: float = 60.0, max_failing_s: float = 120.0, clock: Clock = time.monotonic):
+    def __init__(
+        self,
+        *,
+        stuck_after_s: float = 60.0,
+        max_failing_s: float = 120.0,
+        clock: Clock = time.monotonic,
+        wall: Clock = time.time,
+    ):
         self._clock = clock
+        self._wall = wall
         self.stuck_after_s = stuck_after_s
         self.max_failing_s = max_failing_s
         self._last_beat = clock()
@@ -70,6 +88,7 @@ class Health:
         self._token_valid = True
         self._failing_since: float | None = None
         self._not_rd = False
+        self._quota_until: float | None = None  # wall-clock epoch seconds
 
     def beat(self) -> None:
         self._last_beat = self._clock()
@@ -83,6 +102,10 @@ class Health:
     def record_request_ok(self) -> None:
         self._failing_since = None
         self._not_rd = False
+        self._quota_until = None
+
+    def set_quota_exhausted_until(self, epoch: float) -> None:
+        self._quota_until = epoch
 
     def record_request_failed(self, not_rd: bool = False) -> None:
         self._not_rd = not_rd  # the latest failure decides: a proxy page, then a 503, is an outage of RD's
@@ -111,6 +134,9 @@ class Health:
             reasons.append(f"rd_failing_for_s={self._clock() - failing_since:.0f}")
         if self._not_rd:
             reasons.append("rd_answer_not_recognised")
+        quota_until = self._quota_until
+        if quota_until is not None and quota_until > self._wall():
+            reasons.append(f"rd_quota_exhausted_until={rfc3339_utc(quota_until)}")
         if reasons:
             return False, {"status": "not_ready", "reasons": reasons}
         return True, {"status": "ready"}

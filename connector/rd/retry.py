@@ -4,7 +4,8 @@
 |---|---|
 | 200 | `DELIVERED` (the attempt still checks the body: `rd.answers.parse_batch_answer`) |
 | 400, 422 in RD's error format | `SPLIT`: bisect until the rejected events are isolated |
-| 408, 429, 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
+| 429 whose body names RD's per-contact limiter (`lead_limiter`) | `CONTACT_LIMITED`: bisect to those events |
+| 408, 429 (the account's), 5xx, connection errors, timeouts | `RETRY`, after `wait_s` when RD said how long (429) |
 | any other 4xx but 401, in RD's error format (403, 404, 415...) | `FATAL`: retrying cannot help; stop and say why |
 | 413, or a 4xx (400, 422 too) not in RD's format | `RETRY`, `not_rd`: an outage, never a verdict on records |
 | 401 | `REFRESH_AUTH` (a static token cannot be refreshed: the attempt treats it as fatal) |
@@ -15,6 +16,13 @@ A 4xx not in RD's error format came from something in front of RD (a proxy, a lo
 says nothing about the records, so nothing is dead-lettered or stopped for it. RD documents no 413 and the
 batcher keeps every body under `RDC_BATCH_MAX_BYTES` (default RD's documented 0.2 MB), so a 413 is never
 bisected: it is an outage too (docs/decisions/0010-rd-answers-outage-not-verdict.md).
+
+RD limits events per contact (about 120 per contact per 24 h) as well as requests per account. A 429 from
+the per-contact limiter (`{"error":"'lead_limiter' rate limit exceeded for 86400 second(s) period...",
+"remaining_time":43067}`) is about some contacts in the batch, not the account: waiting hours for it would
+hold every other event, so it is `CONTACT_LIMITED` (`wait_s` is when RD takes those contacts again) and is
+never a reason to pause the account. Any other 429 (the gateway's `{"message":"API rate limit exceeded"}`
+with `retry-after-quotas`, a `Retry-After`, a `remaining_time` of another limiter) is the account's.
 
 A read timeout, or a connection lost after the body was sent, is `possibly_sent`: RD may have accepted the
 batch, so resending it may duplicate events (counted, logged, then retried).
@@ -39,12 +47,14 @@ import orjson
 from connector.rd.answers import rd_error_types
 
 __all__ = [
+    "CONTACT_LIMIT_PERIOD_S",
     "MAX_HINTED_WAIT_S",
     "Action",
     "Decision",
     "backoff_s",
     "classify_exception",
     "classify_response",
+    "is_contact_limit",
     "next_wait_s",
     "wait_from_429",
     "wait_within",
@@ -55,11 +65,16 @@ __all__ = [
 # a minute, and a probe a minute is 1/120 of RD's documented 120 requests a minute.
 MAX_HINTED_WAIT_S = 60.0
 
+#: RD's per-contact window (24 h): when a `lead_limiter` 429 names no `remaining_time`, its events are taken
+#: again at the latest this long after.
+CONTACT_LIMIT_PERIOD_S = 86_400.0
+
 
 class Action(enum.Enum):
     DELIVERED = "delivered"
     RETRY = "retry"
     SPLIT = "split"
+    CONTACT_LIMITED = "contact_limited"  # a 429 from RD's per-contact limiter: bisect, dead-letter those
     REFRESH_AUTH = "refresh_auth"
     FATAL = "fatal"
 
@@ -68,7 +83,7 @@ class Action(enum.Enum):
 class Decision:
     action: Action
     reason: str  # short key for logs and metrics: "status_503", "timeout", ...
-    wait_s: float | None = None  # how long RD asked us to wait, when it said
+    wait_s: float | None = None  # how long RD asked us to wait, when it said (CONTACT_LIMITED: always set)
     possibly_sent: bool = False  # the body went out and the answer was lost: RD may have accepted it
     not_rd: bool = False  # a 4xx not in RD's error format: something in front of RD answered (an outage)
 
@@ -99,6 +114,15 @@ def wait_from_429(headers: Mapping[str, str], body: bytes, now: float) -> float 
     return float(remaining)
 
 
+def is_contact_limit(body: bytes) -> bool:
+    """True when a 429's body is RD's per-contact limiter's: a JSON object whose `error` names `lead_limiter`."""
+    try:
+        error = orjson.loads(body).get("error") if body else None
+    except (orjson.JSONDecodeError, AttributeError):
+        return False
+    return isinstance(error, str) and "lead_limiter" in error
+
+
 def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float | None = None) -> Decision:
     """The action for an HTTP answer from RD. `body` is the answer's body (empty when it was too long to
     read: then no 4xx is RD's verdict)."""
@@ -108,7 +132,11 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
     if status == 401:
         return Decision(Action.REFRESH_AUTH, reason)
     if status == 429:
-        return Decision(Action.RETRY, reason, wait_from_429(headers, body, time.time() if now is None else now))
+        wait_s = wait_from_429(headers, body, time.time() if now is None else now)
+        if is_contact_limit(body):
+            wait = CONTACT_LIMIT_PERIOD_S if wait_s is None else wait_s
+            return Decision(Action.CONTACT_LIMITED, f"{reason}_contact", wait)
+        return Decision(Action.RETRY, reason, wait_s)
     if status == 408 or status >= 500:
         return Decision(Action.RETRY, reason)
     if status == 413 or (400 <= status < 500 and rd_error_types(body) is None):

@@ -2,7 +2,8 @@
 
 A dead-letter record is the original key, value and headers, the RD event that was sent (`rdc.rd_event`, only
 for a record RD rejected), and our headers: `rdc.error.stage`, `rdc.error.reason`, `rdc.error.detail` (why)
-and `rdc.source.topic`, `rdc.source.partition`, `rdc.source.offset` (where it came from).
+and `rdc.source.topic`, `rdc.source.partition`, `rdc.source.offset` (where it came from); a record RD will
+take again later (`contact_rate_limited`) also carries `rdc.retry.after`, the RFC 3339 UTC time it says when.
 
 `fit_letter(letter, limit)` makes that record fit `limit` bytes (the dead-letter topic's `max.message.bytes`
 or the producer's `message.max.bytes`, whichever is smaller; see `connector.settle.letter_limit`). A record that
@@ -15,7 +16,7 @@ fits goes as it is. Otherwise, one step at a time until it fits:
 
 A cut record carries `rdc.truncated` (what was cut or dropped, comma-separated, of `rd_event`, `headers`,
 `key`, `value`), `rdc.original.size` (bytes of the original value) and `rdc.original.sha256` (hex SHA-256 of
-the whole original value). The `rdc.error.*` and `rdc.source.*` headers always stay.
+the whole original value). The `rdc.error.*`, `rdc.source.*` and `rdc.retry.after` headers always stay.
 
 `record_size` over-estimates what Kafka counts (the record batch's header, the record's framing and each
 header's two length varints at their largest), so a record `fit_letter` sized at the producer's
@@ -71,6 +72,7 @@ class DeadLetter:
         "offset",
         "partition",
         "reason",
+        "retry_after",
         "stage",
         "topic",
         "value",
@@ -91,12 +93,14 @@ class DeadLetter:
         detail: str,
         log_detail: str | None = None,
         weight: int = 0,
+        retry_after: str | None = None,
     ) -> None:
         self.topic, self.partition, self.offset = topic, partition, offset
         self.key, self.value, self.headers = key, value, headers
         self.stage, self.reason, self.detail = stage, reason, detail
         self.log_detail = detail if log_detail is None else log_detail
         self.weight = weight  # buffered bytes released when it settles
+        self.retry_after = retry_after  # RFC 3339 UTC: when RD takes the record again (`rdc.retry.after`)
 
     @classmethod
     def of(
@@ -109,6 +113,7 @@ class DeadLetter:
         log_detail: str | None = None,
         rd_event: bytes | None = None,
         weight: int = 0,
+        retry_after: str | None = None,
     ) -> DeadLetter:
         """The dead letter of `record`: an in-flight `Item`, or a consumed Kafka `Message` (coordinates, key,
         value and headers are taken from it). `rd_event` (the JSON sent to RD) travels as `rdc.rd_event`."""
@@ -132,10 +137,13 @@ class DeadLetter:
             detail=detail,
             log_detail=log_detail,
             weight=weight,
+            retry_after=retry_after,
         )
 
     def rdc_headers(self) -> Headers:
-        """`rdc.error.*` and `rdc.source.*`: the headers every dead-letter record carries."""
+        """`rdc.error.*` and `rdc.source.*`: the headers every dead-letter record carries (and `rdc.retry.after`
+        when RD said when it takes the record again)."""
+        retry = [] if self.retry_after is None else [("rdc.retry.after", self.retry_after.encode())]
         return [
             ("rdc.error.stage", self.stage.encode()),
             ("rdc.error.reason", self.reason.encode()),
@@ -143,6 +151,7 @@ class DeadLetter:
             ("rdc.source.topic", self.topic.encode()),
             ("rdc.source.partition", str(self.partition).encode()),
             ("rdc.source.offset", str(self.offset).encode()),
+            *retry,
         ]
 
     def report_headers(self) -> Headers:

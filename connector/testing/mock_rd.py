@@ -208,6 +208,17 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-body-bytes", type=int, default=defaults.max_body_bytes)
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--token-ttl-s", type=float, default=defaults.token_ttl_s)
+    parser.add_argument(
+        "--limited-contact",
+        action="append",
+        dest="limited_contacts",
+        default=[],
+        help="a contact (email) over RD's per-contact limit: its batches get lead_limiter 429s (repeatable)",
+    )
+    parser.add_argument("--contact-limit-remaining-s", type=int, default=defaults.contact_limit_remaining_s)
+    parser.add_argument(
+        "--daily-quota-s", type=int, default=None, help="the account's quota is spent for this long: every call 429s"
+    )
     parser.add_argument("--strict-auth", action="store_true")
     parser.add_argument("--rotate-refresh-token", action="store_true")
     parser.add_argument(

@@ -1,9 +1,10 @@
 """The mock RD API's request handling: routing, auth, fault injection, validation and recording.
 
 Order of checks on the events endpoints (`POST /platform/events[/batch]`), first match answers:
-latency (sleep) -> drop (close unanswered) -> auth (401) -> rate limit (429) -> 5xx dice ->
-Content-Type (415) -> body cap (413) -> JSON parse (400 BAD_REQUEST) -> envelope (400 list) ->
-payload rules (400 field map) -> 200. Faults apply to the events endpoints only; `/auth/token`
+latency (sleep) -> drop (close unanswered) -> auth (401) -> daily quota (429, gateway) -> rate limit
+(429) -> 5xx dice -> Content-Type (415) -> body cap (413) -> JSON parse (400 BAD_REQUEST) -> envelope
+(400 list) -> payload rules (400 field map) -> limited contacts (429, `lead_limiter`) -> reject marker
+(400) -> 200. Faults apply to the events endpoints only; `/auth/token`
 and `/_mock/*` never sleep, drop, rate-limit or fail at random. `/_mock/*` calls are not recorded.
 """
 
@@ -142,6 +143,9 @@ class RdMockApp:
         if self._roll(faults.drop_ratio):
             return None
         self._authorize(request, faults)
+        if faults.daily_quota_s is not None:
+            quotas = (("retry-after-quotas", str(faults.daily_quota_s)), ("ratelimit-limit-quotas", "120"))
+            return _json(429, {"message": "API rate limit exceeded"}, quotas)
         self._rate_limit(faults)
         if self._roll(faults.error_5xx_ratio):
             return self._server_error()
@@ -150,6 +154,10 @@ class RdMockApp:
         if errors is not None:
             return _json(400, errors)
         events = data if batch else [data]
+        if faults.limited_contacts:
+            limited = _lead_limited(events, faults.limited_contacts, faults.contact_limit_remaining_s)
+            if limited is not None:
+                return limited
         if faults.reject_marker is not None:
             refused = _marked(events, faults.reject_marker)
             if refused is not None:
@@ -271,6 +279,18 @@ def _marked(events: list[dict[str, Any]], marker: str) -> dict[str, Any] | None:
         if needle in orjson.dumps(event)
     ]
     return {"errors": {"email": errors}} if errors else None
+
+
+def _lead_limited(events: list[dict[str, Any]], contacts: tuple[str, ...], remaining_s: int) -> Response | None:
+    """RD's per-contact limiter's 429 when an event's contact (payload `email` or `identifier`) is in
+    `contacts` (None if none is): RD's app answers it, so no Retry-After, only `remaining_time`."""
+    for event in events:
+        payload = event.get("payload")
+        contact = (payload.get("email") or payload.get("identifier")) if isinstance(payload, dict) else None
+        if contact in contacts:
+            message = f"'lead_limiter' rate limit exceeded for 86400 second(s) period for key {contact}"
+            return _json(429, {"error": message, "max": 120, "usage": 121, "remaining_time": remaining_s})
+    return None
 
 
 def _uuid4(rng: random.Random) -> str:

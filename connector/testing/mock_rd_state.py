@@ -43,6 +43,11 @@ class Faults:
     event's index), as RD refuses events our local checks cannot foresee. short_answer: a 200 that carries
     one event_uuid fewer than the batch has events (an ambiguous answer). validate_payloads: False checks
     envelopes only, so that a benchmark measures the connector, not the mock's validation.
+    limited_contacts: contacts over RD's per-contact limit (payload `email`, or `identifier`): a batch holding
+    an event of one of them is refused whole with RD's `lead_limiter` 429 (no Retry-After, `remaining_time`
+    = contact_limit_remaining_s), as RD does past ~120 events per contact per 24 h. daily_quota_s: the
+    account's quota is spent (None: it is not): every events request is answered RD's gateway 429
+    (`{"message":"API rate limit exceeded"}`, `retry-after-quotas: <daily_quota_s>`).
     """
 
     latency_ms: float = 0.0
@@ -58,6 +63,9 @@ class Faults:
     reject_marker: str | None = None
     short_answer: bool = False
     validate_payloads: bool = True
+    limited_contacts: tuple[str, ...] = ()
+    contact_limit_remaining_s: int = 43_067
+    daily_quota_s: int | None = None
 
     def updated(self, changes: Mapping[str, Any]) -> Faults:
         """A copy with `changes` applied. Raises ValueError naming an unknown setting or a bad value."""
@@ -80,7 +88,13 @@ def _is_number(value: Any) -> bool:
 
 def _check_setting(name: str, value: Any) -> Any:
     """`value` normalised for `name`, or ValueError."""
-    if name == "reject_marker":
+    if name == "limited_contacts":
+        ok = isinstance(value, list | tuple) and all(isinstance(v, str) and v for v in value)
+        value = tuple(value) if ok else value
+    elif name in ("contact_limit_remaining_s", "daily_quota_s"):
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ok = ok or (name == "daily_quota_s" and value is None)
+    elif name == "reject_marker":
         ok = value is None or (isinstance(value, str) and bool(value))
     elif name in ("strict_auth", "rotate_refresh_token", "short_answer", "validate_payloads"):
         ok = isinstance(value, bool)

@@ -529,6 +529,9 @@ def test_python_configure_and_constructor_validate_names() -> None:
         "reject_marker",
         "short_answer",
         "validate_payloads",
+        "limited_contacts",
+        "contact_limit_remaining_s",
+        "daily_quota_s",
     }
 
 
@@ -549,6 +552,32 @@ def test_reject_marker_refuses_the_marked_events_with_their_index(rd: MockRdServ
     assert (error["error_type"], error["index"], error["path"]) == ("INVALID", 2, "$.body[2].payload.email")
     assert rd.accepted == []
     assert client.post(BATCH, json=[conversion(0), conversion(1)]).status_code == 200
+
+
+def test_limited_contacts_refuse_the_whole_batch_with_rds_lead_limiter_429(
+    rd: MockRdServer, client: httpx.Client
+) -> None:
+    rd.configure(limited_contacts=["busy@x.com"], contact_limit_remaining_s=600)
+    events = [conversion(i) for i in range(4)]
+    events[2]["payload"]["email"] = "busy@x.com"
+    response = client.post(BATCH, json=events)
+    assert response.status_code == 429
+    assert "retry-after" not in response.headers
+    body = response.json()
+    assert "'lead_limiter' rate limit exceeded" in body["error"] and body["remaining_time"] == 600
+    assert rd.accepted == []
+    assert client.post(BATCH, json=[events[0], events[1], events[3]]).status_code == 200
+    assert rd.faults.limited_contacts == ("busy@x.com",)
+
+
+def test_a_spent_daily_quota_answers_every_events_call_the_gateways_429(rd: MockRdServer, client: httpx.Client) -> None:
+    rd.configure(daily_quota_s=43_200)
+    response = client.post(BATCH, json=[conversion()])
+    assert response.status_code == 429
+    assert response.headers["retry-after-quotas"] == "43200"
+    assert response.json() == {"message": "API rate limit exceeded"}
+    rd.configure(daily_quota_s=None)
+    assert client.post(BATCH, json=[conversion()]).status_code == 200
 
 
 def test_short_answer_returns_one_uuid_fewer(rd: MockRdServer, client: httpx.Client) -> None:

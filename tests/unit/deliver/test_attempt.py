@@ -25,6 +25,7 @@ from tests.unit.ops.test_metrics import value
 
 Script = Callable[[int, httpx.Request], httpx.Response]
 START = 1000.0
+WALL = 1_796_280_000.0  # the wall clock at START: 2026-12-03T06:40:00Z
 
 
 class FakeClock:
@@ -90,8 +91,11 @@ def make_rig(
     max_hinted_wait_s: float = 60.0,
     per_minute: float = 0,
     burst: int | None = None,
+    health: Health | None = None,
+    wall: Callable[[], float] | None = None,
+    clock: FakeClock | None = None,
 ) -> Rig:
-    clock = FakeClock()
+    clock = clock or FakeClock()
     sent: list[tuple[float, str]] = []
 
     def rd(request: httpx.Request) -> httpx.Response:
@@ -113,10 +117,11 @@ def make_rig(
         gate=RateGate(per_minute, burst, clock=clock),
         max_elapsed_s=max_elapsed_s,
         metrics=metrics,
-        health=Health(),
+        health=health or Health(),
         max_hinted_wait_s=max_hinted_wait_s,
         sleep=clock.sleep,
         clock=clock,
+        wall=wall or (lambda: WALL + clock.now - START),
         jitter=lambda: jitter,
     )
     return Rig(sender, clock, reporter, metrics, sent)
@@ -203,6 +208,61 @@ def test_the_request_budget_spaces_requests() -> None:
     rig.sender.deliver(make_items(1, start=2), never)
     assert rig.clock.sleeps == pytest.approx([1.0, 1.0])
     assert [at for at, _ in rig.sent] == pytest.approx([START, START + 1.0, START + 2.0])
+
+
+DAILY_QUOTA = httpx.Response(
+    429,
+    headers={"retry-after-quotas": "43200", "ratelimit-limit-quotas": "120"},
+    content=b'{"message":"API rate limit exceeded"}',
+)
+
+
+def test_a_daily_quota_is_waited_out_asking_every_minute_never_dead_lettering_and_not_ready_meanwhile() -> None:
+    """An account's 429 asking for 12 h: every lane pauses, RD is asked again every 60 s (MAX_HINTED_WAIT_S),
+    nothing is dead-lettered, /readyz says until when, and the first 200 makes it ready again."""
+    clock = FakeClock()
+    health = Health(clock=clock, wall=lambda: WALL + clock.now - START)
+    health.set_assigned(True)
+    readiness: list[tuple[bool, dict[str, object]]] = []
+
+    def script(n: int, request: httpx.Request) -> httpx.Response:
+        health.beat()  # the pipeline's loop goes on meanwhile
+        readiness.append(health.readiness())
+        return DAILY_QUOTA if n < 5 else ok(request)
+
+    rig = make_rig(script, health=health, clock=clock)
+    items = make_items(3)
+    rig.sender.deliver(items, never)
+
+    assert rig.clock.sleeps == [60.0] * 5  # a bounded probe interval, not RD's 12 h
+    assert rig.reporter.letters == []
+    assert rig.reporter.results == [(items, [uuid_of(i) for i in range(3)], "batch-1")]
+    assert readiness[0] == (True, {"status": "ready"})
+    for n, (ready, body) in enumerate(readiness[1:]):  # the n-th 429 came at START + 60 n s: + 43,200 s
+        assert not ready and f"rd_quota_exhausted_until=2026-12-03T18:4{n}:00Z" in cast(list[str], body["reasons"])
+    health.beat()
+    assert health.readiness() == (True, {"status": "ready"})  # RD took a batch: the quota is back
+    assert value(rig.metrics, "rdc_rd_quota_reset_timestamp_seconds") == WALL + 240 + 43_200  # the last 429's
+    assert value(rig.metrics, "rdc_rd_throttled_total", kind="contact") == 0
+
+
+def test_a_quota_reset_time_that_passed_is_no_reason_to_be_unready() -> None:
+    wall = [WALL]
+    health = Health(wall=lambda: wall[0])
+    health.set_assigned(True)
+    health.set_quota_exhausted_until(WALL + 10)
+    assert health.readiness() == (
+        False,
+        {"status": "not_ready", "reasons": ["rd_quota_exhausted_until=2026-12-03T06:40:10Z"]},
+    )
+    wall[0] += 10
+    assert health.readiness() == (True, {"status": "ready"})
+
+
+def test_a_short_account_429_is_no_quota_exhaustion() -> None:
+    rig = make_rig(failing(1, status(429, **{"Retry-After": "60"})))
+    rig.sender.deliver(make_items(1), never)
+    assert value(rig.metrics, "rdc_rd_quota_reset_timestamp_seconds") == 0
 
 
 # --- the retry deadline ---------------------------------------------------------------------------------------

@@ -1,6 +1,8 @@
 """Bisection of a batch RD rejects in its format: `bisect` alone (RD simulated by a predicate), then through a
 real `Sender` against a scripted RD. Whatever the rejected events, every event ends in exactly one accepted
-sub-batch or one dead letter, in offset order, within the request bound."""
+sub-batch or one dead letter, in offset order, within the request bound. The same for a batch RD's per-contact
+limiter refuses (a `lead_limiter` 429): those events are dead-lettered `contact_rate_limited` with when RD
+takes them again, and the account is never paused."""
 
 from __future__ import annotations
 
@@ -14,15 +16,25 @@ from hypothesis import strategies as st
 
 from connector.config import Secret
 from connector.deliver.attempt import Sender
-from connector.deliver.bisect import bisect
+from connector.deliver.bisect import bisect, contact_rate_limited
 from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.rd.bounded_http import Answer
 from connector.rd.client import RdClient, StaticToken
 from connector.rd.rate import RateGate
+from connector.settle.dead_letters import MIN_LIMIT, fit_letter
 from connector.settle.reporter import DeadLetter, Reporter
-from tests.unit.deliver.test_lanes import POISON, POISON_ERRORS, FakeReporter, make_items, rejecting_poison, uuid_of
+from tests.unit.deliver.test_attempt import WALL
+from tests.unit.deliver.test_lanes import (
+    POISON,
+    POISON_ERRORS,
+    FakeReporter,
+    make_items,
+    ok,
+    rejecting_poison,
+    uuid_of,
+)
 from tests.unit.ops.test_metrics import samples, value
 
 REJECTED = Answer(400, httpx.Headers(), POISON_ERRORS)
@@ -149,3 +161,76 @@ def fail_on_dead_letter(letter: DeadLetter) -> None:
 
 def fail_on_sleep(seconds: float) -> None:
     raise AssertionError(f"slept {seconds} s: a rejection is never waited on")
+
+
+LEAD_LIMITED = (
+    b'{"error":"\'lead_limiter\' rate limit exceeded for 86400 second(s) period","max":120,"usage":121,'
+    b'"remaining_time":43067}'
+)
+RETRY_AFTER = "2026-12-03T18:37:47Z"  # WALL (06:40:00Z) + 43,067 s
+
+
+def limiting_poison(n: int, request: httpx.Request) -> httpx.Response:
+    """RD's per-contact limiter: any body holding an event of a contact over its limit is refused whole."""
+    if POISON in request.content:
+        return httpx.Response(429, content=LEAD_LIMITED)  # no Retry-After: RD's app says remaining_time only
+    return ok(request, batch_uuid=f"batch-{n}")
+
+
+@settings(max_examples=60, deadline=None)
+@given(batches_with_rejections)
+def test_a_sender_isolates_the_events_of_contacts_over_rds_limit_without_pausing_the_account(
+    case: tuple[int, list[int]],
+) -> None:
+    n, limited = case
+    items = make_items(n, poison=limited)
+    seen: list[bytes] = []
+
+    def rd(request: httpx.Request) -> httpx.Response:
+        seen.append(request.read())
+        return limiting_poison(len(seen) - 1, request)
+
+    client = RdClient("http://rd.test", StaticToken(Secret("tok")), httpx.Client(transport=httpx.MockTransport(rd)))
+    reporter = FakeReporter()
+    gate = RateGate(0)
+    metrics = Metrics()
+    sender = Sender(
+        0,
+        client,
+        cast(Reporter, reporter),
+        backoff_initial_s=1.0,
+        backoff_max_s=1.0,
+        max_bytes=100_000,
+        gate=gate,
+        max_elapsed_s=0.0,
+        metrics=metrics,
+        health=Health(),
+        sleep=fail_on_sleep,  # nothing waits for a contact's 24 h window
+        wall=lambda: WALL,
+    )
+    sender.deliver(items, lambda: False)
+
+    assert [letter.offset for letter in reporter.letters] == limited
+    for letter in reporter.letters:
+        assert (letter.stage, letter.reason, letter.retry_after) == ("send", "contact_rate_limited", RETRY_AFTER)
+        assert letter.detail == "429 " + LEAD_LIMITED.decode()  # RD's body, as for rejected_by_rd
+        assert ("rdc.retry.after", RETRY_AFTER.encode()) in letter.rdc_headers()
+    assert reporter.published() == [item for item in items if item.offset not in limited]  # in order
+    assert gate.paused_for == 0  # the account's gate is not held for a contact
+    k = len(limited)
+    bound = max(1, k * (2 * math.ceil(math.log2(n)) + 1))  # k * (2 log2 n + 1), log2 n rounded up
+    assert sender.requests == len(seen) <= min(bound, 1 + 2 * k * math.ceil(math.log2(n)))
+    refused = sum(POISON in body for body in seen)
+    assert value(metrics, "rdc_rd_throttled_total", kind="contact") == refused
+    assert value(metrics, "rdc_rd_throttled_total", kind="account") == 0
+    assert value(metrics, "rdc_rd_quota_reset_timestamp_seconds") == 0
+
+
+def test_rdc_retry_after_stays_when_a_letter_is_cut_to_fit() -> None:
+    [item] = make_items(1)
+    big = item._replace(value=b"x" * 100_000)
+    letter = contact_rate_limited(RETRY_AFTER)(big, Answer(429, httpx.Headers(), LEAD_LIMITED))
+    fitted = fit_letter(letter, MIN_LIMIT)
+    assert "value" in fitted.truncated
+    assert ("rdc.retry.after", RETRY_AFTER.encode()) in fitted.headers
+    assert ("rdc.error.reason", b"contact_rate_limited") in fitted.headers

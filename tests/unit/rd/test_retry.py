@@ -11,12 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from connector.rd.retry import (
+    CONTACT_LIMIT_PERIOD_S,
     MAX_HINTED_WAIT_S,
     Action,
     Decision,
     backoff_s,
     classify_exception,
     classify_response,
+    is_contact_limit,
     next_wait_s,
     wait_from_429,
     wait_within,
@@ -96,6 +98,55 @@ def test_classify_429_without_now_uses_the_wall_clock() -> None:
     wait = classify_response(429, {"Retry-After": when}, b"").wait_s
     assert wait is not None
     assert 55 <= wait <= 61
+
+
+LEAD_LIMITER = (
+    b'{"error":"\'lead_limiter\' rate limit exceeded for 86400 second(s) period","max":120,"usage":121,'
+    b'"remaining_time":43067}'
+)
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "expected"),
+    [
+        # RD's per-contact limiter: about contacts in the batch, whatever the headers say
+        pytest.param({}, LEAD_LIMITER, Decision(Action.CONTACT_LIMITED, "status_429_contact", 43067.0), id="lead"),
+        pytest.param(
+            {"Retry-After": "30"},
+            LEAD_LIMITER,
+            Decision(Action.CONTACT_LIMITED, "status_429_contact", 30.0),
+            id="lead-limiter-with-retry-after",
+        ),
+        pytest.param(
+            {},
+            b'{"error":"\'lead_limiter\' rate limit exceeded for 86400 second(s) period for key x@y.z"}',
+            Decision(Action.CONTACT_LIMITED, "status_429_contact", CONTACT_LIMIT_PERIOD_S),
+            id="lead-limiter-without-remaining-time-waits-its-period",
+        ),
+        # the account's limits: RD's gateway, a Retry-After, another limiter's remaining_time, no JSON at all
+        pytest.param(
+            {"retry-after-quotas": "40000", "ratelimit-limit-quotas": "120"},
+            b'{"message":"API rate limit exceeded"}',
+            Decision(Action.RETRY, "status_429", 40000.0),
+            id="gateway-quotas",
+        ),
+        pytest.param({"Retry-After": "12"}, b"", Decision(Action.RETRY, "status_429", 12.0), id="retry-after"),
+        pytest.param(
+            {},
+            b'{"error":"\'account_limiter\' rate limit exceeded for 60 second(s) period","remaining_time":20}',
+            Decision(Action.RETRY, "status_429", 20.0),
+            id="remaining-time-without-lead-limiter",
+        ),
+        pytest.param({}, b"<html>lead_limiter</html>", Decision(Action.RETRY, "status_429"), id="not-json"),
+        pytest.param({}, b'["lead_limiter"]', Decision(Action.RETRY, "status_429"), id="json-not-an-object"),
+        pytest.param({}, b'{"error": ["lead_limiter"]}', Decision(Action.RETRY, "status_429"), id="error-not-text"),
+    ],
+)
+def test_a_429_is_the_contacts_only_when_rds_lead_limiter_says_so(
+    headers: dict[str, str], body: bytes, expected: Decision
+) -> None:
+    assert classify_response(429, headers, body, NOW) == expected
+    assert is_contact_limit(body) is (expected.action is Action.CONTACT_LIMITED)
 
 
 @pytest.mark.parametrize(
