@@ -127,6 +127,7 @@ def build_pipeline(
     if closing is not None:
         closing.callback(client.close)  # closes `http`, which the token refresh shares
     gate = RateGate(settings.rd_requests_per_minute)
+    metrics.watch_rate("default", lambda: gate.rate_per_s)
 
     destination = _destination(settings)
     ledger = _ledger(settings, decoder, destination) if settings.effectively_once else None

@@ -36,6 +36,7 @@ from collections.abc import Callable
 __all__ = ["CLIMB_PER_S", "CUT_FACTOR", "CUT_TO_OBSERVED", "MIN_PER_S", "MIN_SAMPLE", "OBSERVE_S", "RateGate"]
 
 _log = logging.getLogger("connector.rd.rate")
+_TOLERANCE = 1e-9  # of a token
 
 #: A cut with a fair sample goes to this fraction of the rate RD was seen to accept.
 CUT_TO_OBSERVED = 0.9
@@ -90,8 +91,8 @@ class RateGate:
             if math.isinf(self._rate):
                 return 0.0
             self._refill(now)
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
+            if self._tokens >= 1.0 - _TOLERANCE:  # a wait that rounding left a hair short still grants
+                self._tokens = max(0.0, self._tokens - 1.0)
                 return 0.0
             self._granted_since_cut -= 1
             return (1.0 - self._tokens) / self._rate
