@@ -127,6 +127,7 @@ def build_pipeline(
     if closing is not None:
         closing.callback(client.close)  # closes `http`, which the token refresh shares
     gate = RateGate(settings.rd_requests_per_minute)
+    metrics.watch_rate("default", lambda: gate.rate_per_s)
 
     destination = _destination(settings)
     ledger = _ledger(settings, decoder, destination) if settings.effectively_once else None
@@ -183,6 +184,7 @@ def build_pipeline(
         health=health,
         ledger=ledger,
         commit_interval_s=settings.commit_interval_ms / 1000,
+        budget_share=gate.set_share,  # RDC_RD_REQUESTS_PER_MINUTE is the group's: each member spends its share
     )
 
 

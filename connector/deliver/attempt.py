@@ -118,6 +118,7 @@ class Sender:
             self._await_budget(abandoned, deadline, items, decision)
             decision, answer, token = self._post(body, len(items))
             if decision.action is Action.DELIVERED and answer is not None:
+                self._gate.succeeded()  # the rate climbs back toward the budget
                 self._accept(items, answer)
                 return
             if decision.action is Action.SPLIT:
@@ -139,9 +140,13 @@ class Sender:
                 deadline = now + self._max_elapsed_s
             self._note_retry(decision, len(items), answer)
             wait = next_wait_s(decision, attempt, *self._backoff, self._jitter())
+            if _account_429(decision):  # before the pause: the cut reads the last second's successes
+                self._metrics.rate_limited("account")
+                self._gate.throttled()
             if decision.wait_s is not None:
                 wait = min(wait, self._max_hinted_wait_s)
-                self._gate.pause(wait)  # a 429 holds every lane, not just this one (_await_budget waits)
+                # a 429 holds every lane, not just this one (_await_budget waits)
+                self._metrics.pause_seconds.inc(self._gate.pause(wait))
                 if decision.wait_s > MAX_HINTED_WAIT_S:
                     self._quota_exhausted(decision.wait_s, wait)
             attempt += 1
@@ -155,7 +160,7 @@ class Sender:
     ) -> None:
         """RD's per-contact limiter refused the batch: bisect to those contacts' events and dead-letter them
         with the time RD takes them again. The account is not paused: every other event flows."""
-        self._metrics.rd_throttled.labels("contact").inc()
+        self._metrics.rate_limited("contact")
         retry_after = rfc3339_utc(self._wall() + (decision.wait_s or 0.0))
         _log.info("contact_rate_limited lane=%d events=%d retry_after=%s", self._lane, len(items), retry_after)
         deliver = lambda half: self.deliver(half, abandoned)  # noqa: E731
@@ -295,6 +300,11 @@ class Sender:
         self._reporter.publish_results(items, uuids, batch_uuid)
         self._metrics.events_delivered.inc(len(items))
         self._metrics.batch_done("delivered")
+
+
+def _account_429(decision: Decision) -> bool:
+    """A 429 of the account's limit: it cuts the shared rate (a per-contact limit must not)."""
+    return decision.action is Action.RETRY and decision.reason == "status_429"
 
 
 def _excerpt(answer: Answer | None) -> str:

@@ -28,6 +28,8 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_assigned_partitions` | gauge | | partitions this member owns |
 | `rdc_duplicates_suppressed_total` | counter | | records skipped because the ledger shows their result exists |
 | `rdc_result_window_seconds` | histogram | | RD's 200 to Kafka's ack of the batch's results (a crash inside re-posts) |
+| `rdc_rate_per_second` | gauge | `account` | requests/s the adaptive rate allows now (0: unlimited); `default` |
+| `rdc_rate_pause_seconds_total` | counter | | seconds every lane was held by 429 pauses (overlapping pauses once) |
 
 Who calls what, and how often (each method's docstring repeats it):
 - per consume batch: `events_consumed.inc(n)`, `tombstones_skipped.inc(n)`, `values_trimmed.inc(n)` (the
@@ -40,7 +42,9 @@ Who calls what, and how often (each method's docstring repeats it):
   `retry(cause)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
   timeout, or a connection lost after the body went out; never an HTTP answer, a 5xx neither),
   `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`; per 429:
-  `rd_throttled.labels(kind).inc()`, and `rd_quota_reset_timestamp.set(epoch)` on a long account pause.
+  `rd_throttled.labels(kind).inc()` and `pause_seconds.inc(s)` (the seconds the pause was extended by), and
+  `rd_quota_reset_timestamp.set(epoch)` on a long account pause. `watch_rate(account, read)` once at start:
+  the gauge reads the gate's rate at each scrape.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
   on acceptance `events_delivered.inc(n)` and `observe_delivery_latency(now - oldest consume time)`.
 
@@ -53,7 +57,8 @@ wrong on Tansu (it answers the last batch's base offset + 1), and querying would
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -69,6 +74,7 @@ _EVENTS_BUCKETS: Final = (1, 5, 10, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_0
 _LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _DELIVERY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 _OFFSET_INVALID: Final = -1001
+_RATE_LIMIT_KINDS: Final = ("account", "contact")
 
 
 class WatermarkSource(Protocol):
@@ -112,8 +118,8 @@ class Metrics:
         )
         self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause"], registry=r)
         self.rd_throttled = Counter("rdc_rd_throttled", "RD 429 answers by kind", ["kind"], registry=r)
-        for kind in ("account", "contact"):
-            self.rd_throttled.labels(kind)
+        for kind in _RATE_LIMIT_KINDS:
+            self.rd_throttled.labels(kind)  # exposed at 0 from the start
         self.rd_quota_reset_timestamp = Gauge(
             "rdc_rd_quota_reset_timestamp_seconds",
             "Epoch seconds RD last said the account's quota resets (a long 429); 0: never",
@@ -151,6 +157,10 @@ class Metrics:
             "rdc_consumer_lag", "High watermark minus committed position", ["topic", "partition"], registry=r
         )
         self.assigned_partitions = Gauge("rdc_assigned_partitions", "Partitions assigned to this member", registry=r)
+        self._rate = Gauge(
+            "rdc_rate_per_second", "Requests/s the adaptive rate allows now (0: unlimited)", ["account"], registry=r
+        )
+        self.pause_seconds = Counter("rdc_rate_pause_seconds", "Seconds every lane was held by 429s", registry=r)
 
     # -- per record / per batch ------------------------------------------------------------------------
 
@@ -177,6 +187,15 @@ class Metrics:
     def retry(self, cause: str) -> None:
         """A batch will be retried because of `cause` (the retry decision's reason, e.g. `status_503`)."""
         self._retries.labels(cause).inc()
+
+    def rate_limited(self, kind: str) -> None:
+        """One 429: `account` (an account-level limit: the rate is cut) or `contact` (a per-contact limit)."""
+        self.rd_throttled.labels(kind).inc()
+
+    def watch_rate(self, account: str, read: Callable[[], float]) -> None:
+        """Expose `read()` (requests/s; math.inf: unlimited, shown as 0) as the rate of `account`, read at
+        each scrape."""
+        self._rate.labels(account).set_function(lambda: 0.0 if math.isinf(rate := read()) else rate)
 
     def token_refreshed(self, ok: bool) -> None:
         self._token_refreshes.labels("ok" if ok else "failed").inc()

@@ -18,7 +18,7 @@ from connector.errors import AuthFatal, AuthUnavailable, LaneFatal, RetryDeadlin
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.rd.client import RdClient, StaticToken, TokenProvider
-from connector.rd.rate import RateGate
+from connector.rd.rate import MIN_PER_S, RateGate
 from connector.settle.reporter import Reporter
 from tests.unit.deliver.test_lanes import FakeReporter, make_items, ok, rd_error, uuid_of
 from tests.unit.ops.test_metrics import value
@@ -195,6 +195,26 @@ def test_a_429_waits_what_rd_asks_through_the_shared_gate() -> None:
     assert [at for at, _ in rig.sent] == [START, START + 30.0]
 
 
+def test_an_account_429_cuts_the_shared_rate_and_a_200_climbs_back() -> None:
+    rig = make_rig(failing(2, status(429, **{"Retry-After": "3"})), per_minute=600)
+    gate = rig.sender._gate
+    rig.sender.deliver(make_items(1), never)
+    # The first 429 halves 10/s (no success seen yet); the second is a request granted after that cut: again.
+    # The 200 then climbs a little.
+    assert 2.5 < gate.rate_per_s < 2.6
+    sample = rig.metrics.registry.get_sample_value
+    assert sample("rdc_rd_throttled_total", {"kind": "account"}) == 2.0
+    assert sample("rdc_rd_throttled_total", {"kind": "contact"}) == 0.0
+    assert sample("rdc_rate_pause_seconds_total") == 6.0
+
+
+def test_a_5xx_leaves_the_rate_alone() -> None:
+    rig = make_rig(failing(3, status(503)), per_minute=600)
+    rig.sender.deliver(make_items(1), never)
+    assert rig.sender._gate.rate_per_s == 10.0
+    assert rig.metrics.registry.get_sample_value("rdc_rd_throttled_total", {"kind": "account"}) == 0.0
+
+
 def test_a_hinted_wait_is_capped_then_rd_is_asked_again() -> None:
     rig = make_rig(failing(2, status(429, **{"Retry-After": "86400"})), max_hinted_wait_s=60.0)
     rig.sender.deliver(make_items(1), never)
@@ -361,7 +381,8 @@ def test_a_failing_rd_is_given_up_on_exactly_at_the_deadline(
     first_failure = rig.sent[0][0]
     assert rig.clock.now == pytest.approx(first_failure + max_elapsed_s)
     assert all(at <= first_failure + max_elapsed_s + 1e-9 for at, _ in rig.sent)
-    assert all(s <= max(backoff_max_s, max_hinted_wait_s) + 1e-9 for s in rig.clock.sleeps)
+    # A budget wait may be longer: 429s cut the shared rate, down to MIN_PER_S (one request a minute).
+    assert all(s <= max(backoff_max_s, max_hinted_wait_s, 1 / MIN_PER_S) + 1e-9 for s in rig.clock.sleeps)
     assert rig.reporter.results == [] and rig.reporter.letters == []
 
 
