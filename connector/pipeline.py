@@ -204,7 +204,8 @@ class Pipeline:
             # 7.5k -> see BENCHMARKS.md).
             self._reporter.poll(timeout)
             timeout = 0
-        messages = self._consumer.consume(_CONSUME_BATCH, timeout)
+        self._rebalance.begin_consume()
+        messages = self._rebalance.without_stale(self._consumer.consume(_CONSUME_BATCH, timeout))
         now = self._clock()
         if messages:
             self._transform.submit([(m.topic(), m.value()) for m in messages if has_value(m)])  # type: ignore[misc]

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import KafkaException, Message, TopicPartition
 
 from connector.consume.budget_share import BudgetShare
 from connector.consume.partitions import Partitions
@@ -71,6 +71,7 @@ class Rebalance:
         self._revoke_timeout_s = revoke_timeout_s
         self._drain, self._handle_lost, self._commit, self._abandon = drain, handle_lost, commit, abandon
         self._budget_share = budget_share
+        self._gone: set[TopicPartitionKey] = set()  # revoked or lost during the current consume call
         self.closing = False  # set by `run` once it has drained: a revoke at close only forgets
 
     def on_assign(self, consumer: Any, partitions: list[TopicPartition]) -> None:
@@ -106,6 +107,7 @@ class Rebalance:
 
     def on_revoke(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         revoked = [(p.topic, p.partition) for p in partitions]
+        self._gone.update(revoked)
         _log.info("revoked partitions=%s", [f"{t}/{p}" for t, p in revoked])
         if not self.closing:
             self._drain(self._revoke_timeout_s)
@@ -122,9 +124,39 @@ class Rebalance:
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]
+        self._gone.update(lost)
         _log.warning("lost partitions=%s (nothing more is committed for them)", [f"{t}/{p}" for t, p in lost])
         self._handle_lost(frozenset(lost))  # others' records still go out
         self.forget(lost)
+
+    def begin_consume(self) -> None:
+        """Before each consume call: `without_stale` then knows what that call revoked or lost."""
+        self._gone.clear()
+
+    def without_stale(self, messages: list[Message]) -> list[Message]:
+        """The messages of a consume call, less those of partitions it revoked or lost: fetched before the
+        revoke, they are returned by the call that served it. Seen in a benchmark: a session timeout revoked
+        every partition, its call returned records up to offset 7999, and once the partition was assigned
+        again and read from its committed offset the tracker refused offset 0 ("tracked after 7999").
+        A partition assigned again within the same call is sought back to the first record dropped, so a
+        record of the new assignment dropped with the stale ones is read again, never lost."""
+        if not self._gone or not messages:
+            return messages
+        kept: list[Message] = []
+        rewind: dict[TopicPartitionKey, int] = {}
+        for message in messages:
+            tp: TopicPartitionKey = (message.topic(), message.partition())  # type: ignore[assignment]
+            if tp not in self._gone:
+                kept.append(message)
+            elif message.error() is None and tp in self._partitions.owned:
+                offset: int = message.offset()  # type: ignore[assignment]
+                rewind[tp] = min(rewind.get(tp, offset), offset)
+        for tp, offset in rewind.items():
+            self._consumer.seek(TopicPartition(tp[0], tp[1], offset))
+        if len(kept) < len(messages):
+            _log.warning("stale_records_dropped records=%d partitions=%d (read again by their owner)",
+                         len(messages) - len(kept), len(self._gone))  # fmt: skip
+        return kept
 
     def finish_scans(self) -> None:
         """Take the ledger's finished scans: their partitions skip what was delivered, and fetch again."""

@@ -89,14 +89,19 @@ class RecordRouter:
         offset: int = message.offset()  # type: ignore[assignment]
         tp = (topic, partition)
         state = self._owned.get(tp)
+        if state is None:
+            # Not ours (any more): fetched before a revoke or a loss and returned by the consume call that
+            # served it. Tracking it would be a lie (and a crash: the next owner of the partition, us again
+            # perhaps, reads it again from the committed offset, below what was tracked); whoever owns the
+            # partition reads it again.
+            return
         tracker = self._tracker
-        if state is not None:
-            state.at_end = False
-            if state.held_until is not None:
-                return  # re-fetched after the registry is back (we seeked to the held offset)
+        state.at_end = False
+        if state.held_until is not None:
+            return  # re-fetched after the registry is back (we seeked to the held offset)
         value = message.value()
         self.stats.consumed += 1
-        if state is not None and state.skip and offset in state.skip:  # delivered before a crash (ledger)
+        if state.skip and offset in state.skip:  # delivered before a crash (ledger)
             state.skip.discard(offset)
             tracker.track(tp, offset)
             tracker.settle(tp, (offset,))

@@ -255,3 +255,42 @@ def test_trims_are_counted_once_per_batch_in_the_metric_and_the_stop_line() -> N
     assert pipeline.run() == 0
     assert pipeline.stats.trimmed == 10
     assert "rdc_values_trimmed_total 10.0" in pipeline._metrics.render().decode()
+
+
+class RebalancingConsumer(FakeConsumer):
+    """Batch 1 is read; the second consume call serves a revoke (a session timeout) yet still returns records
+    fetched before it; the third serves the assignment again, and reading restarts at the committed offset."""
+
+    def subscribe(self, topics: list[str], on_assign: Callable[..., None], **callbacks: Any) -> None:
+        from confluent_kafka import TopicPartition
+
+        self.callbacks = {"assign": on_assign, **callbacks}
+        self.partition = [TopicPartition(*TP)]
+        on_assign(self, self.partition)
+        self.calls = 0
+
+    def consume(self, count: int, timeout: float) -> list[FakeMessage]:
+        self.calls += 1
+        if self.calls == 2:
+            self.callbacks["on_revoke"](self, self.partition)
+            return [FakeMessage(o) for o in (3, 4)]  # fetched before the revoke
+        if self.calls == 3:
+            self.callbacks["assign"](self, self.partition)
+            return [FakeMessage(o) for o in (3, 4, 5)]  # from the committed offset, 3
+        return super().consume(count, timeout)
+
+    def assign(self, partitions: Any) -> None:
+        pass
+
+    def committed(self, partitions: Any, timeout: float) -> Any:
+        return partitions
+
+
+def test_records_a_revoke_left_behind_are_not_tracked_and_the_partition_is_read_again() -> None:
+    consumer = RebalancingConsumer([[0, 1, 2]])
+    consumer.batches.append([])  # placeholder: calls 2 and 3 are the rebalance's
+    consumer.batches.append([])
+    pipeline, lanes = _pipeline(consumer, FakeTransform())
+    assert pipeline.run() == 0
+    assert lanes[0].delivered == [0, 1, 2, 3, 4, 5]  # 3 and 4 once: the copies from before the revoke dropped
+    assert max(consumer.commits) == 6 and consumer.closed

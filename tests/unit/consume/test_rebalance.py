@@ -208,3 +208,31 @@ def test_after_a_loss_the_kept_partitions_keep_their_lanes() -> None:
     kept = {tp: rig.lanes.lane_of(tp) for tp in (("b", 0), ("b", 1))}
     rig.rebalance.on_lost(rig.consumer, [TopicPartition(*A0), TopicPartition(*A1)])
     assert {tp: rig.lanes.lane_of(tp) for tp in kept} == kept  # they may have work in flight
+
+
+def test_records_of_a_partition_revoked_during_the_consume_call_are_dropped() -> None:
+    from tests.unit.consume.fake_consumer import FakeMessage
+
+    rig = Rig()
+    rig.assign(("t", 0))
+    rig.rebalance.begin_consume()
+    rig.revoke(("t", 0))
+    stale: list[Any] = [FakeMessage(7), FakeMessage(8)]
+    assert rig.rebalance.without_stale(stale) == []
+    assert rig.consumer.seeks == []  # not ours: its next owner reads them
+    rig.rebalance.begin_consume()  # the next call: nothing revoked in it
+    fresh: list[Any] = [FakeMessage(0)]
+    assert rig.rebalance.without_stale(fresh) == fresh
+
+
+def test_a_partition_revoked_and_assigned_again_in_one_call_is_read_again_from_the_first_dropped() -> None:
+    from tests.unit.consume.fake_consumer import FakeMessage
+
+    rig = Rig()
+    rig.assign(("t", 0))
+    rig.rebalance.begin_consume()
+    rig.revoke(("t", 0))
+    rig.assign(("t", 0))
+    mixed: list[Any] = [FakeMessage(7), FakeMessage(3), FakeMessage(4)]
+    assert rig.rebalance.without_stale(mixed) == []
+    assert rig.consumer.seeks == [(("t", 0), 3)]  # stale or fresh, nothing dropped is lost
