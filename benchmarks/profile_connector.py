@@ -6,6 +6,7 @@ event is settled. Prints the top functions by self time and by inclusive time, p
 
     .venv/bin/pip install py-spy   # once
     .venv/bin/python benchmarks/profile_connector.py [--count 200000] [--out benchmarks/results/profile.txt]
+        [--lanes 4 --latency-ms 50 --partitions 3]   # the suite's lane runs
 """
 
 from __future__ import annotations
@@ -55,6 +56,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--lanes", type=int, default=1, help="RDC_MAX_IN_FLIGHT (default 1)")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="the mock's latency (default 0)")
+    parser.add_argument("--partitions", type=int, default=8, help="source partitions (default 8)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "profile.txt"))
     args = parser.parse_args()
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
@@ -67,10 +71,11 @@ def main() -> int:
     with EmbeddedBroker() as broker:
         mock = MockProcess()
         try:
-            topic = broker.unique_topic("prof-src", 8)
+            topic = broker.unique_topic("prof-src", args.partitions)
+            mock.reset(args.latency_ms)
             ends = produce_acked(broker.bootstrap_servers, topic, ((m.key, m.value) for m in messages))
             results, dlq = broker.unique_topic("prof-results"), broker.unique_topic("prof-dlq")
-            env = connector_env(broker.bootstrap_servers, topic, "prof", results, dlq, mock.url, 1)
+            env = connector_env(broker.bootstrap_servers, topic, "prof", results, dlq, mock.url, args.lanes)
             proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "run"], env=env, cwd=ROOT,
                                     stderr=open(raw.with_suffix(".log"), "w"))  # fmt: skip  # noqa: SIM115
             spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid), "--format", "raw", "--threads",
