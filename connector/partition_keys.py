@@ -1,4 +1,4 @@
-"""A source partition's key, and the stable hash that places it: its results partition, its lane."""
+"""A source partition's key, and the stable hash that places its results (the results partition)."""
 
 from __future__ import annotations
 

@@ -162,7 +162,12 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("batch_max_bytes", _int_between(64, 10_000_000), "cap on a batch body, in bytes"),
     Spec("batch_max_events", _int_between(1, 100_000), "cap on events per batch"),
     Spec("batch_linger_ms", _int_between(0, 600_000), "max wait of a batch's oldest event before sending"),
-    Spec("max_in_flight", _int_between(1, 64), "lanes sending concurrently; a partition always uses the same lane"),
+    Spec(
+        "max_in_flight",
+        _int_between(1, 64),
+        "lanes sending concurrently; partitions are spread evenly over them, each keeping its lane while "
+        "anything of it is in flight",
+    ),
     Spec(
         "max_buffered_bytes",
         _int_between(1_000_000, 16_000_000_000),

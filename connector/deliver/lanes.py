@@ -1,12 +1,13 @@
 """The lanes: which lane a partition uses (`LaneSet`), and each lane's thread (`Lane`), which sends the
 batches closed for it to RD, in order, one at a time.
 
-A partition always uses the same lane (`stable_slot` of its topic and number), so its events reach RD in
-offset order. Each lane has one `Batcher`; a batch closed by it (full) or due by its linger goes to the
-lane's queue. Byte-exact packing is the `Batcher`'s (deliver/batch.py); `LaneSet` only routes and times. Each batch
-is one attempt (`deliver.attempt`: budget, retries, deadline, bisection, results). The lane never commits:
-settlement flows back through the `Reporter`'s acknowledgements to the pipeline thread. The first error
-that retrying cannot fix stops the lane (`fatal`); the batches after it are not sent.
+At assignment a partition goes to the least loaded lane (`LaneSet.assign`), and it changes lane only at a
+revoke, when nothing of it is in flight (`respread`), so its events reach RD in offset order. Each lane has
+one `Batcher`; a batch closed by it (full) or due by its linger goes to the lane's queue. Byte-exact packing
+is the `Batcher`'s (deliver/batch.py); `LaneSet` only routes and times. Each batch is one attempt
+(`deliver.attempt`: budget, retries, deadline, bisection, results). The lane never commits: settlement flows
+back through the `Reporter`'s acknowledgements to the pipeline thread. The first error that retrying cannot
+fix stops the lane (`fatal`); the batches after it are not sent.
 
 Work is tagged with a generation: `abandon()` (rebalance or shutdown past its deadline) bumps it, and the
 lane drops older batches, even mid-retry. Their records are not settled, so they are not committed.
