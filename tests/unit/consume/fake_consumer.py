@@ -6,6 +6,8 @@ from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, TopicPartition
 
+from connector.deliver.batch import Batch
+from connector.errors import ConnectorError
 from connector.partition_keys import TopicPartitionKey
 
 
@@ -91,3 +93,25 @@ class FakeMessage:
 
     def timestamp(self) -> tuple[int, int]:
         return (TIMESTAMP_NOT_AVAILABLE, 0)
+
+
+class FakeLane:
+    """A `deliver.lanes.LaneLike` without a thread: keeps what it is given; `waiting` is what it says is queued."""
+
+    fatal: ConnectorError | None = None
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+        self.waiting = 0
+
+    def submit(self, batch: Batch) -> None:
+        self.batches.append(batch)
+
+    def queued(self) -> int:
+        return self.waiting
+
+    def abandon(self) -> None:
+        pass
+
+    def close(self, timeout: float) -> None:
+        pass

@@ -9,13 +9,12 @@ from confluent_kafka import TopicPartition
 from connector.consume.partitions import Partitions
 from connector.consume.rebalance import Rebalance
 from connector.deliver.lanes import LaneSet
-from connector.errors import ConnectorError
 from connector.ledger.scan import LedgerScan
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.partition_keys import TopicPartitionKey
 from connector.settle.offsets import OffsetTracker
-from tests.unit.consume.fake_consumer import FakeConsumer, no_wake
+from tests.unit.consume.fake_consumer import FakeConsumer, FakeLane, no_wake
 
 A0, A1 = ("a", 0), ("a", 1)
 
@@ -51,20 +50,9 @@ class FakeReporter:
         self.plain.append((topic, key, value))
 
 
-class IdleLane:
-    fatal: ConnectorError | None = None
-
+class IdleLane(FakeLane):
     def submit(self, batch: Any) -> None:
         raise AssertionError("nothing is sent in these tests")
-
-    def queued(self) -> int:
-        return 0
-
-    def abandon(self) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
 
 
 class Rig:

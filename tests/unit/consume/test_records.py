@@ -10,36 +10,15 @@ from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.records import PipelineStats, RecordRouter
-from connector.deliver.batch import Batch
 from connector.deliver.lanes import LaneSet
-from connector.errors import ConnectorError
 from connector.in_flight import item_weight
 from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import DeadLetter
 from connector.settle.offsets import OffsetTracker
 from connector.transform.outcomes import Outcome, Ready, Refused, RegistryDown, SkippedByMapping
-from tests.unit.consume.fake_consumer import FakeConsumer, FakeMessage, no_wake
+from tests.unit.consume.fake_consumer import FakeConsumer, FakeLane, FakeMessage, no_wake
 
 TP = ("t", 0)
-
-
-class Lane:
-    fatal: ConnectorError | None = None
-
-    def __init__(self) -> None:
-        self.batches: list[Batch] = []
-
-    def submit(self, batch: Batch) -> None:
-        self.batches.append(batch)
-
-    def queued(self) -> int:
-        return 0
-
-    def abandon(self) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
 
 
 class Reporter:
@@ -53,7 +32,7 @@ class Reporter:
 class Rig:
     def __init__(self, max_events: int = 2, max_bytes: int = 1000) -> None:
         self.consumer = FakeConsumer()
-        self.lane = Lane()
+        self.lane = FakeLane()
         self.lanes = LaneSet([self.lane], max_bytes, max_events, linger_s=1.0)
         self.partitions = Partitions(self.consumer, self.lanes.lane_of, wake=no_wake)
         self.partitions.add([TP])

@@ -5,31 +5,10 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from connector.deliver.batch import Batch
 from connector.deliver.lanes import HELD_RECHECK_S, LaneSet, place, spread
-from connector.errors import ConnectorError
 from connector.in_flight import Item
 from connector.partition_keys import stable_slot
-
-
-class Lane:
-    fatal: ConnectorError | None = None
-
-    def __init__(self) -> None:
-        self.batches: list[Batch] = []
-        self.waiting = 0
-
-    def submit(self, batch: Batch) -> None:
-        self.batches.append(batch)
-
-    def queued(self) -> int:
-        return self.waiting
-
-    def abandon(self) -> None:
-        pass
-
-    def close(self, timeout: float) -> None:
-        pass
+from tests.unit.consume.fake_consumer import FakeLane
 
 
 def _item(offset: int) -> Item:
@@ -38,14 +17,14 @@ def _item(offset: int) -> Item:
 
 @given(st.text(min_size=1, max_size=20), st.integers(0, 10_000), st.integers(1, 16))
 def test_a_partition_always_uses_the_same_lane(topic: str, partition: int, lanes: int) -> None:
-    lane_set = LaneSet([Lane() for _ in range(lanes)], 1000, 10, 1.0)
+    lane_set = LaneSet([FakeLane() for _ in range(lanes)], 1000, 10, 1.0)
     first = lane_set.lane_of((topic, partition))
     assert first == lane_set.lane_of((topic, partition)) == stable_slot(topic, partition, lanes)
     assert 0 <= first < lanes
 
 
 def test_a_due_batch_waits_while_its_lane_has_batches_queued_and_is_rechecked_soon() -> None:
-    lane = Lane()
+    lane = FakeLane()
     lane_set = LaneSet([lane], 1000, 10, linger_s=1.0)
     lane_set.batchers[0].add(_item(0), 0.0)
     assert abs(lane_set.poll_timeout(0.95) - 0.05) < 1e-9  # until the linger ends (at most 0.1 s)
@@ -59,7 +38,7 @@ def test_a_due_batch_waits_while_its_lane_has_batches_queued_and_is_rechecked_so
 
 
 def test_send_open_flushes_every_lane() -> None:
-    lanes = [Lane(), Lane()]
+    lanes = [FakeLane(), FakeLane()]
     lane_set = LaneSet(lanes, 1000, 10, linger_s=60.0)
     lane_set.batchers[1].add(_item(3), 0.0)
     lane_set.send_open()
@@ -74,7 +53,7 @@ _TPS = st.lists(st.tuples(st.sampled_from("abc"), st.integers(0, 20)), unique=Tr
 def test_lane_loads_differ_by_at_most_one_and_owned_partitions_move_only_at_a_respread(
     steps: list[tuple[bool, list[tuple[str, int]]]], lanes: int
 ) -> None:
-    lane_set = LaneSet([Lane() for _ in range(lanes)], 1000, 10, 1.0)
+    lane_set = LaneSet([FakeLane() for _ in range(lanes)], 1000, 10, 1.0)
     owned: set[tuple[str, int]] = set()
     for revoke, tps in steps:
         if revoke:  # a revoke: the given partitions go, the rest are spread again (nothing is in flight)
