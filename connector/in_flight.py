@@ -23,12 +23,13 @@ class Item(NamedTuple):
     event: bytes  # compact UTF-8 JSON of {"event_type", "event_family", "payload"}
     value: bytes | None = None  # the original Kafka value, for a dead letter if RD rejects the event
     headers: list[tuple[str, str | bytes | None]] | None = None  # the original Kafka headers, likewise
+    account: str = "default"  # the RD account it goes to (its mapping's `account:`; else the only/default one)
 
 
-#: Python's own bytes per in-flight event beyond its payloads (sys.getsizeof): the 9-slot tuple (112), three
+#: Python's own bytes per in-flight event beyond its payloads (sys.getsizeof): the 10-slot tuple (120), three
 #: bytes objects' headers (3 x 33), the offset (28) and the event id string (~85). Counted so that the
 #: buffer cap bounds real memory, not just the JSON.
-ITEM_OVERHEAD = 320
+ITEM_OVERHEAD = 328
 
 
 def item_weight(item: Item) -> int:

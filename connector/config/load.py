@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
+from connector.config.accounts import parse_accounts
 from connector.config.settings import Settings
 from connector.config.specs import SPECS
 from connector.errors import ConfigError
@@ -43,11 +44,14 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
 
 
-def _file_values(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+def _file_values(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str], Any]:
     values: dict[str, Any] = {}
     kafka: dict[str, str] = {}
+    accounts: Any = {}
     for key, raw in data.items():
-        if key == "kafka":
+        if key == "accounts":
+            accounts = raw
+        elif key == "kafka":
             if not isinstance(raw, Mapping):
                 raise ConfigError("[kafka] in the config file must be a table of librdkafka settings")
             kafka.update({str(k): _kafka_text(v) for k, v in raw.items()})
@@ -55,9 +59,10 @@ def _file_values(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
             values[key] = raw
         else:
             raise ConfigError(
-                f"config file: unknown setting {key!r}; known: {', '.join(sorted(_SPEC_BY_NAME))}, [kafka]"
+                f"config file: unknown setting {key!r}; known: {', '.join(sorted(_SPEC_BY_NAME))}, [kafka], "
+                "[accounts.<name>]"
             )
-    return values, kafka
+    return values, kafka, accounts
 
 
 def load_settings(env: Mapping[str, str], config_file: str | Path | None = None) -> Settings:
@@ -66,7 +71,7 @@ def load_settings(env: Mapping[str, str], config_file: str | Path | None = None)
     The file may also be named by `RDC_CONFIG_FILE`. Raises `ConfigError` on the first invalid value.
     """
     path = config_file or env.get("RDC_CONFIG_FILE")
-    raw, kafka = _file_values(_read_file(Path(path))) if path else ({}, {})
+    raw, kafka, tables = _file_values(_read_file(Path(path))) if path else ({}, {}, {})
     for spec in SPECS:
         if env.get(spec.env, "").strip():  # an empty variable counts as unset (compose's ${VAR:-})
             raw[spec.name] = env[spec.env]
@@ -74,7 +79,16 @@ def load_settings(env: Mapping[str, str], config_file: str | Path | None = None)
         if name.startswith(KAFKA_ENV_PREFIX) and len(name) > len(KAFKA_ENV_PREFIX):
             kafka[_env_name_to_kafka_key(name)] = value
     parsed = {name: _SPEC_BY_NAME[name].parse(_SPEC_BY_NAME[name].env, value) for name, value in raw.items()}
-    settings = Settings(**parsed, kafka=kafka)
+    defaults = Settings(**parsed)
+    accounts = parse_accounts(
+        tables,
+        env,
+        base_url=defaults.rd_base_url,
+        requests_per_minute=defaults.rd_requests_per_minute,
+        parse_url=_SPEC_BY_NAME["rd_base_url"].parse,
+        parse_budget=_SPEC_BY_NAME["rd_requests_per_minute"].parse,
+    )
+    settings = Settings(**parsed, kafka=kafka, accounts=accounts)
     _refuse_plain_http(settings)
     return settings
 
@@ -99,6 +113,8 @@ def _refuse_plain_http(settings: Settings) -> None:
     if settings.allow_insecure_http:
         return
     checked = [("RDC_RD_BASE_URL", settings.rd_base_url, "the RD access token and client secret")]
+    what = "the account's RD access token and client secret"
+    checked += [(f"[accounts.{a.name}] base_url", a.base_url, what) for a in settings.accounts]
     if settings.schema_registry_url and (settings.schema_registry_username or settings.schema_registry_password):
         checked.append(("RDC_SCHEMA_REGISTRY_URL", settings.schema_registry_url, "the Schema Registry credentials"))
     for env, url, what in checked:

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 import confluent_kafka
 
+from connector.config.accounts import DEFAULT_ACCOUNT, Account
 from connector.config.secret import Secret
 from connector.errors import ConfigError
 
@@ -60,13 +61,39 @@ class Settings:
     metrics_port: int = 9464
     metrics_host: str = "0.0.0.0"
     ready_max_failing_s: float = 120.0
+    token_store_topic: str = "rd-connector.tokens"
+    token_store_key: Secret | None = None
+    token_store: bool = True
+    account_retry_s: float = 60.0
     kafka: Mapping[str, str] = field(default_factory=dict)
+    accounts: tuple[Account, ...] = ()  # the [accounts.<name>] tables (`rd_accounts()` adds `default`)
 
     def secret_values(self) -> list[str]:
         """Every secret this configuration holds (for log redaction), librdkafka passwords included."""
         secrets = [s.reveal() for s in (self.rd_access_token, self.rd_client_secret, self.rd_refresh_token,
-                                        self.schema_registry_password) if s is not None]  # fmt: skip
+                                        self.schema_registry_password, self.token_store_key) if s is not None]  # fmt: skip
+        secrets += [value for account in self.accounts for value in account.secrets()]
         return secrets + [v for k, v in self.kafka.items() if _is_secret_key(k) and v]
+
+    def default_account(self) -> Account | None:
+        """The account `default` of the plain RDC_RD_* settings, when they hold credentials."""
+        if not (self.rd_access_token or self.rd_client_id or self.rd_client_secret or self.rd_refresh_token):
+            return None
+        return Account(
+            DEFAULT_ACCOUNT,
+            self.rd_base_url,
+            self.rd_requests_per_minute,
+            self.rd_access_token,
+            self.rd_client_id,
+            self.rd_client_secret,
+            self.rd_refresh_token,
+            self.rd_token_file,
+        )
+
+    def rd_accounts(self) -> tuple[Account, ...]:
+        """Every RD account: `default` (RDC_RD_*) first when it has credentials, then the file's tables."""
+        default = self.default_account()
+        return ((default,) if default is not None else ()) + self.accounts
 
     def require_pipeline(self) -> None:
         """Check what `rd-connector run` needs beyond valid values; raise `ConfigError` naming what is missing."""
@@ -79,10 +106,15 @@ class Settings:
             raise ConfigError(
                 "RD refresh flow is incomplete: set all of RDC_RD_CLIENT_ID, RDC_RD_CLIENT_SECRET, RDC_RD_REFRESH_TOKEN"
             )
-        if not self.rd_access_token and not all(refresh_flow):
+        if not self.rd_access_token and not all(refresh_flow) and not self.accounts:
             raise ConfigError(
                 "no RD credentials: set RDC_RD_ACCESS_TOKEN, or RDC_RD_CLIENT_ID + RDC_RD_CLIENT_SECRET + "
-                "RDC_RD_REFRESH_TOKEN"
+                "RDC_RD_REFRESH_TOKEN, or [accounts.<name>] tables in RDC_CONFIG_FILE"
+            )
+        if self.default_account() is not None and any(a.name == DEFAULT_ACCOUNT for a in self.accounts):
+            raise ConfigError(
+                "the account 'default' is defined twice: by the RDC_RD_* credentials and by [accounts.default]; "
+                "keep one"
             )
         if self.retry_backoff_max_ms < self.retry_backoff_initial_ms:
             raise ConfigError(

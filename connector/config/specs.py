@@ -158,7 +158,28 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("rd_client_secret", _secret, "RD app client secret (refresh flow)"),
     Spec("rd_refresh_token", _secret, "RD refresh token (refresh flow)"),
     Spec("rd_token_file", _nonempty, "file keeping the newest (rotated) refresh token across restarts"),
-    Spec("rd_requests_per_minute", _int_between(0, 1_000_000), "client-side request budget (0: no limit)"),
+    Spec(
+        "rd_requests_per_minute",
+        _int_between(0, 1_000_000),
+        "the RD account's request budget for the whole consumer group (each member spends its share; 0: no limit)",
+    ),
+    Spec(
+        "token_store",
+        _bool,
+        "keep each account's rotated refresh token and access token, encrypted, in RDC_TOKEN_STORE_TOPIC (replicas "
+        "share it); false: RDC_RD_TOKEN_FILE only",
+    ),
+    Spec("token_store_topic", _nonempty, "compacted topic of the encrypted token store (created if missing)"),
+    Spec(
+        "token_store_key",
+        _secret,
+        "passphrase the token store's key is derived from (default: each account's client secret)",
+    ),
+    Spec(
+        "account_retry_s",
+        _float_between(0.1, 3600),
+        "with several accounts, how often an account whose credentials RD refused is tried again",
+    ),
     Spec("batch_max_bytes", _int_between(64, 10_000_000), "cap on a batch body, in bytes"),
     Spec("batch_max_events", _int_between(1, 100_000), "cap on events per batch"),
     Spec("batch_linger_ms", _int_between(0, 600_000), "max wait of a batch's oldest event before sending"),

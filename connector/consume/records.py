@@ -117,7 +117,7 @@ class RecordRouter:
             self._not_ready(message, tp, offset, now, outcome)
             return
         ready: Ready = outcome  # narrowed above
-        event_type, event_id, data, trims = ready
+        event_type, event_id, data, trims, account = ready
         lane = self._lanes.lane_of(tp)
         batcher = self._lanes.batchers[lane]
         tracker.track(tp, offset)

@@ -298,7 +298,7 @@ class Sender:
                 f"answer: {_excerpt(answer)[:300]}"
             ) from exc
         self._reporter.publish_results(items, uuids, batch_uuid)
-        self._metrics.events_delivered.inc(len(items))
+        self._metrics.delivered(len(items))
         self._metrics.batch_done("delivered")
 
 

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 from connector.errors import MappingError
 from connector.mapping.avro_view import AvroType, RecordView
 from connector.mapping.codegen import Code, Generation
+from connector.mapping.compile_account import AccountOf, compile_account
 from connector.mapping.compile_event_type import Late, check_event_types, possible_event_types, select
 from connector.mapping.compile_payload import PayloadCompiler, check_fields
 from connector.mapping.event import RdEvent, Skipped, finish
@@ -43,6 +44,41 @@ class Compiled(NamedTuple):
 
 def compile_mapping(spec: MappingSpec, definition: dict[str, Any]) -> Compiled:
     """Compile `spec` for records of the standalone record schema `definition` (logical types kept)."""
+    compiled = _compile_event(spec, definition)
+    view = RecordView(definition)
+    account_of, problems = compile_account(spec, view, view.root if spec.unwrap != "debezium" else _after(view))
+    if problems or compiled.function is None or account_of is None:
+        problems = sorted(dict.fromkeys([*compiled.problems, *problems]), key=lambda p: p.line)
+        return Compiled(None if problems else compiled.function, problems, compiled.source)
+    return Compiled(_routed(compiled.function, account_of), [], compiled.source)
+
+
+def _routed(function: MapFunction, account_of: AccountOf) -> MapFunction:
+    """`function`, its events stamped with the account `account_of` gives (a skipped record needs none)."""
+    new = RdEvent.__new__
+
+    def mapped(record: Mapping[str, Any]) -> RdEvent | Skipped:
+        event = function(record)
+        if type(event) is not RdEvent:
+            return event
+        try:
+            account = account_of(record)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise MappingError("invalid_field", f"record does not fit its mapping's account: {exc!r}",
+                               f"record does not fit its mapping's account: {type(exc).__name__}") from exc  # fmt: skip
+        return new(RdEvent, event[0], event[1], event[2], account)
+
+    return mapped
+
+
+def _after(view: RecordView) -> AvroType | None:
+    """The Debezium envelope's `after` record (None if it has none: `_root` reports that)."""
+    after = view.fields(view.root).get("after")
+    kind = view.type_of(after) if after is not None else None
+    return kind if kind is not None and kind.kind == "record" else None
+
+
+def _compile_event(spec: MappingSpec, definition: dict[str, Any]) -> Compiled:
     if spec.builtin == "passthrough":
         return _passthrough(spec, RecordView(definition))
     gen = Generation(spec, RecordView(definition))

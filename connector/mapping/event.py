@@ -19,11 +19,13 @@ ENCODE_MAX_DEPTH = 254
 
 class RdEvent(NamedTuple):
     """An event ready to send: `body` is `{"event_type", "event_family": "CDP", "payload"}`;
-    `trims` counts the lists and strings cut to RD's caps (0 normally)."""
+    `trims` counts the lists and strings cut to RD's caps (0 normally); `account` is the RD account it goes
+    to (None: the mapping names none, so the only or the `default` account)."""
 
     event_type: str
     body: dict[str, Any]
     trims: int
+    account: str | None = None
 
     @property
     def payload(self) -> dict[str, Any]:

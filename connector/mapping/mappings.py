@@ -21,7 +21,9 @@ from pathlib import Path
 from typing import Any, Final
 
 from connector.avro.catalog import SchemaCatalog, SchemaEntry, default_catalog
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.errors import ConfigError, MappingError
+from connector.mapping.compile_account import check_account_names
 from connector.mapping.compiler import MapFunction, compile_mapping
 from connector.mapping.event import RdEvent, Skipped
 from connector.mapping.spec import MappingFile, MappingFileError, MappingSpec, Problem, TestSpec
@@ -61,14 +63,21 @@ def read_mapping_texts(path: str) -> tuple[FileText, ...]:
 
 
 def checked_mappings(
-    path: str | None, catalog: SchemaCatalog, *, registry: bool = False
+    path: str | None, catalog: SchemaCatalog, *, registry: bool = False, accounts: Sequence[str] | None = None
 ) -> tuple[tuple[FileText, ...], Mappings]:
     """The texts of `RDC_MAPPINGS` (`path`; None: none) and the `Mappings` they make with the bundled ones,
-    every mapping compiled against the known schema of its record. Raises `MappingFileError` listing every
+    every mapping compiled against the known schema of its record, and the accounts each names checked against
+    `accounts` (the configured RD accounts; None: not checked). Raises `MappingFileError` listing every
     problem of every file (a `ConfigError`: `run` exits 2)."""
     texts = read_mapping_texts(path) if path else ()
     mappings = Mappings(texts, catalog=catalog)
     problems = [p for _, found, _ in mappings.check(catalog, registry=registry) for p in found]
+    if accounts is not None:
+        default = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts or len(accounts) == 1 else None
+        for spec in (m for f in mappings.user_files for m in f.mappings):
+            problems += check_account_names(spec, accounts, default)
+        for spec in (m for f in mappings.bundled_files for m in f.mappings):  # never unnamed: only the names
+            problems += [p for p in check_account_names(spec, accounts, default) if spec.account is not None]
     if problems:
         raise MappingFileError(problems)
     return texts, mappings

@@ -120,7 +120,8 @@ Value = PathValue | ConstValue | SumValue | CountValue | EachValue
 @dataclass(frozen=True, slots=True)
 class EventTypeSpec:
     """A constant event type, or one chosen by the text of the value at `path`: `cases[text]`, else
-    `otherwise`. Outcomes are event types, `SKIP` or `DEAD_LETTER`."""
+    `otherwise`. Outcomes are event types, `SKIP` or `DEAD_LETTER`. A mapping's `account` has the same
+    form (outcomes: account names or `DEAD_LETTER`)."""
 
     line: int
     constant: str | None = None
@@ -146,6 +147,7 @@ class MappingSpec:
     event_type: EventTypeSpec | None = None
     payload: dict[str, Value] = field(default_factory=dict)
     builtin: str | None = None
+    account: EventTypeSpec | None = None  # the RD account its events go to (None: the only, or `default`)
 
     def problem(self, line: int, where: str | None, message: str) -> Problem:
         return Problem(self.file, line, self.name, where, message)

@@ -40,8 +40,9 @@ __all__ = ["parse_file", "parse_text"]
 
 _PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _FILE_KEYS: Final = ("version", "mappings", "tests")
-_MAPPING_KEYS: Final = ("name", "record", "topics", "unwrap", "event_type", "payload", "builtin")
+_MAPPING_KEYS: Final = ("name", "record", "topics", "unwrap", "event_type", "account", "payload", "builtin")
 _EVENT_TYPE_KEYS: Final = ("path", "cases", "otherwise")
+_PLURAL: Final = {"event_type": "event types", "account": "account names"}
 _PATH_KEYS: Final = ("path", "lower", "upper", "trim", "to", "divide", "multiply", "default")
 _FORMS: Final = {
     "value": ("value",),
@@ -141,9 +142,10 @@ class _Parser:
         else:
             event_type = self.event_type(node)
             payload = self.payload(node.get("payload"), node.line_of("payload"), "payload")
+        account = self.routed(node, "account", "an account name") if "account" in node else None
         if name is None or record is None or len(self.problems) > before:
             return None
-        return MappingSpec(name, record, self.label, node.line, topics, unwrap, event_type, payload, builtin)
+        return MappingSpec(name, record, self.label, node.line, topics, unwrap, event_type, payload, builtin, account)
 
     def topics(self, node: LineDict) -> tuple[str, ...] | None:
         value = node.get("topics")
@@ -164,29 +166,34 @@ class _Parser:
         return value if isinstance(value, str) else None
 
     def event_type(self, node: LineDict) -> EventTypeSpec | None:
-        value, line = node.get("event_type"), node.line_of("event_type")
+        return self.routed(node, "event_type", "an event type")
+
+    def routed(self, node: LineDict, key: str, what: str) -> EventTypeSpec | None:
+        """`key` (event_type, account): a constant, or {path, cases, otherwise} choosing by a field's value."""
+        value, line = node.get(key), node.line_of(key)
         if isinstance(value, str) and value.strip():
             return EventTypeSpec(line, constant=value.strip())
         if not isinstance(value, LineDict):
-            self.add(line, "event_type", f"expected an event type, or {{path, cases, otherwise}}, got {value!r}")
+            self.add(line, key, f"expected {what}, or {{path, cases, otherwise}}, got {value!r}")
             return None
-        self.unknown_keys(value, _EVENT_TYPE_KEYS, "event_type")
-        path = self.path(value.get("path"), value.line_of("path"), "event_type.path")
+        self.unknown_keys(value, _EVENT_TYPE_KEYS, key)
+        path = self.path(value.get("path"), value.line_of("path"), f"{key}.path")
         cases = value.get("cases")
         if not isinstance(cases, LineDict) or not cases:
-            self.add(value.line_of("cases"), "event_type.cases", "expected a mapping of values to event types")
+            self.add(value.line_of("cases"), f"{key}.cases", f"expected a mapping of values to {_PLURAL[key]}")
             cases = LineDict()
         texts: dict[str, str] = {}
         lines: dict[str, int] = {}
-        for key, outcome in cases.items():
-            text = _case_text(key)
+        for case, outcome in cases.items():
+            text = _case_text(case)
             if not isinstance(outcome, str) or not outcome.strip():
-                self.add(cases.line_of(key), f"event_type.cases.{text}", f"expected an event type, got {outcome!r}")
+                self.add(cases.line_of(case), f"{key}.cases.{text}", f"expected {what}, got {outcome!r}")
                 continue
-            texts[text], lines[text] = outcome.strip(), cases.line_of(key)
+            texts[text], lines[text] = outcome.strip(), cases.line_of(case)
         otherwise = value.get("otherwise", DEAD_LETTER)
         if not isinstance(otherwise, str) or not otherwise.strip():
-            self.add(value.line_of("otherwise"), "event_type.otherwise", "expected skip, dead_letter or an event type")
+            choices = "skip, dead_letter" if key == "event_type" else "dead_letter"
+            self.add(value.line_of("otherwise"), f"{key}.otherwise", f"expected {choices} or {what}")
             otherwise = DEAD_LETTER
         if path is None:
             return None

@@ -46,7 +46,7 @@ Who calls what, and how often (each method's docstring repeats it):
   `rd_quota_reset_timestamp.set(epoch)` on a long account pause. `watch_rate(account, read)` once at start:
   the gauge reads the gate's rate at each scrape.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
-  on acceptance `events_delivered.inc(n)` and `observe_delivery_latency(now - oldest consume time)`.
+  on acceptance `delivered(n, account)` and `observe_delivery_latency(now - oldest consume time)`.
 
 Hot path: nothing here should be called per event. prometheus_client takes a lock per update (~0.3 us),
 so per-batch calls cost nothing measurable at 20k events/s. Lag comes from `get_watermark_offsets(...,
@@ -62,6 +62,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from connector.config.accounts import DEFAULT_ACCOUNT
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 __all__ = ["CONTENT_TYPE", "Metrics", "WatermarkSource", "status_class"]
@@ -95,7 +97,7 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.events_consumed = Counter("rdc_events_consumed", "Records taken from Kafka", registry=r)
-        self.events_delivered = Counter("rdc_events_delivered", "Events accepted by RD", registry=r)
+        self._delivered = Counter("rdc_events_delivered", "Events accepted by RD", ["account"], registry=r)
         self._dead_lettered = Counter(
             "rdc_events_dead_lettered", "Records sent to the dead-letter topic", ["stage", "reason"], registry=r
         )
@@ -103,7 +105,9 @@ class Metrics:
         self._skipped = Counter("rdc_events_skipped", "Records their mapping skips", ["mapping"], registry=r)
         self.values_trimmed = Counter("rdc_values_trimmed", "Lists and strings cut to RD's caps", registry=r)
         self._batches = Counter("rdc_batches", "Closed batches by final outcome", ["outcome"], registry=r)
-        self._requests = Counter("rdc_requests", "POSTs to RD by answer class", ["status_class"], registry=r)
+        self._requests = Counter(
+            "rdc_requests", "POSTs to RD by answer class", ["status_class", "account"], registry=r
+        )
         self._body_bytes = Histogram(
             "rdc_request_body_bytes", "Body size of each POST to RD", buckets=_BYTES_BUCKETS, registry=r
         )
@@ -116,16 +120,24 @@ class Metrics:
         self._duration = Histogram(
             "rdc_request_duration_seconds", "RD request latency", buckets=_LATENCY_BUCKETS, registry=r
         )
-        self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause"], registry=r)
-        self.rd_throttled = Counter("rdc_rd_throttled", "RD 429 answers by kind", ["kind"], registry=r)
+        self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause", "account"], registry=r)
+        self.rd_throttled = Counter("rdc_rd_throttled", "RD 429 answers by kind", ["kind", "account"], registry=r)
         for kind in _RATE_LIMIT_KINDS:
-            self.rd_throttled.labels(kind)  # exposed at 0 from the start
+            self.rd_throttled.labels(kind, DEFAULT_ACCOUNT)  # exposed at 0 from the start
         self.rd_quota_reset_timestamp = Gauge(
             "rdc_rd_quota_reset_timestamp_seconds",
             "Epoch seconds RD last said the account's quota resets (a long 429); 0: never",
             registry=r,
         )
-        self._token_refreshes = Counter("rdc_token_refreshes", "Access-token refreshes", ["result"], registry=r)
+        self._token_refreshes = Counter(
+            "rdc_token_refreshes", "Access-token refreshes", ["result", "account"], registry=r
+        )
+        self._account_blocked = Gauge(
+            "rdc_account_blocked",
+            "1 while RD refuses the account's credentials (its events wait, uncommitted; the others flow)",
+            ["account"],
+            registry=r,
+        )
         self.possible_duplicates = Counter(
             "rdc_possible_duplicates", "Events re-sent after a read timeout or a lost connection", registry=r
         )
@@ -176,29 +188,54 @@ class Metrics:
         """A batch reached its final outcome: delivered, split, abandoned or failed."""
         self._batches.labels(outcome).inc()
 
-    def observe_request(self, status: int | None, seconds: float, body_bytes: int, events: int, max_bytes: int) -> None:
+    def delivered(self, count: int, account: str = DEFAULT_ACCOUNT) -> None:
+        """`count` events RD accepted for `account`."""
+        self._delivered.labels(account).inc(count)
+
+    def observe_request(
+        self,
+        status: int | None,
+        seconds: float,
+        body_bytes: int,
+        events: int,
+        max_bytes: int,
+        account: str = DEFAULT_ACCOUNT,
+    ) -> None:
         """One POST to RD: `status` None when no answer came (timeout, connection error)."""
-        self._requests.labels(status_class(status)).inc()
+        self._requests.labels(status_class(status), account).inc()
         self._duration.observe(seconds)
         self._body_bytes.observe(body_bytes)
         self._fill.observe(body_bytes / max_bytes if max_bytes > 0 else 0.0)
         self._events_per_request.observe(events)
 
-    def retry(self, cause: str) -> None:
+    def retry(self, cause: str, account: str = DEFAULT_ACCOUNT) -> None:
         """A batch will be retried because of `cause` (the retry decision's reason, e.g. `status_503`)."""
-        self._retries.labels(cause).inc()
+        self._retries.labels(cause, account).inc()
 
-    def rate_limited(self, kind: str) -> None:
+    def rate_limited(self, kind: str, account: str = DEFAULT_ACCOUNT) -> None:
         """One 429: `account` (an account-level limit: the rate is cut) or `contact` (a per-contact limit)."""
-        self.rd_throttled.labels(kind).inc()
+        self.rd_throttled.labels(kind, account).inc()
+
+    def account_blocked(self, account: str, blocked: bool) -> None:
+        self._account_blocked.labels(account).set(1 if blocked else 0)
+
+    def accounts(self, names: Iterable[str]) -> None:
+        """Every account's series present from the start (at 0): an alert on `increase()` sees the first one."""
+        for name in names:
+            self._delivered.labels(name)
+            self._account_blocked.labels(name).set(0)
+            for kind in ("account", "contact"):
+                self.rd_throttled.labels(kind, name)
+            for result in ("ok", "failed"):
+                self._token_refreshes.labels(result, name)
 
     def watch_rate(self, account: str, read: Callable[[], float]) -> None:
         """Expose `read()` (requests/s; math.inf: unlimited, shown as 0) as the rate of `account`, read at
         each scrape."""
         self._rate.labels(account).set_function(lambda: 0.0 if math.isinf(rate := read()) else rate)
 
-    def token_refreshed(self, ok: bool) -> None:
-        self._token_refreshes.labels("ok" if ok else "failed").inc()
+    def token_refreshed(self, ok: bool, account: str = DEFAULT_ACCOUNT) -> None:
+        self._token_refreshes.labels("ok" if ok else "failed", account).inc()
 
     def observe_result_window(self, seconds: float) -> None:
         """RD's 200 to the acknowledgement of the last result of that batch (per batch)."""

@@ -13,12 +13,14 @@ __all__ = ["Outcome", "Ready", "Refused", "RegistryDown", "SkippedByMapping"]
 
 
 class Ready(NamedTuple):
-    """Mapped and encoded: `data` is the RD event's JSON, `trims` how many values were cut to fit RD."""
+    """Mapped and encoded: `data` is the RD event's JSON, `trims` how many values were cut to fit RD,
+    `account` the RD account it goes to (None: the only, or the `default` one)."""
 
     event_type: str
     event_id: Any
     data: bytes
     trims: int
+    account: str | None = None
 
 
 class Refused(NamedTuple):

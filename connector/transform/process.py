@@ -91,7 +91,7 @@ def _one(decoder: Decoder, mappings: Mappings, topic: str, value: bytes) -> Outc
         if isinstance(event, Skipped):
             return SkippedByMapping(event.mapping)
         stage = "encode"
-        return Ready(event.event_type, record.get("event_id"), encode_event(event), event.trims)
+        return Ready(event.event_type, record.get("event_id"), encode_event(event), event.trims, event.account)
     except SchemaRegistryUnavailable as exc:
         return RegistryDown(str(exc))
     except RecordError as exc:

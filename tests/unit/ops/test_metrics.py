@@ -91,7 +91,7 @@ def test_counters() -> None:
     m = Metrics()
     m.events_consumed.inc(1000)
     m.tombstones_skipped.inc(2)
-    m.events_delivered.inc(990)
+    m.delivered(990)
     m.dead_lettered("decode", "bad_magic_byte")
     m.dead_lettered("map", "invalid_email", 3)
     m.batch_done("delivered")
