@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from connector.config.accounts import DEFAULT_ACCOUNT
+
 __all__ = ["ITEM_OVERHEAD", "Item", "item_weight"]
 
 
@@ -23,7 +25,7 @@ class Item(NamedTuple):
     event: bytes  # compact UTF-8 JSON of {"event_type", "event_family", "payload"}
     value: bytes | None = None  # the original Kafka value, for a dead letter if RD rejects the event
     headers: list[tuple[str, str | bytes | None]] | None = None  # the original Kafka headers, likewise
-    account: str = "default"  # the RD account it goes to (its mapping's `account:`; else the only/default one)
+    account: str = DEFAULT_ACCOUNT  # the RD account it goes to (its mapping's `account:`; else the only/default one)
 
 
 #: Python's own bytes per in-flight event beyond its payloads (sys.getsizeof): the 10-slot tuple (120), three

@@ -14,7 +14,7 @@ flight).
 | commit, then the ledger checkpoint | `settle/committer.py` |
 | every consumed record tracked before it can settle; tombstones, skips | `consume/records.py` |
 | byte-exact packing, one body builder | `deliver/batch.py` |
-| per-partition order (one lane per partition) | `deliver/lanes.py` |
+| per-partition order (one lane slot per partition, one lane per account in it) | `deliver/lanes.py` |
 | per-event results (one UUID per event, in order) | `rd/answers.py` (a 200), `settle/reporter.py` (the topic) |
 | dead letters: one builder, always fitting Kafka's limit | `settle/dead_letters.py`, `settle/letter_limit.py` |
 | bisection of batches RD rejects | `deliver/bisect.py` |
@@ -38,17 +38,18 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from confluent_kafka import Consumer, Message
 
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.consume.backpressure import Backpressure
 from connector.consume.budget_share import BudgetShare
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
 from connector.consume.rebalance import Rebalance
 from connector.consume.records import PipelineStats, RecordRouter, has_value
-from connector.deliver.lanes import Lane, LaneSet
+from connector.deliver.lanes import LaneLike, LaneSet
 from connector.errors import EXIT_CRASH, EXIT_OK, EXIT_UNSETTLED, ConnectorError
 from connector.ledger.scan import Ledger
 from connector.ops.metrics import Metrics
@@ -76,7 +77,7 @@ class Pipeline:
         topics: Sequence[str],
         transform: Transform,
         reporter_factory: Callable[[SettledCallback], Reporter],
-        lane_factory: Callable[[int, Reporter], Lane],
+        lane_factory: Callable[[int, Reporter], LaneLike | Mapping[str, LaneLike]],
         lanes: int,
         batch_max_bytes: int,
         batch_max_events: int,
@@ -90,9 +91,11 @@ class Pipeline:
         commit_interval_s: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
         budget_share: Callable[[float], None] | None = None,
+        default_account: str | None = DEFAULT_ACCOUNT,
     ) -> None:
-        """`budget_share(share)`: told this member's share of the group's RD request budget at each rebalance
-        (consume/budget_share.py)."""
+        """`lane_factory(slot, reporter)`: the slot's lane, or its lane per RD account (account name -> lane).
+        `budget_share(share)`: told this member's share of the group's RD request budget at each rebalance
+        (consume/budget_share.py). `default_account`: where events whose mapping names no account go."""
         self._consumer = consumer
         self._topics = list(topics)
         self._transform = transform
@@ -130,6 +133,7 @@ class Pipeline:
             metrics=self._metrics,
             stats=self.stats,
             linger_s=linger_s,
+            default_account=default_account,
         )
         self._rebalance = Rebalance(
             consumer=consumer,

@@ -16,28 +16,24 @@ import os
 import signal
 import sys
 import time
-from functools import partial
+from collections.abc import Mapping
 from types import FrameType
 
-import httpx
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
+from connector.commands.rd_accounts import account_edges, default_account_of
 from connector.config import Settings, load_settings
 from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
-from connector.ledger.scan import Ledger, rd_destination
+from connector.ledger.scan import Ledger
 from connector.mapping.mappings import checked_mappings
 from connector.ops.gc_tuning import tune_gc
 from connector.ops.logs import configure_logging
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health, ProbeServer
 from connector.pipeline import Pipeline
-from connector.rd.auth import refresh_flow
-from connector.rd.bounded_http import bounded_client
-from connector.rd.client import RdClient, StaticToken, TokenProvider
-from connector.rd.rate import RateGate
 from connector.settle.letter_limit import learn_letter_limit, producer_config_for
 from connector.settle.reporter import Reporter, SettledCallback
 from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
@@ -61,28 +57,6 @@ def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...]
     )
 
 
-def _refreshed(metrics: Metrics, health: Health, ok: bool) -> None:
-    metrics.token_refreshed(ok)
-    health.set_token_valid(ok)
-
-
-def _tokens(settings: Settings, http: httpx.Client, metrics: Metrics, health: Health) -> TokenProvider:
-    """The refresh flow when its three settings are there (they win), else the static token."""
-    refreshing = refresh_flow(settings, http, on_refresh=partial(_refreshed, metrics, health))
-    if refreshing is not None:
-        return refreshing
-    assert settings.rd_access_token is not None  # require_pipeline checked it
-    return StaticToken(settings.rd_access_token)
-
-
-def _destination(settings: Settings) -> str:
-    """The RD destination results are stamped with: from the credentials `_tokens` picks."""
-    if settings.rd_client_id and settings.rd_client_secret and settings.rd_refresh_token:
-        return rd_destination(settings.rd_base_url, settings.rd_refresh_token.reveal(), settings.rd_client_id)
-    assert settings.rd_access_token is not None  # require_pipeline checked it
-    return rd_destination(settings.rd_base_url, settings.rd_access_token.reveal())
-
-
 def build_pipeline(
     settings: Settings,
     metrics: Metrics | None = None,
@@ -98,8 +72,9 @@ def build_pipeline(
     settings.require_pipeline()
     catalog = SchemaCatalog.load(settings.schema_dir)
     # Every mapping against every known schema, before anything connects: a broken file stops here (exit 2).
+    names = [account.name for account in settings.rd_accounts()]
     mapping_texts, mappings = checked_mappings(
-        settings.mappings, catalog, registry=settings.schema_registry_url is not None
+        settings.mappings, catalog, registry=settings.schema_registry_url is not None, accounts=names
     )
     registry = registry_from_settings(settings)
     if registry is not None and closing is not None:
@@ -116,21 +91,9 @@ def build_pipeline(
         return Producer(producer_config_for(settings.producer_config(), letter_limit))
 
     producer = new_producer()
-    http = bounded_client(settings.http_timeout_s, settings.max_in_flight + 2, settings.rd_base_url)
-    client = RdClient(
-        settings.rd_base_url,
-        _tokens(settings, http, metrics, health),
-        http,
-        timeout_s=settings.http_timeout_s,
-        max_events=settings.batch_max_events,
-    )
-    if closing is not None:
-        closing.callback(client.close)  # closes `http`, which the token refresh shares
-    gate = RateGate(settings.rd_requests_per_minute)
-    metrics.watch_rate("default", lambda: gate.rate_per_s)
-
-    destination = _destination(settings)
-    ledger = _ledger(settings, decoder, destination) if settings.effectively_once else None
+    edges = account_edges(settings, metrics, health, closing)
+    destinations = {edge.name: edge.destination for edge in edges}
+    ledger = _ledger(settings, decoder, destinations) if settings.effectively_once else None
 
     def reporter(on_settled: SettledCallback) -> Reporter:
         return Reporter(
@@ -145,23 +108,36 @@ def build_pipeline(
             on_result_offset=ledger.result_acked if ledger else None,
             letter_max_bytes=letter_limit.bytes,
             log_values=settings.log_record_values,
-            writer=(settings.group_id, destination),
+            writer=(settings.group_id, destinations),
             base_of=ledger.base if ledger else None,
         )
 
-    def lane(index: int, report: Reporter) -> Lane:
-        return Lane(
-            index,
-            client,
-            report,
-            backoff_initial_s=settings.retry_backoff_initial_ms / 1000,
-            backoff_max_s=settings.retry_backoff_max_ms / 1000,
-            max_bytes=settings.batch_max_bytes,
-            gate=gate,
-            max_elapsed_s=settings.retry_max_elapsed_s,
-            metrics=metrics,
-            health=health,
-        )
+    # One account: RD refusing its credentials stops the connector (exit 3), as before accounts. Several: that
+    # account blocks and is tried again every RDC_ACCOUNT_RETRY_S, the others flow (decision 0016).
+    blocked_retry_s = settings.account_retry_s if len(edges) > 1 else None
+
+    def lane(index: int, report: Reporter) -> dict[str, Lane]:
+        return {
+            edge.name: Lane(
+                index,
+                edge.client,
+                report,
+                backoff_initial_s=settings.retry_backoff_initial_ms / 1000,
+                backoff_max_s=settings.retry_backoff_max_ms / 1000,
+                max_bytes=settings.batch_max_bytes,
+                gate=edge.gate,
+                max_elapsed_s=settings.retry_max_elapsed_s,
+                metrics=metrics,
+                health=health,
+                account=edge.name,
+                blocked_retry_s=blocked_retry_s,
+            )
+            for edge in edges
+        }
+
+    def budget_share(share: float) -> None:
+        for edge in edges:
+            edge.gate.set_share(share)
 
     return Pipeline(
         consumer=Consumer(settings.consumer_config()),
@@ -184,7 +160,8 @@ def build_pipeline(
         health=health,
         ledger=ledger,
         commit_interval_s=settings.commit_interval_ms / 1000,
-        budget_share=gate.set_share,  # RDC_RD_REQUESTS_PER_MINUTE is the group's: each member spends its share
+        budget_share=budget_share,  # each account's budget is the group's: each member spends its share
+        default_account=default_account_of(names),
     )
 
 
@@ -196,7 +173,7 @@ def decode_workers(settings: Settings) -> int:
     return 1 if len(os.sched_getaffinity(0)) >= 2 else 0
 
 
-def _ledger(settings: Settings, decoder: Decoder, destination: str) -> Ledger:
+def _ledger(settings: Settings, decoder: Decoder, destinations: Mapping[str, str]) -> Ledger:
     """The ledger over the results topic; creates the compacted ledger topic if it is missing."""
     admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
     try:
@@ -230,7 +207,7 @@ def _ledger(settings: Settings, decoder: Decoder, destination: str) -> Ledger:
         results_partitions=len(results.partitions),
         ledger_topic=settings.ledger_topic,
         group_id=settings.group_id,
-        destination=destination,
+        destinations=frozenset(destinations.values()),
     )
 
 
@@ -277,8 +254,9 @@ def _run(config: str | None, closing: contextlib.ExitStack) -> int:
         signal.signal(signum, on_signal)
     began = time.monotonic()
     _log.info(
-        "started topics=%s group=%s rd=%s metrics=%s decode_workers=%d",
-        ",".join(settings.topics), settings.group_id, settings.rd_base_url, probe.url if probe else "off",
+        "started topics=%s group=%s rd=%s accounts=%s metrics=%s decode_workers=%d",
+        ",".join(settings.topics), settings.group_id, settings.rd_base_url,
+        ",".join(account.name for account in settings.rd_accounts()), probe.url if probe else "off",
         decode_workers(settings),
     )  # fmt: skip
     try:

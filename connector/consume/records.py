@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, Message
 
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.consume.backpressure import Backpressure
 from connector.consume.holds import RegistryHolds
 from connector.consume.partitions import Partitions
@@ -61,7 +62,11 @@ class RecordRouter:
         metrics: Metrics,
         stats: PipelineStats,
         linger_s: float,
+        default_account: str | None = DEFAULT_ACCOUNT,
     ) -> None:
+        """`default_account`: where events whose mapping names no account go (None: nowhere, several accounts
+        and none called `default`; they are dead-lettered `unknown_account`)."""
+        self._default_account = default_account
         self._owned = partitions.owned
         self._tracker = tracker
         self._lanes = lanes
@@ -119,8 +124,12 @@ class RecordRouter:
         ready: Ready = outcome  # narrowed above
         event_type, event_id, data, trims, account = ready
         lane = self._lanes.lane_of(tp)
-        batcher = self._lanes.batchers[lane]
         tracker.track(tp, offset)
+        try:
+            batcher = self._lanes.batcher(lane, account or self._default_account)  # type: ignore[arg-type]
+        except KeyError:
+            self._dead_letter(message, "map", "unknown_account", _no_account(account, self._lanes.accounts))
+            return
         if not batcher.fits_alone(len(data)):
             self._dead_letter(
                 message,
@@ -131,7 +140,9 @@ class RecordRouter:
             return
         self.stats.trimmed += trims
         headers: Headers | None = message.headers()  # type: ignore[assignment]
-        item = Item(topic, partition, offset, message.key(), event_type, event_id, data, value, headers)
+        item = Item(
+            topic, partition, offset, message.key(), event_type, event_id, data, value, headers, batcher.account
+        )
         self._buffered.buffered[lane] += item_weight(item)
         if batcher.opens_batch(len(data)):  # only a batch's first event says when it opened
             age = _broker_age(message)
@@ -161,6 +172,13 @@ class RecordRouter:
         self._reporter.dead_letter(
             DeadLetter.of(message, stage=stage, reason=reason, detail=detail, log_detail=log_detail)
         )
+
+
+def _no_account(account: str | None, accounts: list[str]) -> str:
+    configured = ", ".join(accounts)
+    if account is None:
+        return f"its mapping names no RD account, and there are several ({configured}) without a 'default'"
+    return f"RD account {account!r} is not configured (configured: {configured})"
 
 
 def has_value(message: Message) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from connector.config import Secret
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.deliver.batch import body_of
 from connector.deliver.bisect import bisect, contact_rate_limited
 from connector.errors import (
@@ -85,11 +86,13 @@ class Sender:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         jitter: Callable[[], float] | None = None,
+        account: str = DEFAULT_ACCOUNT,
     ) -> None:
         """`lane`: the lane's index, for the logs. `sleep(seconds)` may return early (then `abandoned` is
         asked); `clock` is monotonic seconds, the clock `gate` reads too; `jitter()` is in [0, 1) (default: a
-        `random.Random` of this sender's own)."""
+        `random.Random` of this sender's own); `account`: the RD account `client` posts to (metrics, logs)."""
         self._lane = lane
+        self._account = account
         self._client = client
         self._reporter = reporter
         self._backoff = (backoff_initial_s, backoff_max_s)
@@ -141,7 +144,7 @@ class Sender:
             self._note_retry(decision, len(items), answer)
             wait = next_wait_s(decision, attempt, *self._backoff, self._jitter())
             if _account_429(decision):  # before the pause: the cut reads the last second's successes
-                self._metrics.rate_limited("account")
+                self._metrics.rate_limited("account", self._account)
                 self._gate.throttled()
             if decision.wait_s is not None:
                 wait = min(wait, self._max_hinted_wait_s)
@@ -160,7 +163,7 @@ class Sender:
     ) -> None:
         """RD's per-contact limiter refused the batch: bisect to those contacts' events and dead-letter them
         with the time RD takes them again. The account is not paused: every other event flows."""
-        self._metrics.rate_limited("contact")
+        self._metrics.rate_limited("contact", self._account)
         retry_after = rfc3339_utc(self._wall() + (decision.wait_s or 0.0))
         _log.info("contact_rate_limited lane=%d events=%d retry_after=%s", self._lane, len(items), retry_after)
         deliver = lambda half: self.deliver(half, abandoned)  # noqa: E731
@@ -200,22 +203,27 @@ class Sender:
     def _refresh_after_401(self, rejected: Secret, refreshed: bool) -> bool:
         if refreshed:
             raise AuthFatal(
-                "RD answered 401 again right after a token refresh: the new token is refused too. "
-                "Check that RDC_RD_CLIENT_ID/SECRET belong to the RD Station Marketing account"
+                f"RD answered 401 again right after a token refresh{self._of_account}: the new token is refused "
+                "too. Check that the client id and secret belong to the RD Station Marketing account"
             )
         try:
             if not self._client.tokens.refresh(rejected):
                 raise AuthFatal(
-                    "RD refused the access token (401) and a static token cannot be refreshed: set a valid "
-                    "RDC_RD_ACCESS_TOKEN, or configure the refresh flow (RDC_RD_CLIENT_ID, _SECRET, _REFRESH_TOKEN)"
+                    f"RD refused the access token{self._of_account} (401) and a static token cannot be refreshed: "
+                    "set a valid access token (RDC_RD_ACCESS_TOKEN, or the account's rd_access_token), or configure "
+                    "the refresh flow (client id, client secret, refresh token)"
                 )
         except AuthUnavailable as exc:
             _log.warning("token_refresh_failed lane=%d error=%s", self._lane, exc)
             return False
         return True
 
+    @property
+    def _of_account(self) -> str:
+        return "" if self._account == DEFAULT_ACCOUNT else f" of account {self._account!r}"
+
     def _note_retry(self, decision: Decision, events: int, answer: Answer | None) -> None:
-        self._metrics.retry(decision.reason)
+        self._metrics.retry(decision.reason, self._account)
         if decision.not_rd:
             _log.warning(
                 "rd_answer_not_recognised lane=%d events=%d answer=%r: not in RD's error format, so something in "
@@ -263,14 +271,16 @@ class Sender:
             answer = self._client.post_batch(body, token)
         except httpx.HTTPError as exc:  # anything else is a bug: it reaches the lane, which exits 1
             decision = classify_exception(exc)
-            self._metrics.observe_request(None, self._clock() - began, len(body), events, self._max_bytes)
+            self._metrics.observe_request(
+                None, self._clock() - began, len(body), events, self._max_bytes, self._account
+            )
             self._health.record_request_failed()
             _log.info("batch lane=%d events=%d bytes=%d status=%s", self._lane, events, len(body), decision.reason)
             return decision, None, token
         finally:
             self._metrics.in_flight_bytes.dec(len(body))
         status = answer.status_code
-        self._metrics.observe_request(status, self._clock() - began, len(body), events, self._max_bytes)
+        self._metrics.observe_request(status, self._clock() - began, len(body), events, self._max_bytes, self._account)
         # An answer longer than the cap is not read to its end: no 4xx verdict is taken from its first bytes.
         decision = classify_response(status, answer.headers, answer.body if answer.complete else b"")
         if decision.action is Action.RETRY:  # 408, 429, 5xx, a 4xx not from RD: the path to RD is failing
@@ -298,7 +308,7 @@ class Sender:
                 f"answer: {_excerpt(answer)[:300]}"
             ) from exc
         self._reporter.publish_results(items, uuids, batch_uuid)
-        self._metrics.delivered(len(items))
+        self._metrics.delivered(len(items), self._account)
         self._metrics.batch_done("delivered")
 
 

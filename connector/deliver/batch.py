@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.in_flight import Item
 
 __all__ = ["Batch", "Batcher", "body_of"]
@@ -37,6 +38,7 @@ class Batch:
     items: list[Item] = field(default_factory=list)
     size: int = 2
     arrived_at: float = 0.0  # when its oldest event reached Kafka (the caller's clock; opened_at if unknown)
+    account: str = DEFAULT_ACCOUNT  # the RD account all its events go to (a batch holds one account's events)
 
     def body(self) -> bytes:
         return body_of(self.items)
@@ -46,13 +48,14 @@ class Batch:
 
 
 class Batcher:
-    """Accumulates encoded events into byte-exact batches. Not thread-safe: one owner."""
+    """Accumulates encoded events of one RD account into byte-exact batches. Not thread-safe: one owner."""
 
-    __slots__ = ("_full_at", "_open", "linger_s", "max_bytes", "max_events")
+    __slots__ = ("_full_at", "_open", "account", "linger_s", "max_bytes", "max_events")
 
-    def __init__(self, max_bytes: int, max_events: int, linger_s: float) -> None:
+    def __init__(self, max_bytes: int, max_events: int, linger_s: float, account: str = DEFAULT_ACCOUNT) -> None:
         if max_bytes < 3 or max_events < 1 or linger_s < 0:
             raise ValueError("max_bytes >= 3, max_events >= 1 and linger_s >= 0 are required")
+        self.account = account
         self.max_bytes = max_bytes
         self.max_events = max_events
         self.linger_s = linger_s
@@ -82,7 +85,7 @@ class Batcher:
             closed.append(batch)
             batch = None
         if batch is None:
-            batch = Batch(opened_at=now, arrived_at=now if arrived_at is None else min(arrived_at, now))
+            batch = Batch(now, arrived_at=now if arrived_at is None else min(arrived_at, now), account=self.account)
             batch.items.append(item)
             batch.size += length
         else:

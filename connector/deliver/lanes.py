@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.deliver.attempt import Sender, _Abandoned
 from connector.deliver.batch import Batch, Batcher
 from connector.errors import AuthFatal, ConnectorError, LaneCrashed
@@ -56,9 +57,19 @@ class Lane:
         metrics: Metrics | None = None,
         health: Health | None = None,
         max_hinted_wait_s: float = MAX_HINTED_WAIT_S,
+        account: str = DEFAULT_ACCOUNT,
+        blocked_retry_s: float | None = None,
     ) -> None:
-        """`max_hinted_wait_s`: the longest wait on RD's word (tests shorten `MAX_HINTED_WAIT_S`)."""
+        """`max_hinted_wait_s`: the longest wait on RD's word (tests shorten `MAX_HINTED_WAIT_S`). `account`:
+        the RD account this lane sends to (`client` is that account's). `blocked_retry_s`: None, RD refusing
+        the credentials (`AuthFatal`) stops the lane (exit 3); a number (several accounts), the account
+        blocks instead: the batch is tried again every `blocked_retry_s`, nothing of it or after it is sent
+        or settled meanwhile, and the other accounts' lanes go on (docs/decisions/0016-accounts.md)."""
         self.index = index
+        self.account = account
+        self._blocked_retry_s = blocked_retry_s
+        self._closed = False
+        self.blocked = False  # RD refuses the account's credentials: this lane waits (see `_deliver`)
         self._queue: queue.SimpleQueue[tuple[int, Batch] | None] = queue.SimpleQueue()
         self._generation = 0
         self._wake = threading.Event()
@@ -77,10 +88,12 @@ class Lane:
             health=self._health,
             max_hinted_wait_s=max_hinted_wait_s,
             sleep=self._wake.wait,  # wakes early on abandon() and close()
+            account=account,
         )
         self.fatal: ConnectorError | None = None
         self.batches = 0
-        self._thread = threading.Thread(target=self._run, name=f"rdc-lane-{index}", daemon=True)
+        name = f"rdc-lane-{index}" if account == DEFAULT_ACCOUNT else f"rdc-lane-{index}-{account}"
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
     @property
@@ -101,6 +114,7 @@ class Lane:
         self._wake.set()
 
     def close(self, timeout: float) -> None:
+        self._closed = True
         self._queue.put(None)
         self._wake.set()
         self._thread.join(timeout)
@@ -115,7 +129,7 @@ class Lane:
                 continue
             self._wake.clear()  # a wake-up meant for an abandoned batch must not cut this one's backoff
             try:
-                self._sender.deliver(batch.items, partial(self._abandoned_since, generation))
+                self._deliver(batch, partial(self._abandoned_since, generation))
                 self.batches += 1
                 self._metrics.observe_delivery_latency(time.monotonic() - batch.opened_at)
             except _Abandoned:
@@ -124,12 +138,47 @@ class Lane:
             except ConnectorError as exc:
                 self._metrics.batch_done("failed")
                 if isinstance(exc, AuthFatal):
-                    self._health.set_token_valid(False)
+                    self._health.set_token_valid(False, self.account)
                 self.fatal = exc
                 _log.error("lane_stopped lane=%d error=%s", self.index, exc)
             except Exception as exc:  # a bug: stop the connector (exit 1) rather than guess
                 _log.exception("lane_crashed lane=%d", self.index)  # before `fatal`: the stop follows it
                 self.fatal = LaneCrashed(f"unexpected error in lane {self.index}: {exc!r}")
+
+    def _deliver(self, batch: Batch, abandoned: Callable[[], bool]) -> None:
+        """Deliver `batch`; while RD refuses the account's credentials and the lane may block, wait and try
+        it again (nothing after it goes first: each partition's order holds)."""
+        while True:
+            try:
+                self._sender.deliver(batch.items, abandoned)
+            except AuthFatal as exc:
+                if self._blocked_retry_s is None:
+                    raise
+                if not self.blocked:
+                    self._set_blocked(True)
+                _log.error(
+                    "account_blocked account=%s lane=%d events=%d retry_in_s=%g error=%s: RD refuses the account's "
+                    "credentials; its events wait uncommitted, the other accounts keep flowing",
+                    self.account, self.index, len(batch), self._blocked_retry_s, exc,
+                )  # fmt: skip
+                self._wake.clear()
+                if abandoned() or self._closed:
+                    raise _Abandoned from None
+                self._wake.wait(self._blocked_retry_s)
+                if abandoned() or self._closed:
+                    raise _Abandoned from None
+                continue
+            if self.blocked:
+                self._set_blocked(False)
+                _log.warning("account_unblocked account=%s lane=%d: RD accepts the credentials again",
+                             self.account, self.index)  # fmt: skip
+            return
+
+    def _set_blocked(self, blocked: bool) -> None:
+        self.blocked = blocked
+        self._metrics.account_blocked(self.account, blocked)
+        self._health.set_account_blocked(self.account, blocked)
+        self._health.set_token_valid(not blocked, self.account)
 
     def _abandoned_since(self, generation: int) -> bool:
         """Whether `abandon()` was called after work of `generation` was submitted."""
@@ -152,31 +201,61 @@ class LaneLike(Protocol):
 
 
 class LaneSet:
-    """`lanes[i]` sends what `batchers[i]` closes. Used by the pipeline thread only."""
+    """Lane slots: a partition is placed on a slot, and each slot has one lane and one batcher per RD account
+    (`lanes[i]` a lane, or a mapping from account name to the slot's lane of that account). A batch holds one
+    account's events; an account's lane sends only its batches, so one account's wait (a 429, refused
+    credentials) never holds another's events. Used by the pipeline thread only."""
 
-    def __init__(self, lanes: Sequence[LaneLike], batch_max_bytes: int, batch_max_events: int, linger_s: float) -> None:
-        self.lanes = list(lanes)
-        self.batchers = [Batcher(batch_max_bytes, batch_max_events, linger_s) for _ in self.lanes]
+    def __init__(
+        self,
+        lanes: Sequence[LaneLike | Mapping[str, LaneLike]],
+        batch_max_bytes: int,
+        batch_max_events: int,
+        linger_s: float,
+    ) -> None:
+        slots = [dict(lane) if isinstance(lane, Mapping) else {DEFAULT_ACCOUNT: lane} for lane in lanes]
+        self._slots = slots
+        self._batchers = [
+            {account: Batcher(batch_max_bytes, batch_max_events, linger_s, account) for account in slot}
+            for slot in slots
+        ]
+        # Every (slot, lane, batcher), flattened: the loops below run at every step of the pipeline.
+        self._channels = [
+            (index, slot[account], self._batchers[index][account])
+            for index, slot in enumerate(slots)
+            for account in slot
+        ]
+        self.lanes: list[LaneLike] = [lane for _, lane, _ in self._channels]  # every account's lanes
         self._lane_of: dict[TopicPartitionKey, int] = {}  # kept after a release: late acks still find their lane
         self._owned: dict[TopicPartitionKey, int] = {}  # the assigned partitions' lanes (what balancing counts)
 
     def __len__(self) -> int:
-        return len(self.lanes)
+        """Lane slots (what partitions are placed on)."""
+        return len(self._slots)
+
+    @property
+    def accounts(self) -> list[str]:
+        """The RD accounts each slot has a lane for."""
+        return list(self._slots[0]) if self._slots else []
+
+    def batcher(self, slot: int, account: str = DEFAULT_ACCOUNT) -> Batcher:
+        """The batcher of `account` in `slot` (KeyError for an account the slot has no lane for)."""
+        return self._batchers[slot][account]
 
     def lane_of(self, tp: TopicPartitionKey) -> int:
-        """The lane of a partition. It changes only while nothing of the partition is in a lane or a batcher
-        (`respread` after a revoke's abandon), so each partition's events reach RD in offset order. A
-        partition never assigned (a test's fake consumer) gets its stable hash."""
+        """The lane slot of a partition. It changes only while nothing of the partition is in a lane or a
+        batcher (`respread` after a revoke's abandon), so each partition's events reach RD in offset order (for
+        each account). A partition never assigned (a test's fake consumer) gets its stable hash."""
         lane = self._lane_of.get(tp)
         if lane is None:
-            lane = self._lane_of[tp] = stable_slot(tp[0], tp[1], len(self.lanes))
+            lane = self._lane_of[tp] = stable_slot(tp[0], tp[1], len(self._slots))
         return lane
 
     def assign(self, tps: Sequence[TopicPartitionKey]) -> None:
         """New partitions go to the least loaded lanes; the partitions already owned keep theirs (they may
         have events in flight). A hash let partitions collide: 4 lanes on a 3-partition topic used 2."""
         new = sorted(tp for tp in set(tps) if tp not in self._owned)
-        placed = place(self._owned, new, len(self.lanes))
+        placed = place(self._owned, new, len(self._slots))
         self._owned.update(placed)
         self._lane_of.update(placed)
 
@@ -188,23 +267,24 @@ class LaneSet:
     def respread(self) -> None:
         """Even out the owned partitions over the lanes (loads differ by at most one), moving as few as
         possible. Only when nothing of them is in flight: after a revoke abandoned every lane's work."""
-        self._owned = spread(self._owned, len(self.lanes))
+        self._owned = spread(self._owned, len(self._slots))
         self._lane_of.update(self._owned)
 
     def loads(self) -> list[int]:
-        """Owned partitions per lane."""
-        counts = [0] * len(self.lanes)
+        """Owned partitions per lane slot."""
+        counts = [0] * len(self._slots)
         for lane in self._owned.values():
             counts[lane] += 1
         return counts
 
-    def submit(self, lane: int, batches: list[Batch]) -> None:
+    def submit(self, slot: int, batches: list[Batch]) -> None:
+        lanes = self._slots[slot]
         for batch in batches:
-            self.lanes[lane].submit(batch)
+            lanes[batch.account].submit(batch)
 
     def send_due(self, now: float, caught_up: Callable[[int], bool]) -> None:
-        """Send each lane's open batch that is due (`caught_up(lane)`: every partition of it read to its end)."""
-        for index, (lane, batcher) in enumerate(zip(self.lanes, self.batchers, strict=True)):
+        """Send each open batch that is due (`caught_up(slot)`: every partition of the slot read to its end)."""
+        for index, lane, batcher in self._channels:
             if lane.queued():
                 # The lane has batches waiting: the open batch would wait behind them anyway, so it keeps
                 # filling until the lane takes up its last one, instead of going out partial now. Same
@@ -220,7 +300,7 @@ class LaneSet:
         `send_due`) is looked at again within `HELD_RECHECK_S`: its deadline has passed, and a zero timeout
         would spin this thread, taking the GIL from the lanes, until the lane takes up its last batch."""
         timeout = 0.1
-        for lane, batcher in zip(self.lanes, self.batchers, strict=True):
+        for _, lane, batcher in self._channels:
             deadline = batcher.deadline()
             if deadline is not None:
                 wait = deadline - now
@@ -229,7 +309,7 @@ class LaneSet:
 
     def send_open(self) -> None:
         """Send every open batch now (drain, revoke)."""
-        for lane, batcher in zip(self.lanes, self.batchers, strict=True):
+        for _, lane, batcher in self._channels:
             batch = batcher.flush()
             if batch is not None:
                 lane.submit(batch)

@@ -45,7 +45,9 @@ def check_account_names(spec: MappingSpec, accounts: Collection[str], default: s
     return problems
 
 
-def compile_account(spec: MappingSpec, view: RecordView, root: AvroType | None) -> tuple[AccountOf | None, list[Problem]]:
+def compile_account(
+    spec: MappingSpec, view: RecordView, root: AvroType | None
+) -> tuple[AccountOf | None, list[Problem]]:
     """The function giving a record's account (None when `spec` names no account), or the problems. `root`
     is the record paths start from (the envelope's `after` for `unwrap: debezium`)."""
     account = spec.account
@@ -62,7 +64,9 @@ def compile_account(spec: MappingSpec, view: RecordView, root: AvroType | None) 
     except PathError as exc:
         return None, [spec.problem(account.line, "account.path", str(exc))]
     if kind.kind not in ("enum", "string", "int", "boolean"):
-        message = f"path '{account.path}' is {kind.describe()}; an account is chosen by an enum, string, integer or boolean"
+        message = (
+            f"path '{account.path}' is {kind.describe()}; an account is chosen by an enum, string, integer or boolean"
+        )
         return None, [spec.problem(account.line, "account.path", message)]
     problems = _case_problems(spec, account, kind)
     if problems:
@@ -110,7 +114,9 @@ def _case_problems(spec: MappingSpec, account: EventTypeSpec, kind: AvroType) ->
     for text, line in account.case_lines.items():
         where = f"account.cases.{text}"
         if kind.kind == "enum" and text not in kind.symbols:
-            message = f"'{text}' is not a symbol of {kind.name} ({', '.join(kind.symbols)}){suggest(text, kind.symbols)}"
+            message = (
+                f"'{text}' is not a symbol of {kind.name} ({', '.join(kind.symbols)}){suggest(text, kind.symbols)}"
+            )
             problems.append(spec.problem(line, where, message))
         elif kind.kind == "int" and not text.lstrip("-").isdigit():
             problems.append(spec.problem(line, where, f"'{account.path}' is an integer; '{text}' is not"))

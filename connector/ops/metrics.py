@@ -4,21 +4,22 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | metric | type | labels | unit, meaning |
 |---|---|---|---|
 | `rdc_events_consumed_total` | counter | | records taken from Kafka, tombstones included |
-| `rdc_events_delivered_total` | counter | | events RD accepted (200 with their UUID) |
+| `rdc_events_delivered_total` | counter | `account` | events RD accepted (200 with their UUID) |
 | `rdc_events_dead_lettered_total` | counter | `stage`, `reason` | records written to the dead-letter topic |
 | `rdc_tombstones_skipped_total` | counter | | null-value records skipped |
 | `rdc_events_skipped_total` | counter | `mapping` | records their mapping skips (`skip`): committed, not sent |
 | `rdc_values_trimmed_total` | counter | | lists and strings cut to RD's caps (the events are sent, cut) |
 | `rdc_batches_total` | counter | `outcome` | batches by final outcome: delivered, split, abandoned, failed |
-| `rdc_requests_total` | counter | `status_class` | POSTs to RD: 2xx, 4xx, 5xx, error (no answer) |
+| `rdc_requests_total` | counter | `status_class`, `account` | POSTs to RD: 2xx, 4xx, 5xx, error (no answer) |
 | `rdc_request_body_bytes` | histogram | | bytes of each POST body |
 | `rdc_request_fill_ratio` | histogram | | body bytes / RDC_BATCH_MAX_BYTES (1.0 = full) |
 | `rdc_request_events` | histogram | | events per POST |
 | `rdc_request_duration_seconds` | histogram | | seconds from send to answer (or error) |
-| `rdc_retries_total` | counter | `cause` | retries: status_429, status_503, timeout, ... |
-| `rdc_rd_throttled_total` | counter | `kind` | RD's 429s: `account`, `contact` (`lead_limiter`) |
+| `rdc_retries_total` | counter | `cause`, `account` | retries: status_429, status_503, timeout, ... |
+| `rdc_rd_throttled_total` | counter | `kind`, `account` | RD's 429s: `account`, `contact` (`lead_limiter`) |
 | `rdc_rd_quota_reset_timestamp_seconds` | gauge | | when RD last said the account's quota resets (epoch s); 0: never |
-| `rdc_token_refreshes_total` | counter | `result` | access-token refreshes: ok, failed |
+| `rdc_token_refreshes_total` | counter | `result`, `account` | access-token refreshes: ok, failed |
+| `rdc_account_blocked` | gauge | `account` | 1 while RD refuses the account's credentials (its events wait) |
 | `rdc_possible_duplicates_total` | counter | | events re-sent after a read timeout or a connection lost mid-answer |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
 | `rdc_buffered_bytes` | gauge | | in-flight events' memory until settled (`item_weight`: JSON, value, key, overhead) |
@@ -28,7 +29,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_assigned_partitions` | gauge | | partitions this member owns |
 | `rdc_duplicates_suppressed_total` | counter | | records skipped because the ledger shows their result exists |
 | `rdc_result_window_seconds` | histogram | | RD's 200 to Kafka's ack of the batch's results (a crash inside re-posts) |
-| `rdc_rate_per_second` | gauge | `account` | requests/s the adaptive rate allows now (0: unlimited); `default` |
+| `rdc_rate_per_second` | gauge | `account` | requests/s the adaptive rate allows now (0: unlimited) |
 | `rdc_rate_pause_seconds_total` | counter | | seconds every lane was held by 429 pauses (overlapping pauses once) |
 
 Who calls what, and how often (each method's docstring repeats it):
@@ -38,11 +39,11 @@ Who calls what, and how often (each method's docstring repeats it):
   on assign/revoke/lost: `assigned_partitions.set(n)`, `forget_partitions(tps)`.
 - per dead-lettered record (rare): `dead_lettered(stage, reason)`; per skipped record: `skipped(mapping)` (a
   lock per record, ~0.3 us, next to the ~30 us of decoding it).
-- per request (lane): `observe_request(status, seconds, body_bytes, events, max_bytes)`; per retry:
-  `retry(cause)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
+- per request (lane): `observe_request(status, seconds, body_bytes, events, max_bytes, account)`; per retry:
+  `retry(cause, account)` and, when the failed attempt is `possibly_sent` (`rd.retry.classify_exception`: a read
   timeout, or a connection lost after the body went out; never an HTTP answer, a 5xx neither),
-  `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok)`; per 429:
-  `rd_throttled.labels(kind).inc()` and `pause_seconds.inc(s)` (the seconds the pause was extended by), and
+  `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok, account)`; per 429:
+  `rate_limited(kind, account)` and `pause_seconds.inc(s)` (the seconds the pause was extended by), and
   `rd_quota_reset_timestamp.set(epoch)` on a long account pause. `watch_rate(account, read)` once at start:
   the gauge reads the gate's rate at each scrape.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
@@ -105,9 +106,7 @@ class Metrics:
         self._skipped = Counter("rdc_events_skipped", "Records their mapping skips", ["mapping"], registry=r)
         self.values_trimmed = Counter("rdc_values_trimmed", "Lists and strings cut to RD's caps", registry=r)
         self._batches = Counter("rdc_batches", "Closed batches by final outcome", ["outcome"], registry=r)
-        self._requests = Counter(
-            "rdc_requests", "POSTs to RD by answer class", ["status_class", "account"], registry=r
-        )
+        self._requests = Counter("rdc_requests", "POSTs to RD by answer class", ["status_class", "account"], registry=r)
         self._body_bytes = Histogram(
             "rdc_request_body_bytes", "Body size of each POST to RD", buckets=_BYTES_BUCKETS, registry=r
         )

@@ -65,7 +65,10 @@ class Health:
       of events); `record_request_failed()` after a timeout, connection error, 5xx or 429, and
       `record_request_failed(not_rd=True)` after a 413 or a 4xx not in RD's error format (a proxy's page):
       that makes /readyz fail at once (`rd_answer_not_recognised`), until an answer from RD proves the path.
-    - `set_token_valid(False)` when RD refused the token and it cannot be refreshed; True after a refresh.
+    - `set_token_valid(False, account)` when RD refused the account's token and it cannot be refreshed; True
+      after a refresh.
+    - `set_account_blocked(account, True)` while RD refuses an account's credentials and its delivery waits
+      (several accounts: the others keep flowing); False once RD accepts them again.
     - `set_quota_exhausted_until(epoch)` when RD's 429 for the account asks for a long wait (a daily quota):
       not ready until that wall-clock time, or until `record_request_ok()`.
     The token starts valid (a static token is presumed good until RD says otherwise).
@@ -85,7 +88,8 @@ class Health:
         self.max_failing_s = max_failing_s
         self._last_beat = clock()
         self._assigned = False
-        self._token_valid = True
+        self._invalid_tokens: set[str] = set()  # accounts whose token RD refused
+        self._blocked: set[str] = set()  # accounts whose delivery waits for valid credentials
         self._failing_since: float | None = None
         self._not_rd = False
         self._quota_until: float | None = None  # wall-clock epoch seconds
@@ -96,8 +100,17 @@ class Health:
     def set_assigned(self, assigned: bool) -> None:
         self._assigned = assigned
 
-    def set_token_valid(self, valid: bool) -> None:
-        self._token_valid = valid
+    def set_token_valid(self, valid: bool, account: str = "default") -> None:
+        if valid:
+            self._invalid_tokens.discard(account)
+        else:
+            self._invalid_tokens.add(account)
+
+    def set_account_blocked(self, account: str, blocked: bool) -> None:
+        if blocked:
+            self._blocked.add(account)
+        else:
+            self._blocked.discard(account)
 
     def record_request_ok(self) -> None:
         self._failing_since = None
@@ -127,8 +140,11 @@ class Health:
             reasons.append("loop_stuck")
         if not self._assigned:
             reasons.append("not_assigned")
-        if not self._token_valid:
+        invalid = sorted(self._invalid_tokens)
+        if invalid == ["default"]:
             reasons.append("token_invalid")
+        reasons += [f"token_invalid account={name}" for name in invalid if invalid != ["default"]]
+        reasons += [f"account_blocked={name}" for name in sorted(self._blocked)]
         failing_since = self._failing_since
         if failing_since is not None and self._clock() - failing_since > self.max_failing_s:
             reasons.append(f"rd_failing_for_s={self._clock() - failing_since:.0f}")

@@ -233,7 +233,7 @@ def test_a_lingering_batch_waits_while_its_lane_has_batches_queued() -> None:
     pipeline._step()
     assert lane.batches == [[0, 1, 2]]
     # Held and overdue, it is looked at again shortly, not in a busy loop (a zero timeout would spin).
-    pipeline._lanes.batchers[0].add(_item(9), 0.0)  # an overdue open batch
+    pipeline._lanes.batcher(0).add(_item(9), 0.0)  # an overdue open batch
     lane.waiting = 1
     assert pipeline._lanes.poll_timeout(100.0) > 0
     lane.waiting = 0

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import httpx
 import pytest
 
+import connector.commands.rd_accounts as rd_accounts
 from connector.avro import SchemaRegistryClient
 from connector.avro import registry_from_settings as real_registry_from_settings
 from connector.commands import run as runner
@@ -63,7 +64,7 @@ def faked(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, list[Any]]]:
         built["registry"].append(registry)
         return registry
 
-    monkeypatch.setattr(runner, "bounded_client", bounded_client)
+    monkeypatch.setattr(rd_accounts, "bounded_client", bounded_client)
     monkeypatch.setattr(runner, "registry_from_settings", registry_from_settings)
     monkeypatch.setattr(runner, "Pipeline", FakePipeline)
     monkeypatch.setattr(runner, "AdminClient", lambda config: object())

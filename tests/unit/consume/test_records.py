@@ -150,3 +150,26 @@ def test_a_record_of_a_partition_no_longer_owned_is_dropped_and_the_next_owner_r
     rig.partitions.add([TP])  # assigned again: read from the committed offset
     rig.handle(0, READY)
     assert rig.tracker.unsettled(TP) == 1
+
+
+def test_events_go_to_their_accounts_batcher_and_the_default_takes_unnamed_ones() -> None:
+    rig = Rig(max_events=10)
+    slots = [{"default": FakeLane(), "b": FakeLane()}]
+    rig.lanes = LaneSet(slots, 1000, 10, linger_s=1.0)
+    rig.router._lanes = rig.lanes
+    rig.handle(0, Ready("E", None, b"{}", 0, "b"))
+    rig.handle(1, Ready("E", None, b"{}", 0, None))
+    rig.lanes.send_open()
+    assert [[i.offset for i in b.items] for b in slots[0]["b"].batches] == [[0]]
+    assert [[(i.offset, i.account) for i in b.items] for b in slots[0]["default"].batches] == [[(1, "default")]]
+
+
+def test_an_event_without_an_account_when_none_is_default_is_dead_lettered_unknown_account() -> None:
+    rig = Rig(max_events=10)
+    rig.lanes = LaneSet([{"a": FakeLane(), "b": FakeLane()}], 1000, 10, linger_s=1.0)
+    rig.router._lanes = rig.lanes
+    rig.router._default_account = None
+    rig.handle(0, Ready("E", None, b"{}", 0, None))
+    [letter] = rig.reporter.letters
+    assert letter.reason == "unknown_account" and "without a 'default'" in letter.detail
+    assert rig.tracker.unsettled(TP) == 1  # tracked: it settles when its dead letter is acknowledged

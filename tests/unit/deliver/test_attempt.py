@@ -154,7 +154,7 @@ def test_transient_failures_back_off_exponentially_with_jitter_then_deliver() ->
     assert [at for at, _ in rig.sent] == [START, START + 0.5, START + 1.5, START + 3.5, START + 7.5]
     assert rig.reporter.results == [(items, [uuid_of(i) for i in range(3)], "batch-1")]
     assert rig.sender.requests == 5
-    assert value(rig.metrics, "rdc_retries_total", cause="status_503") == 4
+    assert value(rig.metrics, "rdc_retries_total", cause="status_503", account="default") == 4
     assert value(rig.metrics, "rdc_batches_total", outcome="delivered") == 1
 
 
@@ -203,8 +203,8 @@ def test_an_account_429_cuts_the_shared_rate_and_a_200_climbs_back() -> None:
     # The 200 then climbs a little.
     assert 2.5 < gate.rate_per_s < 2.6
     sample = rig.metrics.registry.get_sample_value
-    assert sample("rdc_rd_throttled_total", {"kind": "account"}) == 2.0
-    assert sample("rdc_rd_throttled_total", {"kind": "contact"}) == 0.0
+    assert sample("rdc_rd_throttled_total", {"kind": "account", "account": "default"}) == 2.0
+    assert sample("rdc_rd_throttled_total", {"kind": "contact", "account": "default"}) == 0.0
     assert sample("rdc_rate_pause_seconds_total") == 6.0
 
 
@@ -212,7 +212,7 @@ def test_a_5xx_leaves_the_rate_alone() -> None:
     rig = make_rig(failing(3, status(503)), per_minute=600)
     rig.sender.deliver(make_items(1), never)
     assert rig.sender._gate.rate_per_s == 10.0
-    assert rig.metrics.registry.get_sample_value("rdc_rd_throttled_total", {"kind": "account"}) == 0.0
+    assert rig.metrics.registry.get_sample_value("rdc_rd_throttled_total", {"kind": "account", "account": "default"}) == 0.0
 
 
 def test_a_hinted_wait_is_capped_then_rd_is_asked_again() -> None:
@@ -263,7 +263,7 @@ def test_a_daily_quota_is_waited_out_asking_every_minute_never_dead_lettering_an
     health.beat()
     assert health.readiness() == (True, {"status": "ready"})  # RD took a batch: the quota is back
     assert value(rig.metrics, "rdc_rd_quota_reset_timestamp_seconds") == WALL + 240 + 43_200  # the last 429's
-    assert value(rig.metrics, "rdc_rd_throttled_total", kind="contact") == 0
+    assert value(rig.metrics, "rdc_rd_throttled_total", kind="contact", account="default") == 0
 
 
 def test_a_quota_reset_time_that_passed_is_no_reason_to_be_unready() -> None:
@@ -452,7 +452,7 @@ def test_no_token_available_is_retried_with_backoff_without_a_request() -> None:
     rig.sender.deliver(make_items(1), never)
     assert rig.clock.sleeps == [0.5, 1.0]
     assert rig.sender.requests == 1
-    assert value(rig.metrics, "rdc_retries_total", cause="auth_unavailable") == 2
+    assert value(rig.metrics, "rdc_retries_total", cause="auth_unavailable", account="default") == 2
 
 
 # --- abandon ---------------------------------------------------------------------------------------------------

@@ -221,8 +221,8 @@ def test_a_sender_isolates_the_events_of_contacts_over_rds_limit_without_pausing
     bound = max(1, k * (2 * math.ceil(math.log2(n)) + 1))  # k * (2 log2 n + 1), log2 n rounded up
     assert sender.requests == len(seen) <= min(bound, 1 + 2 * k * math.ceil(math.log2(n)))
     refused = sum(POISON in body for body in seen)
-    assert value(metrics, "rdc_rd_throttled_total", kind="contact") == refused
-    assert value(metrics, "rdc_rd_throttled_total", kind="account") == 0
+    assert value(metrics, "rdc_rd_throttled_total", kind="contact", account="default") == refused
+    assert value(metrics, "rdc_rd_throttled_total", kind="account", account="default") == 0
     assert value(metrics, "rdc_rd_quota_reset_timestamp_seconds") == 0
 
 

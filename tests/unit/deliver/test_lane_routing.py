@@ -26,7 +26,7 @@ def test_a_partition_always_uses_the_same_lane(topic: str, partition: int, lanes
 def test_a_due_batch_waits_while_its_lane_has_batches_queued_and_is_rechecked_soon() -> None:
     lane = FakeLane()
     lane_set = LaneSet([lane], 1000, 10, linger_s=1.0)
-    lane_set.batchers[0].add(_item(0), 0.0)
+    lane_set.batcher(0).add(_item(0), 0.0)
     assert abs(lane_set.poll_timeout(0.95) - 0.05) < 1e-9  # until the linger ends (at most 0.1 s)
     lane.waiting = 1
     lane_set.send_due(5.0, lambda lane: False)
@@ -40,7 +40,7 @@ def test_a_due_batch_waits_while_its_lane_has_batches_queued_and_is_rechecked_so
 def test_send_open_flushes_every_lane() -> None:
     lanes = [FakeLane(), FakeLane()]
     lane_set = LaneSet(lanes, 1000, 10, linger_s=60.0)
-    lane_set.batchers[1].add(_item(3), 0.0)
+    lane_set.batcher(1).add(_item(3), 0.0)
     lane_set.send_open()
     assert lanes[0].batches == [] and len(lanes[1].batches) == 1
     assert lane_set.poll_timeout(0.0) == 0.1  # nothing open: the longest wait
@@ -91,3 +91,42 @@ def _fewest_moves(loads: list[int], lanes: int) -> int:
 def test_place_and_spread_on_a_three_partition_topic() -> None:
     assert sorted(place({}, [("t", 0), ("t", 1), ("t", 2)], 4).values()) == [0, 1, 2]
     assert spread({("t", 0): 0, ("t", 1): 0, ("t", 2): 0}, 3) == {("t", 0): 0, ("t", 1): 1, ("t", 2): 2}
+
+
+def _item_of(offset: int, account: str) -> Item:
+    return Item("t", 0, offset, None, "e", None, b"{}", account=account)
+
+
+def test_each_account_has_its_own_batcher_and_lane_in_a_slot() -> None:
+    slots = [{"a": FakeLane(), "b": FakeLane()} for _ in range(2)]
+    lane_set = LaneSet(slots, 1000, 2, linger_s=1.0)
+    assert len(lane_set) == 2 and lane_set.accounts == ["a", "b"] and len(lane_set.lanes) == 4
+    lane_set.submit(1, lane_set.batcher(1, "b").add(_item_of(0, "b"), 0.0))
+    closed = lane_set.batcher(1, "b").add(_item_of(1, "b"), 0.0)  # the count cap closes it
+    assert [b.account for b in closed] == ["b"]
+    lane_set.submit(1, closed)
+    lane_set.batcher(1, "a").add(_item_of(2, "a"), 0.0)
+    assert [len(b) for b in slots[1]["b"].batches] == [2] and slots[1]["a"].batches == []
+    slots[1]["b"].waiting = 1  # b's lane is busy: a's open batch is not held behind it
+    lane_set.send_due(1.0, lambda slot: False)
+    assert [[i.account for i in b.items] for b in slots[1]["a"].batches] == [["a"]]
+
+
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from(["a", "b", "c"])), max_size=60))
+def test_a_batch_never_mixes_accounts_and_each_accounts_order_holds(events: list[tuple[int, str]]) -> None:
+    slots = [{name: FakeLane() for name in "abc"} for _ in range(2)]
+    lane_set = LaneSet(slots, 1000, 3, linger_s=1.0)
+    for offset, (partition, account) in enumerate(events):
+        slot = lane_set.lane_of(("t", partition))
+        item = Item("t", partition, offset, None, "e", None, b"{}", account=account)
+        lane_set.submit(slot, lane_set.batcher(slot, account).add(item, 0.0))
+    lane_set.send_open()
+    for slot in slots:
+        for account, lane in slot.items():
+            assert all(item.account == account == batch.account for batch in lane.batches for item in batch.items)
+            sent = [(item.partition, item.offset) for batch in lane.batches for item in batch.items]
+            for partition in range(4):
+                offsets = [offset for p, offset in sent if p == partition]
+                assert offsets == sorted(offsets)
+    delivered = sorted(i.offset for s in slots for lane in s.values() for b in lane.batches for i in b.items)
+    assert delivered == list(range(len(events)))

@@ -604,3 +604,55 @@ def test_close_of_an_idle_lane_returns_promptly(make_lane: LaneFactory) -> None:
     assert time.monotonic() - began < 1.0
     assert not lane_thread_alive(rig.thread_name)
     assert rig.rd.count == 0
+
+
+# --- several accounts: refused credentials block the account, not the connector ----------------------------
+
+
+def test_a_refused_account_blocks_and_retries_instead_of_stopping_then_delivers_in_order(
+    make_lane: LaneFactory,
+) -> None:
+    from connector.ops.metrics import Metrics
+
+    refusing = threading.Event()
+    refusing.set()
+
+    def script(_n: int, request: httpx.Request) -> httpx.Response:
+        return rd_error(401, "UNAUTHORIZED", "Invalid token.") if refusing.is_set() else ok(request)
+
+    health, metrics = Health(), Metrics()
+    health.set_assigned(True)
+    rig = make_lane(script, account="brand-b", blocked_retry_s=0.05, health=health, metrics=metrics)
+    first, second = make_items(2), make_items(2, start=2)
+    rig.lane.submit(batch_of(first))
+    rig.lane.submit(batch_of(second))
+    wait_until(lambda: rig.rd.count >= 3)  # tried, waited, tried again: blocked, not stopped
+    assert rig.lane.fatal is None and rig.lane.blocked
+    assert rig.reporter.results == []  # nothing settled: nothing of it (or after it) can be committed
+    ready, body = health.readiness()
+    assert not ready and "account_blocked=brand-b" in cast(list[str], body["reasons"])
+    assert metrics.registry.get_sample_value("rdc_account_blocked", {"account": "brand-b"}) == 1.0
+    assert all(orjson.loads(seen.body)[0]["n"] == 0 for seen in rig.rd.seen)  # the second batch never went first
+    refusing.clear()  # the operator fixed the credentials
+    wait_until(lambda: rig.lane.batches == 2)
+    assert [i.offset for i in rig.reporter.published()] == [0, 1, 2, 3]
+    assert not rig.lane.blocked and health.readiness()[0]
+    assert metrics.registry.get_sample_value("rdc_account_blocked", {"account": "brand-b"}) == 0.0
+
+
+def test_a_blocked_lane_is_abandoned_and_closed_promptly(make_lane: LaneFactory) -> None:
+    rig = make_lane(lambda _n, _r: rd_error(401, "UNAUTHORIZED"), account="b", blocked_retry_s=60.0)
+    rig.lane.submit(batch_of(make_items(1)))
+    wait_until(lambda: rig.lane.blocked)
+    began = time.monotonic()
+    rig.lane.abandon()
+    rig.lane.close(2.0)
+    assert time.monotonic() - began < 1.0 and not lane_thread_alive(rig.lane._thread.name)
+    assert rig.reporter.results == [] and rig.lane.fatal is None
+
+
+def test_one_account_alone_still_stops_on_refused_credentials(make_lane: LaneFactory) -> None:
+    rig = make_lane(lambda _n, _r: rd_error(401, "UNAUTHORIZED"), account="solo")  # blocked_retry_s None
+    rig.lane.submit(batch_of(make_items(1)))
+    wait_until(lambda: rig.lane.fatal is not None)
+    assert isinstance(rig.lane.fatal, AuthFatal) and "account 'solo'" in str(rig.lane.fatal)

@@ -105,12 +105,12 @@ def test_counters() -> None:
     m.values_trimmed.inc(3)
     assert value(m, "rdc_events_consumed_total") == 1000
     assert value(m, "rdc_tombstones_skipped_total") == 2
-    assert value(m, "rdc_events_delivered_total") == 990
+    assert value(m, "rdc_events_delivered_total", account="default") == 990
     assert value(m, "rdc_events_dead_lettered_total", stage="decode", reason="bad_magic_byte") == 1
     assert value(m, "rdc_events_dead_lettered_total", stage="map", reason="invalid_email") == 3
     assert value(m, "rdc_batches_total", outcome="split") == 1
-    assert value(m, "rdc_retries_total", cause="status_503") == 2
-    assert value(m, "rdc_token_refreshes_total", result="failed") == 1
+    assert value(m, "rdc_retries_total", cause="status_503", account="default") == 2
+    assert value(m, "rdc_token_refreshes_total", result="failed", account="default") == 1
     assert value(m, "rdc_possible_duplicates_total") == 50
     assert value(m, "rdc_values_trimmed_total") == 3
 
@@ -126,8 +126,8 @@ def test_observe_request() -> None:
     m = Metrics()
     m.observe_request(200, 0.08, 190_000, 500, 200_000)
     m.observe_request(None, 30.0, 50_000, 100, 200_000)
-    assert value(m, "rdc_requests_total", status_class="2xx") == 1
-    assert value(m, "rdc_requests_total", status_class="error") == 1
+    assert value(m, "rdc_requests_total", status_class="2xx", account="default") == 1
+    assert value(m, "rdc_requests_total", status_class="error", account="default") == 1
     assert value(m, "rdc_request_body_bytes_sum") == 240_000
     assert value(m, "rdc_request_fill_ratio_bucket", le="0.95") == 2  # 0.95 and 0.25
     assert value(m, "rdc_request_fill_ratio_bucket", le="0.9") == 1
