@@ -230,7 +230,7 @@ def _ledger(settings: Settings, decoder: Decoder, destination: str) -> Ledger:
         results_partitions=len(results.partitions),
         ledger_topic=settings.ledger_topic,
         group_id=settings.group_id,
-        destination=destination,
+        destinations={destination},
     )
 
 
