@@ -7,6 +7,15 @@ expanded into a standalone schema (referenced types inlined at first use, as the
 its parsing canonical form, its CRC-64-AVRO fingerprint and what we register in a Schema Registry are
 the same everywhere.
 
+**Earlier versions.** A bundled file named `<Record>.v<N>.avsc` (e.g. `DeliveryResult.v2.avsc`) is not a
+record type of its own: it is an earlier writer version of the bundled record `<Record>` (version N of its
+history; `<Record>.avsc` is always the current one), kept so that values written with it (single-object
+encoding names the writer by fingerprint) still decode. Such a version is found by its header only
+(`by_header`); `get`, `[]` and `names` never return it, so it is never an input schema, a mapping's record
+or what a writer uses. The decoder resolves its values to the current schema (fastavro's reader-schema
+resolution: fields added since come out as their defaults). An earlier version that is not a record of the
+same full name as a bundled record, or equals the current schema, is a `ConfigError` (a packaging mistake).
+
 Each entry keeps two parsed forms: `schema` (with logical types: what writers use) and `raw_schema`
 (logical types stripped: what the decoder reads with, see `connector.avro.decoder`).
 """
@@ -15,6 +24,7 @@ from __future__ import annotations
 
 import importlib.resources
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +41,7 @@ __all__ = [
     "SchemaCatalog",
     "SchemaEntry",
     "default_catalog",
+    "earlier_version_of",
     "parse_standalone",
     "schema_entry",
     "single_object_header",
@@ -42,6 +53,7 @@ NAMESPACE = "io.rdconnector.events"
 _PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
 _NAMED = frozenset({"record", "enum", "fixed", "error"})
 _ORIGIN = "__rdc_origin"  # where a schema file came from: kept beside its JSON until its entry is made
+_EARLIER = re.compile(r"^(?P<record>[A-Za-z_][A-Za-z0-9_]*)\.v(?P<version>[0-9]+)\.avsc$")
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -127,6 +139,13 @@ def schema_entry(full_name: str, definition: dict[str, Any], origin: str = "") -
     return SchemaEntry(full_name, definition, schema, raw, canonical, single_object_header(canonical), origin)
 
 
+def earlier_version_of(file_name: str) -> str | None:
+    """The record name (`DeliveryResult`) of which a bundled file `<Record>.v<N>.avsc` is an earlier writer
+    version; None for any other file name (a current schema: `DeliveryResult.avsc`)."""
+    match = _EARLIER.match(file_name)
+    return match["record"] if match else None
+
+
 def _read_files(files: Iterable[tuple[str, str]]) -> list[tuple[str, dict[str, Any]]]:
     nodes: list[tuple[str, dict[str, Any]]] = []
     for label, text in files:
@@ -153,37 +172,47 @@ def _entries(nodes: list[tuple[str, dict[str, Any]]], types: Mapping[str, Any]) 
 class SchemaCatalog:
     """Known record schemas by full name (reader schemas) and by single-object header (writer schemas).
 
-    `bundled` types are the reader schemas. `extra` types (a user directory) add new records, and may
-    also hold other versions of a bundled record (same full name, other fingerprint): those are known
-    writer schemas, resolved against the bundled reader of that name. Built once at start; read-only.
-    Raises `ConfigError` when a file is not a valid Avro schema (naming the file)."""
+    `bundled` types are the reader schemas. `earlier` are bundled earlier versions of bundled records (the
+    `<Record>.v<N>.avsc` files): known writer schemas only, resolved against the bundled reader of their
+    name. `extra` types (a user directory) add new records, and may also hold other versions of a bundled
+    record (same full name, other fingerprint): those are known writer schemas too. Built once at start;
+    read-only. Raises `ConfigError` when a file is not a valid Avro schema (naming the file), or an earlier
+    version is not one of a bundled record."""
 
     def __init__(
         self,
         bundled: list[tuple[str, dict[str, Any]]],
         extra: Sequence[tuple[str, dict[str, Any]]] = (),
+        earlier: Sequence[tuple[str, dict[str, Any]]] = (),
     ) -> None:
         bundled_types = dict(bundled)
         readers = _entries(bundled, bundled_types)
         writers = _entries(list(extra), {**bundled_types, **dict(extra)})
         self._by_name = {e.full_name: e for e in readers}
+        versions = _entries(list(earlier), bundled_types)
+        for entry in versions:
+            _check_earlier(entry, self._by_name.get(entry.full_name))
         for entry in writers:
             self._by_name.setdefault(entry.full_name, entry)
         self._by_header = {e.header: e for e in writers}
+        self._by_header.update({e.header: e for e in versions})
         self._by_header.update({e.header: e for e in readers})
 
     @classmethod
     def load(cls, extra_dir: str | Path | None = None) -> SchemaCatalog:
-        """The bundled schemas plus every `*.avsc` of `extra_dir` (which may reference bundled types)."""
+        """The bundled schemas (current ones and earlier versions, told apart by file name) plus every
+        `*.avsc` of `extra_dir` (which may reference bundled types)."""
         bundled = importlib.resources.files("connector.schemas")
         files = [(p.name, p.read_text("utf-8")) for p in bundled.iterdir() if p.name.endswith(".avsc")]
+        current = [(name, text) for name, text in files if earlier_version_of(name) is None]
+        earlier = [(name, text) for name, text in files if earlier_version_of(name) is not None]
         extra: list[tuple[str, str]] = []
         if extra_dir is not None:
             directory = Path(extra_dir)
             if not directory.is_dir():
                 raise ConfigError(f"extra schema directory {str(directory)!r} does not exist")
             extra = [(str(p), p.read_text("utf-8")) for p in sorted(directory.glob("*.avsc"))]
-        return cls(_read_files(files), _read_files(extra))
+        return cls(_read_files(current), _read_files(extra), _read_files(earlier))
 
     def get(self, full_name: str) -> SchemaEntry | None:
         """The reader schema of `full_name` (bundled first), if known."""
@@ -197,7 +226,21 @@ class SchemaCatalog:
         return self._by_header.get(header)
 
     def names(self) -> list[str]:
+        """The full names of the reader schemas (never an earlier version's file)."""
         return sorted(self._by_name)
+
+
+def _check_earlier(entry: SchemaEntry, current: SchemaEntry | None) -> None:
+    """Raise `ConfigError` unless `entry` (from a `<Record>.v<N>.avsc` file) is another version of the bundled
+    record `current` of its name."""
+    record = earlier_version_of(Path(entry.origin).name)
+    if record != entry.full_name.rpartition(".")[2]:
+        raise ConfigError(f"schema file {entry.origin} is named as an earlier version of {record} but holds "
+                          f"{entry.full_name}")  # fmt: skip
+    if current is None:
+        raise ConfigError(f"schema file {entry.origin} is an earlier version of {entry.full_name}, no bundled record")
+    if entry.canonical == current.canonical:
+        raise ConfigError(f"schema file {entry.origin} is the same schema as the current {current.origin}")
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +27,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 from connector.avro.decoder import Decoder
 from connector.errors import DecodeError, SchemaRegistryUnavailable
 from connector.ledger.checkpoints import Checkpoint, checkpoint_key, checkpoint_record, parse_checkpoint
-from connector.ledger.results import our_result
+from connector.ledger.results import destination_set, our_result
 from connector.ledger.suppression import Suppression
 from connector.partition_keys import TopicPartitionKey
 
@@ -66,10 +66,12 @@ class LedgerReader:
         results_topic: str,
         ledger_topic: str,
         group_id: str,
-        destination: str,
+        destinations: Collection[str],
         results_partition: Callable[[str, int], int],
     ) -> None:
-        """`results_partition`: the results partition of a source partition (the `Ledger`'s, remembered)."""
+        """`destinations`: `rd_destination()` of each RD account results are delivered to (a result of any of
+        them is ours). `results_partition`: the results partition of a source partition (the `Ledger`'s,
+        remembered)."""
         self._config = {
             **{k: v for k, v in consumer_config.items() if not k.startswith(("group.", "partition.assign"))},
             "group.id": f"{group_id}.ledger-reader",
@@ -84,7 +86,7 @@ class LedgerReader:
         self._results_partition = results_partition
         self._topic = ledger_topic
         self._group = group_id
-        self._destination = destination
+        self._destinations = destination_set(destinations)
         self._done: queue.SimpleQueue[LedgerScan] = queue.SimpleQueue()
         self._generation = 0
 
@@ -181,7 +183,7 @@ class LedgerReader:
             decoded = self._decoder.decode(value, self._results_topic)
         except DecodeError:
             return None
-        return our_result(decoded.full_name, decoded.record, self._group, self._destination)
+        return our_result(decoded.full_name, decoded.record, self._group, self._destinations)
 
 
 def _start(checkpoint: Checkpoint | None, rp: int, committed: int | None) -> int:

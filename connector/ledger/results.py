@@ -4,10 +4,13 @@
   (`results_partition(topic, partition)`, a stable hash), in source-offset order (one lane per source
   partition, an idempotent producer). A scan for one source partition reads one results partition.
 - **Who wrote it.** Each result carries `writer_group` (our consumer group), `writer_destination` (a
-  fingerprint of the RD base URL and account credential, `rd_destination`) and `writer_base` (the committed
-  position of its source partition the writer knew: -1 before any commit). Only a result of our group and
-  destination can settle a record (`our_result`); other groups' results, and results of older connectors
-  (no writer fields), are read past. Results topics are shared between deployments by default.
+  fingerprint of the RD base URL and account credential, `rd_destination`), `writer_base` (the committed
+  position of its source partition the writer knew: -1 before any commit) and `rd_account` (the account's
+  name; informative only, names change). Only a result of our group and one of our destinations (one per
+  configured RD account) can settle a record (`our_result`); other groups' results, other destinations'
+  and results of older connectors (no writer fields) are read past. Results written before `rd_account`
+  existed (an earlier DeliveryResult version, null there) settle records like any other. Results topics
+  are shared between deployments by default.
 
 Whoever can write to the results or ledger topic is trusted: a forged result of our group and destination
 makes a record be skipped.
@@ -16,12 +19,14 @@ makes a record be skipped.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Collection
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from connector.avro.encoder import DELIVERY_RESULT
 from connector.partition_keys import TopicPartitionKey, stable_slot
 
-__all__ = ["our_result", "rd_destination", "results_partition"]
+__all__ = ["destination_set", "our_result", "rd_destination", "results_partition"]
 
 
 def results_partition(topic: str, partition: int, results_partitions: int) -> int:
@@ -43,13 +48,27 @@ def rd_destination(base_url: str, credential: str, client_id: str | None = None)
     return hashlib.sha256(identity.encode()).hexdigest()[:16]
 
 
-def our_result(full_name: str, record: Any, group: str, destination: str) -> tuple[TopicPartitionKey, int, int] | None:
+def destination_set(destinations: Collection[str]) -> frozenset[str]:
+    """`destinations` as a set; a lone string is refused (`TypeError`): taken as a collection, its characters
+    would be the destinations."""
+    if isinstance(destinations, str):
+        raise TypeError(
+            f"destinations must be a collection of rd_destination() strings, not the string {destinations!r}"
+        )
+    return frozenset(destinations)
+
+
+def our_result(
+    full_name: str, record: Any, group: str, destinations: AbstractSet[str]
+) -> tuple[TopicPartitionKey, int, int] | None:
     """((source topic, partition), source offset, writer base) of a decoded results value written by
-    `group` for `destination`; None for anything else: another group or destination, an older connector's
-    result (no writer fields), another record type, a value of the wrong types."""
+    `group` for one of `destinations`; None for anything else: another group or destination, an older
+    connector's result (no writer fields), another record type, a value of the wrong types. `rd_account` is
+    not looked at (null in results of the DeliveryResult version before it)."""
     if full_name != DELIVERY_RESULT or not isinstance(record, dict):
         return None
-    if record.get("writer_group") != group or record.get("writer_destination") != destination:
+    destination = record.get("writer_destination")
+    if record.get("writer_group") != group or not isinstance(destination, str) or destination not in destinations:
         return None
     topic, partition = record.get("source_topic"), record.get("source_partition")
     offset, base = record.get("source_offset"), record.get("writer_base")

@@ -14,7 +14,7 @@ the 200 to the acknowledgement is that window, measured per batch (`window_s`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from connector.avro.decoder import Decoder
@@ -49,9 +49,10 @@ class Ledger:
         results_partitions: int,
         ledger_topic: str,
         group_id: str,
-        destination: str,
+        destinations: Collection[str],
     ) -> None:
-        """`destination`: `rd_destination()` of the RD account results are delivered to."""
+        """`destinations`: `rd_destination()` of each RD account results are delivered to; a result of our
+        group and any of them settles a record (a plain string is a `TypeError`)."""
         self._partitions = results_partitions
         self._partition_of: dict[TopicPartitionKey, int] = {}  # memo: the lanes ask once per result
         self.topic = ledger_topic
@@ -63,7 +64,7 @@ class Ledger:
             results_topic=results_topic,
             ledger_topic=ledger_topic,
             group_id=group_id,
-            destination=destination,
+            destinations=destinations,
             results_partition=self.results_partition,
         )
         self.marks = Watermarks()

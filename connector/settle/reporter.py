@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro.encoder import encode_delivery_results
+from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
 from connector.settle.dead_letters import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
@@ -73,14 +74,17 @@ class Reporter:
         on_result_offset: Callable[[str, int, int, int], None] | None = None,
         letter_max_bytes: int = 1_000_000,
         log_values: bool = False,
-        writer: tuple[str, str] | None = None,
+        writer: tuple[str, Mapping[str, str] | str] | None = None,
         base_of: Callable[[str, int], int | None] | None = None,
     ) -> None:
         """`producer_factory`, when given, replaces a producer whose reports time out (see `poll`).
         `letter_max_bytes`: the most a dead-letter record may take (`connector.settle.letter_limit`); `log_values`:
         whether `dead_letter` log lines quote the record's values (`RDC_LOG_RECORD_VALUES`).
-        `writer` (group id, RD destination) and `base_of(topic, partition)` fill each result's writer_*
-        fields (the ledger trusts only results of its own group, destination and base)."""
+        `writer` (group id, destinations: account name -> `rd_destination()` of that RD account) and
+        `base_of(topic, partition)` fill each result's writer_* fields (the ledger trusts only results of its
+        own group, destinations and base); a plain destination string means {"default": it}. Each result
+        carries its item's `account` as `rd_account` and that account's destination; an account missing
+        from `destinations` is a programming error (`KeyError` from `publish_results`)."""
         self._producer = producer
         self._factory = producer_factory
         self._retired: list[KafkaProducer] = []
@@ -92,8 +96,11 @@ class Reporter:
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
         self._schema_id = result_schema_id
-        self._writer_group: str | None = writer[0] if writer is not None else None
-        self._writer_destination: str | None = writer[1] if writer is not None else None
+        self._writer_group: str | None = None
+        self._destinations: Mapping[str, str] | None = None
+        if writer is not None:
+            self._writer_group = writer[0]
+            self._destinations = {DEFAULT_ACCOUNT: writer[1]} if isinstance(writer[1], str) else dict(writer[1])
         self._base_of = base_of
         self._owner = threading.get_ident()  # the pipeline thread: the only one that serves reports
         self._letter_limit = letter_max_bytes
@@ -105,13 +112,13 @@ class Reporter:
         Kafka acknowledges these, a crash would re-post the batch (the window, measured per batch)."""
         acks = _BatchAcks(len(items), time.monotonic())
         values = encode_delivery_results(
-            [(item.event_type, item.topic, item.partition, item.offset, item.event_id) for item in items],
+            [(item.event_type, item.topic, item.partition, item.offset, item.event_id, item.account) for item in items],
             uuids,
             event_batch_uuid=batch_uuid,
             delivered_at_ms=int(time.time() * 1000),
             schema_id=self._schema_id,
             writer_group=self._writer_group,
-            writer_destination=self._writer_destination,
+            destinations=self._destinations,
             base_of=self._base_of,
         )
         for item, value in zip(items, values, strict=True):

@@ -6,12 +6,14 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import importlib.resources
+import io
 import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import fastavro
 import pytest
 
 from connector.avro import (
@@ -23,6 +25,7 @@ from connector.avro import (
     default_catalog,
     encode_delivery_result,
 )
+from connector.avro.catalog import SchemaEntry, earlier_version_of, schema_entry
 from connector.commands.sample import RECORD_KINDS, generate_records
 from connector.errors import ConfigError, DecodeError
 from connector.mapping import map_record
@@ -72,6 +75,7 @@ def _one_of_each() -> dict[str, dict[str, Any]]:
         "writer_group": "rd-connector",
         "writer_destination": "0f1e2d3c4b5a6978",
         "writer_base": 40,
+        "rd_account": "shop-br",
     }
     return found
 
@@ -83,6 +87,60 @@ def test_schemas_ship_inside_the_package() -> None:
     files = {p.name for p in importlib.resources.files("connector.schemas").iterdir() if p.name.endswith(".avsc")}
     assert {"Customer.avsc", "LegalBase.avsc", "LineItem.avsc", "Shipping.avsc", "DeliveryResult.avsc"} <= files
     assert {name.rpartition(".")[2] + ".avsc" for name in INPUT_RECORDS} <= files
+    # earlier writer versions ship too (results already on users' topics were written with them)
+    assert {f for f in files if earlier_version_of(f) is not None} == {"DeliveryResult.v2.avsc"}
+
+
+def test_earlier_versions_are_writer_schemas_only() -> None:
+    """`<Record>.v<N>.avsc` is known by its fingerprint, never by name: not an input schema, not a record
+    to map, not what writers use."""
+    catalog = default_catalog()
+    v2 = catalog.by_header(_v2_entry().header)
+    assert v2 is not None and v2.full_name == DELIVERY_RESULT and v2.origin == "DeliveryResult.v2.avsc"
+    assert catalog[DELIVERY_RESULT] is not v2 and catalog[DELIVERY_RESULT].origin == "DeliveryResult.avsc"
+    assert catalog.names().count(DELIVERY_RESULT) == 1
+    assert len(catalog.names()) == len(INPUT_RECORDS) + 5  # + Customer, LegalBase, LineItem, Shipping, DeliveryResult
+    assert [f["name"] for f in catalog[DELIVERY_RESULT].definition["fields"]][-1] == "rd_account"
+    assert "rd_account" not in {f["name"] for f in v2.definition["fields"]}
+    assert earlier_version_of("DeliveryResult.avsc") is None and earlier_version_of("Order.v12.avsc") == "Order"
+
+
+def _v2_text() -> str:
+    return (importlib.resources.files("connector.schemas") / "DeliveryResult.v2.avsc").read_text("utf-8")
+
+
+def _v2_entry() -> SchemaEntry:
+    return schema_entry(DELIVERY_RESULT, json.loads(_v2_text()), "test")
+
+
+_V2_RECORD: dict[str, Any] = {k: v for k, v in EXAMPLES[DELIVERY_RESULT].items() if k != "rd_account"}
+
+
+@pytest.mark.parametrize("logical_types", [False, True])
+def test_a_result_of_the_previous_version_decodes_with_rd_account_none(logical_types: bool) -> None:
+    """Written by a connector before accounts: fastavro with the v2 schema, single-object framing."""
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(json.loads(_v2_text()), named_schemas={}), _V2_RECORD)
+    value = _v2_entry().header + body.getvalue()
+    assert value[:10] != default_catalog()[DELIVERY_RESULT].header  # another fingerprint than today's
+    decoded = Decoder(default_catalog(), logical_types=logical_types).decode(value, "results")
+    assert decoded.full_name == DELIVERY_RESULT
+    assert _normalise(decoded.record) == {**_V2_RECORD, "rd_account": None}
+
+
+def test_a_bundled_earlier_version_must_be_another_version_of_a_bundled_record() -> None:
+    current = default_catalog()[DELIVERY_RESULT].definition
+    v2 = json.loads(_v2_text())
+    bundled = [(DELIVERY_RESULT, current)]
+    with pytest.raises(ConfigError, match=r"DeliveryResult\.v1\.avsc is the same schema as the current"):
+        SchemaCatalog(bundled, earlier=[(DELIVERY_RESULT, {**current, "__rdc_origin": "DeliveryResult.v1.avsc"})])
+    with pytest.raises(ConfigError, match=r"Order\.v1\.avsc is named as an earlier version of Order but holds"):
+        SchemaCatalog(bundled, earlier=[(DELIVERY_RESULT, {**v2, "__rdc_origin": "Order.v1.avsc"})])
+    other = {**v2, "name": "Unknown"}
+    with pytest.raises(ConfigError, match=r"no bundled record"):
+        SchemaCatalog(bundled, earlier=[(N + "Unknown", {**other, "__rdc_origin": "Unknown.v1.avsc"})])
+    ok = SchemaCatalog(bundled, earlier=[(DELIVERY_RESULT, {**v2, "__rdc_origin": "DeliveryResult.v2.avsc"})])
+    assert ok.names() == [DELIVERY_RESULT] and ok.by_header(_v2_entry().header) is not None
 
 
 def test_catalog_knows_every_record_by_name_and_header() -> None:

@@ -4,7 +4,13 @@ results count (group, destination, hostile values) and which records they settle
 from __future__ import annotations
 
 import copy
+import importlib.resources
+import io
+import json
+from collections.abc import Collection
 
+import fastavro
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -77,6 +83,7 @@ def test_checkpoint_never_skips_a_result_above_the_commit(gaps: list[int], commi
 # -- whose result it is ------------------------------------------------------------------------------
 
 GROUP, DEST = "shop-a", rd_destination("https://api.rd.services", "token-a")
+OURS = frozenset({DEST})
 
 
 def _record(**changes: object) -> dict[str, object]:
@@ -98,15 +105,15 @@ def _record(**changes: object) -> dict[str, object]:
 
 
 def test_only_a_result_of_our_group_and_destination_is_ours() -> None:
-    assert our_result(DELIVERY_RESULT, _record(), GROUP, DEST) == (("orders", 2), 17, 10)
-    assert our_result(DELIVERY_RESULT, _record(writer_base=-1), GROUP, DEST) == (("orders", 2), 17, -1)
-    assert our_result(DELIVERY_RESULT, _record(writer_group="shop-b"), GROUP, DEST) is None
+    assert our_result(DELIVERY_RESULT, _record(), GROUP, OURS) == (("orders", 2), 17, 10)
+    assert our_result(DELIVERY_RESULT, _record(writer_base=-1), GROUP, OURS) == (("orders", 2), 17, -1)
+    assert our_result(DELIVERY_RESULT, _record(writer_group="shop-b"), GROUP, OURS) is None
     other = rd_destination("https://api.rd.services", "token-b")
-    assert our_result(DELIVERY_RESULT, _record(writer_destination=other), GROUP, DEST) is None
+    assert our_result(DELIVERY_RESULT, _record(writer_destination=other), GROUP, OURS) is None
     older = _record(writer_group=None, writer_destination=None, writer_base=None)  # an older connector's
-    assert our_result(DELIVERY_RESULT, older, GROUP, DEST) is None
-    assert our_result(DELIVERY_RESULT, _record(writer_base=None), GROUP, DEST) is None  # base unknown
-    assert our_result("io.rdconnector.events.OrderPaid", _record(), GROUP, DEST) is None
+    assert our_result(DELIVERY_RESULT, older, GROUP, OURS) is None
+    assert our_result(DELIVERY_RESULT, _record(writer_base=None), GROUP, OURS) is None  # base unknown
+    assert our_result("io.rdconnector.events.OrderPaid", _record(), GROUP, OURS) is None
 
 
 _anything = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5) | st.binary(max_size=5)
@@ -117,21 +124,21 @@ _anything = st.none() | st.booleans() | st.integers() | st.floats() | st.text(ma
 def test_hostile_records_are_never_ours_unless_well_formed(changes: dict[str, object], keep_writer: bool) -> None:
     if keep_writer:  # otherwise the group/destination check alone would reject most of them
         changes.update(writer_group=GROUP, writer_destination=DEST)
-    found = our_result(DELIVERY_RESULT, _record(**changes), GROUP, DEST)
+    found = our_result(DELIVERY_RESULT, _record(**changes), GROUP, OURS)
     if found is not None:
         (topic, partition), offset, base = found
         assert isinstance(topic, str) and all(type(v) is int for v in (partition, offset, base))
         assert partition >= 0 and offset >= 0 and base >= -1
 
 
-def _reader(decoder: Decoder | None = None) -> LedgerReader:
+def _reader(decoder: Decoder | None = None, destinations: Collection[str] = (DEST,)) -> LedgerReader:
     return LedgerReader(
         consumer_config={},
         decoder=decoder if decoder is not None else Decoder(default_catalog()),
         results_topic="results",
         ledger_topic="ledger",
         group_id=GROUP,
-        destination=DEST,
+        destinations=destinations,
         results_partition=lambda topic, partition: results_partition(topic, partition, 3),
     )
 
@@ -149,7 +156,7 @@ def test_results_of_an_older_connector_never_settle_a_record() -> None:
     """Before the writer fields: single-object values carry the old schema's fingerprint (unknown now);
     Confluent-framed ones resolve to writer fields of null. Neither is ours."""
     old = copy.deepcopy(default_catalog()[DELIVERY_RESULT].definition)
-    old["fields"] = [f for f in old["fields"] if not f["name"].startswith("writer_")]
+    old["fields"] = [f for f in old["fields"] if not f["name"].startswith("writer_") and f["name"] != "rd_account"]
     record = {k: v for k, v in _record().items() if not k.startswith("writer_")}
     old_catalog = SchemaCatalog([(DELIVERY_RESULT, old)])
     single = Encoder(old_catalog).single_object(DELIVERY_RESULT, record)
@@ -167,6 +174,49 @@ def test_results_of_an_older_connector_never_settle_a_record() -> None:
     fields = {k: v for k, v in _record().items() if k != "delivered_at"}
     ours = encode_delivery_result(**fields, delivered_at_ms=1)  # type: ignore[arg-type]
     assert reader._our_result(ours) == (("orders", 2), 17, 10)
+
+
+def _v2_result(**changes: object) -> bytes:
+    """A result as a connector before accounts wrote it: the bundled previous schema, single-object framing."""
+    text = (importlib.resources.files("connector.schemas") / "DeliveryResult.v2.avsc").read_text("utf-8")
+    schema = fastavro.parse_schema(json.loads(text), named_schemas={})
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, schema, _record(**changes))
+    header = SchemaCatalog([(DELIVERY_RESULT, json.loads(text))])[DELIVERY_RESULT].header
+    return header + body.getvalue()
+
+
+def test_results_of_the_version_before_accounts_still_settle_records() -> None:
+    decoded = Decoder(default_catalog()).decode(_v2_result(), "results")
+    assert decoded.record["rd_account"] is None and decoded.record["writer_destination"] == DEST
+    assert our_result(decoded.full_name, decoded.record, GROUP, OURS) == (("orders", 2), 17, 10)
+    assert _reader()._our_result(_v2_result()) == (("orders", 2), 17, 10)
+    assert _reader()._our_result(_v2_result(writer_group="shop-b")) is None
+
+
+def test_a_result_of_any_of_our_destinations_is_ours_and_of_no_other() -> None:
+    br = rd_destination("https://api.rd.services", "token-br")
+    ar = rd_destination("https://api.rd.services", "token-ar", "client-ar")
+    third = rd_destination("https://api.rd.services", "token-xx")
+    reader = _reader(destinations=[br, ar])
+    for destination, account in ((br, "shop-br"), (ar, "shop-ar")):
+        fields = {k: v for k, v in _record(writer_destination=destination).items() if k != "delivered_at"}
+        value = encode_delivery_result(**fields, delivered_at_ms=1, rd_account=account)  # type: ignore[arg-type]
+        assert reader._our_result(value) == (("orders", 2), 17, 10)
+        assert reader._our_result(_v2_result(writer_destination=destination)) == (("orders", 2), 17, 10)
+    fields = {k: v for k, v in _record(writer_destination=third).items() if k != "delivered_at"}
+    theirs = encode_delivery_result(**fields, delivered_at_ms=1, rd_account="shop-br")  # type: ignore[arg-type]
+    assert reader._our_result(theirs) is None
+    assert reader._our_result(_v2_result(writer_destination=third)) is None
+    # the account's name is not what makes a result ours: the destination is
+    assert our_result(DELIVERY_RESULT, _record(writer_destination=br, rd_account="shop-ar"), GROUP, {br, ar})
+    assert our_result(DELIVERY_RESULT, _record(writer_destination=third, rd_account="shop-br"), GROUP, {br, ar}) is None
+
+
+def test_a_lone_destination_string_is_refused() -> None:
+    """A string is a collection of its characters: taken as the destinations, it would trust none of ours."""
+    with pytest.raises(TypeError, match="not the string"):
+        _reader(destinations=DEST)
 
 
 def test_rd_destination_names_the_account_never_the_credential() -> None:

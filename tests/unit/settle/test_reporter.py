@@ -181,6 +181,7 @@ def test_results_are_delivery_result_records_keyed_by_item_key(rig: Rig) -> None
             "writer_group": None,  # a reporter told nothing about its writer: such results never settle
             "writer_destination": None,
             "writer_base": None,
+            "rd_account": "default",  # the item's account, with or without a writer
         }
 
 
@@ -203,6 +204,35 @@ def test_results_say_who_wrote_them_and_from_which_committed_position(rig: Rig) 
         ("group-a", "0123abcd", -1),
         ("group-a", "0123abcd", None),  # base unknown: written, but it never settles a record
     ]
+    # a plain destination string is the account `default`'s
+    assert [r["rd_account"] for r in records] == ["default", "default", "default"]
+
+
+def test_each_result_carries_its_items_account_and_that_accounts_destination(rig: Rig) -> None:
+    destinations = {"shop-br": "dest-br-0000000", "shop-ar": "dest-ar-0000000"}
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *args: None, writer=("group-a", destinations))
+    items = [
+        make_item(1)._replace(account="shop-br"),
+        make_item(2)._replace(account="shop-ar"),
+        make_item(3)._replace(account="shop-br"),
+        make_item(4)._replace(account="shop-ar", partition=5),
+    ]
+    reporter.publish_results(items, ["u-1", "u-2", "u-3", "u-4"], "batch-1")
+    decoder = Decoder(default_catalog())
+    records = [decoder.decode(p.value or b"", RESULTS).record for p in rig.producer.produced]
+    assert [(r["source_offset"], r["rd_account"], r["writer_destination"], r["writer_group"]) for r in records] == [
+        (1, "shop-br", "dest-br-0000000", "group-a"),
+        (2, "shop-ar", "dest-ar-0000000", "group-a"),
+        (3, "shop-br", "dest-br-0000000", "group-a"),
+        (4, "shop-ar", "dest-ar-0000000", "group-a"),
+    ]
+
+
+def test_an_account_without_a_destination_is_a_programming_error(rig: Rig) -> None:
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *args: None, writer=("group-a", {"shop-br": "d-br"}))
+    with pytest.raises(KeyError, match="shop-xx"):
+        reporter.publish_results([make_item(1)._replace(account="shop-xx")], ["u-1"], "batch-1")
+    assert rig.producer.produced == []  # nothing half-written
 
 
 def test_results_with_a_schema_id_use_confluent_framing(rig: Rig) -> None:
