@@ -70,8 +70,9 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every secret this configuration holds (for log redaction), librdkafka passwords included."""
-        secrets = [s.reveal() for s in (self.rd_access_token, self.rd_client_secret, self.rd_refresh_token,
-                                        self.schema_registry_password, self.token_store_key) if s is not None]  # fmt: skip
+        held = (self.rd_access_token, self.rd_client_secret, self.rd_refresh_token, self.schema_registry_password,
+                self.token_store_key)  # fmt: skip
+        secrets = [s.reveal() for s in held if s is not None]
         secrets += [value for account in self.accounts for value in account.secrets()]
         return secrets + [v for k, v in self.kafka.items() if _is_secret_key(k) and v]
 

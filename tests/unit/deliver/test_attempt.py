@@ -212,7 +212,10 @@ def test_a_5xx_leaves_the_rate_alone() -> None:
     rig = make_rig(failing(3, status(503)), per_minute=600)
     rig.sender.deliver(make_items(1), never)
     assert rig.sender._gate.rate_per_s == 10.0
-    assert rig.metrics.registry.get_sample_value("rdc_rd_throttled_total", {"kind": "account", "account": "default"}) == 0.0
+    assert (
+        rig.metrics.registry.get_sample_value("rdc_rd_throttled_total", {"kind": "account", "account": "default"})
+        == 0.0
+    )
 
 
 def test_a_hinted_wait_is_capped_then_rd_is_asked_again() -> None:

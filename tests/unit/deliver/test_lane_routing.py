@@ -121,8 +121,8 @@ def test_a_batch_never_mixes_accounts_and_each_accounts_order_holds(events: list
         item = Item("t", partition, offset, None, "e", None, b"{}", account=account)
         lane_set.submit(slot, lane_set.batcher(slot, account).add(item, 0.0))
     lane_set.send_open()
-    for slot in slots:
-        for account, lane in slot.items():
+    for lanes_of in slots:
+        for account, lane in lanes_of.items():
             assert all(item.account == account == batch.account for batch in lane.batches for item in batch.items)
             sent = [(item.partition, item.offset) for batch in lane.batches for item in batch.items]
             for partition in range(4):
