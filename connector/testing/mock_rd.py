@@ -12,7 +12,7 @@ control plane `GET /_mock/stats`, `GET|POST /_mock/config`, `POST /_mock/reset`,
 `GET /_mock/events?since=N[&limit=M]`, `GET /_mock/requests?since=N[&limit=M]`, `POST /_mock/expire_tokens`.
 Fault names (constructor keywords, CLI flags with dashes, /_mock/config keys): see `Faults`.
 Modules: mock_rd_http (HTTP/1.1), mock_rd_app (routing, auth, faults), mock_rd_validation (RD's 400
-bodies), mock_rd_state (settings, tokens, recordings).
+bodies), mock_rd_state (settings, recordings), mock_rd_auth (credentials, tokens).
 
 Measured here (benchmarks/mock_rd_throughput.py: mock in its own process, 2-core box, client in another
 process, 16 keep-alive connections): 1-event batch (120 B) ~20,000 req/s with a raw-socket client, ~1,400
@@ -34,6 +34,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from connector.testing.mock_rd_app import RdMockApp
+from connector.testing.mock_rd_auth import TokenStore
 from connector.testing.mock_rd_http import HttpServer
 from connector.testing.mock_rd_state import (
     FAULT_NAMES,
@@ -42,7 +43,6 @@ from connector.testing.mock_rd_state import (
     Faults,
     RecordedRequest,
     Recorder,
-    TokenStore,
 )
 
 __all__ = ["FAULT_NAMES", "AcceptedEvent", "Faults", "MockRdServer", "RecordedRequest", "cli"]

@@ -22,8 +22,9 @@ import orjson
 
 from connector.rd.auth import TOKEN_PATH
 from connector.rd.client import BATCH_PATH
+from connector.testing.mock_rd_auth import AuthRefused, TokenStore
 from connector.testing.mock_rd_http import Request, Response
-from connector.testing.mock_rd_state import AuthRefused, Faults, RateWindow, RecordedRequest, Recorder, TokenStore
+from connector.testing.mock_rd_state import Faults, RateWindow, RecordedRequest, Recorder
 from connector.testing.mock_rd_validation import batch_errors, event_errors
 
 __all__ = ["BATCH_PATH", "EVENTS_PATH", "TOKEN_PATH", "RdMockApp"]
