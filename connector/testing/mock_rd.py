@@ -7,12 +7,22 @@ Use::
         rd.configure(error_5xx_ratio=0.5)                # or POST /_mock/config {"error_5xx_ratio": 0.5}
         assert rd.accepted[0].event["event_type"] == "CONVERSION"
 
+Several RD accounts, each with its own app credentials, tokens and rate window::
+
+    accounts = {"a": MockAccount("id-a", "secret-a", refresh_tokens=("rt-a",)), "b": MockAccount("id-b", "secret-b")}
+    with MockRdServer(accounts=accounts, strict_auth=True, rate_limit_per_s=2) as rd:
+        ...                                              # refresh with each app's credentials, send with its token
+        rd.configure_account("a", refuse_refresh=True)   # or POST /_mock/accounts {"a": {"refuse_refresh": true}}
+        assert rd.accepted_for("b") and rd.stats()["accounts"]["b"]["rate_limited"] == 0
+
 Endpoints: `POST /platform/events/batch`, `POST /platform/events`, `POST /auth/token` (RD's), and the
 control plane `GET /_mock/stats`, `GET|POST /_mock/config`, `POST /_mock/reset`,
-`GET /_mock/events?since=N[&limit=M]`, `GET /_mock/requests?since=N[&limit=M]`, `POST /_mock/expire_tokens`.
-Fault names (constructor keywords, CLI flags with dashes, /_mock/config keys): see `Faults`.
+`GET /_mock/events?since=N[&limit=M]`, `GET /_mock/requests?since=N[&limit=M]`, `POST /_mock/expire_tokens`,
+`GET|POST /_mock/accounts`.
+Fault names (constructor keywords, CLI flags with dashes, /_mock/config keys): see `Faults`; account
+settings (`accounts`, CLI `--accounts` JSON, /_mock/accounts): see `MockAccount`.
 Modules: mock_rd_http (HTTP/1.1), mock_rd_app (routing, auth, faults), mock_rd_validation (RD's 400
-bodies), mock_rd_state (settings, tokens, recordings).
+bodies), mock_rd_state (settings, recordings), mock_rd_auth (credentials, tokens).
 
 Measured here (benchmarks/mock_rd_throughput.py: mock in its own process, 2-core box, client in another
 process, 16 keep-alive connections): 1-event batch (120 B) ~20,000 req/s with a raw-socket client, ~1,400
@@ -29,11 +39,14 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import FrameType, TracebackType
 from typing import Any
 
+import orjson
+
 from connector.testing.mock_rd_app import RdMockApp
+from connector.testing.mock_rd_auth import MockAccount, TokenStore
 from connector.testing.mock_rd_http import HttpServer
 from connector.testing.mock_rd_state import (
     FAULT_NAMES,
@@ -42,10 +55,9 @@ from connector.testing.mock_rd_state import (
     Faults,
     RecordedRequest,
     Recorder,
-    TokenStore,
 )
 
-__all__ = ["FAULT_NAMES", "AcceptedEvent", "Faults", "MockRdServer", "RecordedRequest", "cli"]
+__all__ = ["FAULT_NAMES", "AcceptedEvent", "Faults", "MockAccount", "MockRdServer", "RecordedRequest", "cli"]
 
 _log = logging.getLogger(__name__)
 
@@ -56,6 +68,11 @@ class MockRdServer:
     `start()` returns once listening (`url`, `port` are then set); `stop()` closes every connection and
     joins the thread. Also a context manager. Readers (`accepted`, `requests`, `stats()`) return copies
     and are safe from any thread. `faults` are the `Faults` names (ValueError on unknown ones).
+
+    Without `accounts` (None or empty) the mock is one RD account, unnamed, with `client_id`,
+    `client_secret` and `refresh_tokens`. With `accounts` it is those RD accounts, by name (the three
+    single-account arguments must then be None; ValueError otherwise, or when two accounts share a
+    client_id or a token): recordings and `stats()["accounts"]` name the account of each request.
     """
 
     def __init__(
@@ -66,12 +83,13 @@ class MockRdServer:
         client_id: str | None = None,
         client_secret: str | None = None,
         refresh_tokens: Iterable[str] | None = None,
+        accounts: Mapping[str, MockAccount] | None = None,
         **faults: Any,
     ) -> None:
         self.host = host
         self._requested_port = port
-        tokens = TokenStore(client_id, client_secret, refresh_tokens)
-        self._app = RdMockApp(Faults().updated(faults), tokens, Recorder())
+        tokens = TokenStore(client_id, client_secret, refresh_tokens, accounts)
+        self._app = RdMockApp(Faults().updated(faults), tokens, Recorder(accounts or ()))
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._http: HttpServer | None = None
@@ -151,6 +169,10 @@ class MockRdServer:
         """Accepted events from position `index` on (a copy)."""
         return self._app.recorder.accepted(index)
 
+    def accepted_for(self, account: str | None) -> list[AcceptedEvent]:
+        """The accepted events sent with `account`'s tokens (None: with no named account's), in arrival order."""
+        return [event for event in self._app.recorder.accepted() if event.account == account]
+
     @property
     def requests(self) -> list[RecordedRequest]:
         """Every non-/_mock request since the last reset, in arrival order (a copy)."""
@@ -161,7 +183,7 @@ class MockRdServer:
         return self._app.recorder.wait_for_accepted(count, timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counters (as GET /_mock/stats, without the config)."""
+        """Counters (as GET /_mock/stats, without the config); `["accounts"][name]` per named account."""
         return self._app.recorder.stats()
 
     @property
@@ -172,8 +194,19 @@ class MockRdServer:
         """Change fault settings at run time; returns the new settings. ValueError on a bad name/value."""
         return self._app.configure(faults)
 
+    @property
+    def accounts(self) -> dict[str, MockAccount]:
+        """The named accounts as they are now (a copy; {} without named accounts)."""
+        return self._app.tokens.accounts()
+
+    def configure_account(self, name: str, **settings: Any) -> MockAccount:
+        """Change account `name` at run time (`MockAccount` names, e.g. refuse_refresh=True); returns it.
+        ValueError on an unknown account or setting, or a bad value. Tokens it issued stay valid."""
+        return self._app.configure_accounts({name: settings})[name]
+
     def reset(self) -> None:
-        """Forget recordings and counters, restore the start-up faults (issued tokens stay valid)."""
+        """Forget recordings and counters, restore the start-up faults and account settings (issued tokens
+        stay valid)."""
         self._app.reset()
 
     def issued_tokens(self) -> list[str]:
@@ -230,7 +263,23 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-id")
     parser.add_argument("--client-secret")
     parser.add_argument("--refresh-token", action="append", dest="refresh_tokens", help="repeatable")
+    parser.add_argument(
+        "--accounts",
+        type=_accounts_json,
+        help='named RD accounts, JSON: {"a": {"client_id": "...", "client_secret": "...", ...}} (see MockAccount)',
+    )
     return parser
+
+
+def _accounts_json(text: str) -> dict[str, MockAccount]:
+    """`--accounts`: a JSON object of `MockAccount` objects by name."""
+    try:
+        data = orjson.loads(text)
+        if not isinstance(data, dict):
+            raise ValueError("a JSON object of accounts by name")
+        return {str(name): MockAccount.from_json(account) for name, account in data.items()}
+    except ValueError as exc:  # argparse reports it and exits 2
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
@@ -238,7 +287,7 @@ def cli(argv: Sequence[str] | None = None) -> int:
     on a bad setting or a port that cannot be bound."""
     args = vars(_parser().parse_args(argv))
     host, port = args.pop("host"), args.pop("port")
-    auth = {name: args.pop(name) for name in ("client_id", "client_secret", "refresh_tokens")}
+    auth = {name: args.pop(name) for name in ("client_id", "client_secret", "refresh_tokens", "accounts")}
     try:
         server = MockRdServer(host, port, **auth, **args).start()
     except (ValueError, OSError) as exc:

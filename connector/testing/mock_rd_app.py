@@ -6,6 +6,10 @@ latency (sleep) -> drop (close unanswered) -> auth (401) -> daily quota (429, ga
 (400 list) -> payload rules (400 field map) -> limited contacts (429, `lead_limiter`) -> reject marker
 (400) -> 200. Faults apply to the events endpoints only; `/auth/token`
 and `/_mock/*` never sleep, drop, rate-limit or fail at random. `/_mock/*` calls are not recorded.
+
+Named accounts (`MockAccount`): the access token names the account, whose rate window (and limit) the
+request counts against and whose name tags the recorded request and accepted events; `/auth/token`
+picks the account by client_id. Unknown tokens (lenient mode) share one window of their own.
 """
 
 from __future__ import annotations
@@ -22,8 +26,9 @@ import orjson
 
 from connector.rd.auth import TOKEN_PATH
 from connector.rd.client import BATCH_PATH
+from connector.testing.mock_rd_auth import AuthRefused, MockAccount, TokenStore
 from connector.testing.mock_rd_http import Request, Response
-from connector.testing.mock_rd_state import AuthRefused, Faults, RateWindow, RecordedRequest, Recorder, TokenStore
+from connector.testing.mock_rd_state import Faults, RateWindow, RecordedRequest, Recorder
 from connector.testing.mock_rd_validation import batch_errors, event_errors
 
 __all__ = ["BATCH_PATH", "EVENTS_PATH", "TOKEN_PATH", "RdMockApp"]
@@ -35,7 +40,17 @@ _EXPIRED_HEADER = (
 )
 _BAD_BODY = "Could not parse the body of the request according to the provided Content-Type."
 
-Route = Callable[[Request], Awaitable[Response | None]]
+
+class _Call:
+    """What a route learnt about one request for its recording: the account its credentials identify."""
+
+    __slots__ = ("account",)
+
+    def __init__(self) -> None:
+        self.account: str | None = None
+
+
+Route = Callable[[Request, _Call], Awaitable[Response | None]]
 
 
 class _Answer(Exception):
@@ -64,13 +79,14 @@ class RdMockApp:
 
     def __init__(self, faults: Faults, tokens: TokenStore, recorder: Recorder) -> None:
         self._initial = faults
+        self._initial_accounts = tokens.accounts()
         self._lock = threading.Lock()
         self.tokens = tokens
         self.recorder = recorder
         self._faults = faults
         self._rng = random.Random(faults.seed)
         self._uuids = random.Random()  # seeded from the OS: unique across mocks, not reseeded with the faults
-        self._window = RateWindow(faults.rate_limit_per_s or 0)
+        self._windows: dict[str | None, RateWindow] = {}  # by account, opened by its first request
         self._routes: dict[str, dict[str, Route]] = {
             BATCH_PATH: {"POST": self._batch},
             EVENTS_PATH: {"POST": self._single},
@@ -81,6 +97,7 @@ class RdMockApp:
             "/_mock/events": {"GET": self._events_since},
             "/_mock/requests": {"GET": self._requests_since},
             "/_mock/expire_tokens": {"POST": self._expire_tokens},
+            "/_mock/accounts": {"GET": self._get_accounts, "POST": self._post_accounts},
         }
 
     @property
@@ -89,36 +106,50 @@ class RdMockApp:
 
     def configure(self, changes: Mapping[str, Any]) -> Faults:
         """Apply fault changes (ValueError on an unknown name or bad value). A `seed` re-seeds the dice;
-        a `rate_limit_per_s` opens a fresh window."""
+        a `rate_limit_per_s` opens fresh windows."""
         with self._lock:
             self._faults = self._faults.updated(changes)
             if "seed" in changes:
                 self._rng = random.Random(self._faults.seed)
             if "rate_limit_per_s" in changes:
-                self._window = RateWindow(self._faults.rate_limit_per_s or 0)
+                self._windows = {}
             return self._faults
 
+    def configure_accounts(self, changes: Mapping[str, Mapping[str, Any]]) -> dict[str, MockAccount]:
+        """Change named accounts, `{account: {setting: value}}`, all or nothing; returns every account.
+        ValueError as `TokenStore.configure`. A `rate_limit_per_s` opens a fresh window for its account."""
+        with self._lock:
+            accounts = self.tokens.configure(changes)
+            for name, change in changes.items():
+                if "rate_limit_per_s" in change:
+                    self._windows.pop(name, None)
+            return accounts
+
     def reset(self) -> None:
-        """Forget recordings and counters and restore the start-up faults. Issued tokens stay valid."""
+        """Forget recordings and counters and restore the start-up faults and account settings. Issued
+        tokens stay valid."""
         with self._lock:
             self.recorder.reset()
             self._faults = self._initial
+            self.tokens.restore(self._initial_accounts)
             self._rng = random.Random(self._initial.seed)
-            self._window = RateWindow(self._initial.rate_limit_per_s or 0)
+            self._windows = {}
 
     async def handle(self, request: Request) -> Response | None:
         """The answer to `request` (None: drop the connection). Records every non-/_mock request."""
+        call = _Call()
         try:
-            response = await self._dispatch(request)
+            response = await self._dispatch(request, call)
         except _Answer as answer:
             response = answer.response
         if not request.path.startswith("/_mock/"):
             status = 0 if response is None else response.status
-            record = RecordedRequest(request.method, request.path, status, len(request.body), request.received_at)
+            size, at = len(request.body), request.received_at
+            record = RecordedRequest(request.method, request.path, status, size, at, call.account)
             self.recorder.record_request(record, events_endpoint=request.path in (BATCH_PATH, EVENTS_PATH))
         return response
 
-    async def _dispatch(self, request: Request) -> Response | None:
+    async def _dispatch(self, request: Request, call: _Call) -> Response | None:
         methods = self._routes.get(request.path)
         if methods is None:
             return _error_object(404, "RESOURCE_NOT_FOUND", "Resource not found.")
@@ -126,27 +157,27 @@ class RdMockApp:
         if route is None:
             response = _error_object(405, "METHOD_NOT_ALLOWED", "Method not allowed.")
             return Response(response.status, response.body, (("Allow", ", ".join(methods)),))
-        return await route(request)
+        return await route(request, call)
 
     # events endpoints
 
-    async def _batch(self, request: Request) -> Response | None:
-        return await self._events(request, batch=True)
+    async def _batch(self, request: Request, call: _Call) -> Response | None:
+        return await self._events(request, call, batch=True)
 
-    async def _single(self, request: Request) -> Response | None:
-        return await self._events(request, batch=False)
+    async def _single(self, request: Request, call: _Call) -> Response | None:
+        return await self._events(request, call, batch=False)
 
-    async def _events(self, request: Request, *, batch: bool) -> Response | None:
+    async def _events(self, request: Request, call: _Call, *, batch: bool) -> Response | None:
         faults = self._faults
         if faults.latency_ms > 0:
             await asyncio.sleep(faults.latency_ms / 1000)
         if self._roll(faults.drop_ratio):
             return None
-        self._authorize(request, faults)
+        account = self._authorize(request, faults, call)
         if faults.daily_quota_s is not None:
             quotas = (("retry-after-quotas", str(faults.daily_quota_s)), ("ratelimit-limit-quotas", "120"))
             return _json(429, {"message": "API rate limit exceeded"}, quotas)
-        self._rate_limit(faults)
+        self._rate_limit(faults, account)
         if self._roll(faults.error_5xx_ratio):
             return self._server_error()
         data = _json_body(request, faults.max_body_bytes)
@@ -162,7 +193,7 @@ class RdMockApp:
             refused = _marked(events, faults.reject_marker)
             if refused is not None:
                 return _json(400, refused)
-        answer = self._accept(events, batch=batch)
+        answer = self._accept(events, account, batch=batch)
         if faults.short_answer and batch:
             body = orjson.loads(answer.body)
             body["events"] = body["events"][:-1]
@@ -172,22 +203,30 @@ class RdMockApp:
     def _roll(self, ratio: float) -> bool:
         return ratio > 0 and self._rng.random() < ratio
 
-    def _authorize(self, request: Request, faults: Faults) -> None:
+    def _authorize(self, request: Request, faults: Faults, call: _Call) -> str | None:
+        """The named account the access token belongs to (None: none), also in `call`, or _Answer(401)."""
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token:
             raise _Answer(_error_list(401, "UNAUTHORIZED", "Invalid token."))
-        verdict = self.tokens.check_access(token, strict=faults.strict_auth, now=time.monotonic())
+        verdict, account = self.tokens.check_access(token, strict=faults.strict_auth, now=time.monotonic())
+        call.account = account
         if verdict == "expired":
             raise _Answer(_error_list(401, "UNAUTHORIZED", "Invalid token.", _EXPIRED_HEADER))
         if verdict == "invalid":
             raise _Answer(_error_list(401, "UNAUTHORIZED", "Invalid token."))
+        return account
 
-    def _rate_limit(self, faults: Faults) -> None:
-        limit = faults.rate_limit_per_s
+    def _rate_limit(self, faults: Faults, account: str | None) -> None:
+        settings = None if account is None else self.tokens.account(account)
+        own = None if settings is None else settings.rate_limit_per_s
+        limit = own or faults.rate_limit_per_s
         if not limit:
             return
-        wait_s = self._window.admit(time.monotonic())
+        window = self._windows.get(account)
+        if window is None or window.limit != limit:
+            window = self._windows[account] = RateWindow(limit)
+        wait_s = window.admit(time.monotonic())
         if wait_s is None:
             return
         seconds = max(1, math.ceil(wait_s))
@@ -204,39 +243,40 @@ class RdMockApp:
             return _error_object(500, "INTERNAL_SERVER_ERROR", "Service temporarily unavailable")
         return _error_object(503, "SERVICE_UNAVAILABLE", "Service temporarily unavailable")
 
-    def _accept(self, events: list[dict[str, Any]], *, batch: bool) -> Response:
+    def _accept(self, events: list[dict[str, Any]], account: str | None, *, batch: bool) -> Response:
         uuids = [_uuid4(self._uuids) for _ in events]
         batch_uuid = _uuid4(self._uuids) if batch else None
-        self.recorder.record_accepted(events, uuids, batch_uuid)
+        self.recorder.record_accepted(events, uuids, batch_uuid, account)
         if not batch:
             return _json(200, {"event_uuid": uuids[0]})
         return _json(200, {"event_batch_uuid": batch_uuid, "events": [{"event_uuid": u} for u in uuids]})
 
     # auth
 
-    async def _token(self, request: Request) -> Response:
+    async def _token(self, request: Request, call: _Call) -> Response:
         faults = self._faults
         data = _json_body(request, faults.max_body_bytes)
         if not isinstance(data, dict):
             return _error_object(400, "BAD_REQUEST", _BAD_BODY)
         try:
-            answer = self.tokens.refresh(
+            answer, call.account = self.tokens.refresh(
                 data, ttl_s=faults.token_ttl_s, rotate=faults.rotate_refresh_token, now=time.monotonic()
             )
         except AuthRefused as exc:
+            call.account = exc.account
             return _error_list(401, exc.error_type, exc.message)
-        self.recorder.record_token_issue()
+        self.recorder.record_token_issue(call.account)
         return _json(200, answer)
 
     # control endpoints (/_mock/*)
 
-    async def _stats(self, request: Request) -> Response:
+    async def _stats(self, request: Request, call: _Call) -> Response:
         return _json(200, {**self.recorder.stats(), "config": self._faults.as_dict()})
 
-    async def _get_config(self, request: Request) -> Response:
+    async def _get_config(self, request: Request, call: _Call) -> Response:
         return _json(200, self._faults.as_dict())
 
-    async def _post_config(self, request: Request) -> Response:
+    async def _post_config(self, request: Request, call: _Call) -> Response:
         try:
             changes = orjson.loads(request.body or b"{}")
             if not isinstance(changes, dict):
@@ -245,24 +285,40 @@ class RdMockApp:
         except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
             return _error_object(400, "BAD_REQUEST", str(exc))
 
-    async def _reset(self, request: Request) -> Response:
+    async def _reset(self, request: Request, call: _Call) -> Response:
         self.reset()
         return _json(200, {"reset": True})
 
-    async def _events_since(self, request: Request) -> Response:
+    async def _events_since(self, request: Request, call: _Call) -> Response:
         since, limit = _window_params(request)
         events = self.recorder.accepted(since)[:limit]
         body = {"events": [e.as_json() for e in events], "next": since + len(events)}
         return _json(200, body)
 
-    async def _requests_since(self, request: Request) -> Response:
+    async def _requests_since(self, request: Request, call: _Call) -> Response:
         since, limit = _window_params(request)
         requests = self.recorder.requests(since)[:limit]
         return _json(200, {"requests": [r.as_json() for r in requests], "next": since + len(requests)})
 
-    async def _expire_tokens(self, request: Request) -> Response:
+    async def _expire_tokens(self, request: Request, call: _Call) -> Response:
         self.tokens.expire_all()
         return _json(200, {"expired": True})
+
+    async def _get_accounts(self, request: Request, call: _Call) -> Response:
+        return _json(200, _public(self.tokens.accounts()))
+
+    async def _post_accounts(self, request: Request, call: _Call) -> Response:
+        try:
+            changes = orjson.loads(request.body or b"{}")
+            if not isinstance(changes, dict) or not all(isinstance(c, dict) for c in changes.values()):
+                raise ValueError("body must be a JSON object of accounts, each an object of settings")
+            return _json(200, _public(self.configure_accounts(changes)))
+        except ValueError as exc:
+            return _error_object(400, "BAD_REQUEST", str(exc))
+
+
+def _public(accounts: Mapping[str, MockAccount]) -> dict[str, Any]:
+    return {name: account.public_json() for name, account in accounts.items()}
 
 
 def _marked(events: list[dict[str, Any]], marker: str) -> dict[str, Any] | None:

@@ -1,14 +1,13 @@
-"""State of the mock RD API: fault settings, issued tokens, the rate window and the recordings.
+"""State of the mock RD API: fault settings, the rate window and the recordings (tokens: mock_rd_auth).
 
-Threading: the event-loop thread writes; test threads read. `Recorder` and `TokenStore` guard their data
-with a lock and hand out copies; `Faults` is immutable and replaced as a whole.
+Threading: the event-loop thread writes; test threads read. `Recorder` guards its data with a lock and
+hands out copies; `Faults` is immutable and replaced as a whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import secrets
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -18,12 +17,10 @@ __all__ = [
     "FAULT_NAMES",
     "RATE_LIMIT_HEADERS",
     "AcceptedEvent",
-    "AuthRefused",
     "Faults",
     "RateWindow",
     "RecordedRequest",
     "Recorder",
-    "TokenStore",
 ]
 
 #: `rate_limit_header` styles: `Retry-After`, RD's gateway (`retry-after-quotas`), RD's app (`remaining_time`).
@@ -35,9 +32,11 @@ class Faults:
     """Fault and auth settings (the names are a public interface: constructor, CLI and /_mock/config).
 
     latency_ms: delay before answering an events request. rate_limit_per_s: events requests allowed per
-    fixed 1 s window (None: unlimited). error_5xx_ratio / drop_ratio: share of events requests answered
-    500/503 or dropped unanswered. token_ttl_s: lifetime of issued access tokens. strict_auth: accept only
-    issued tokens. rotate_refresh_token: each refresh revokes the refresh token used and issues a new one.
+    fixed 1 s window (None: unlimited); with named accounts each has its own window (keyed by the account
+    of the access token), its `MockAccount.rate_limit_per_s` overriding this. error_5xx_ratio /
+    drop_ratio: share of events requests answered 500/503 or dropped unanswered. token_ttl_s: lifetime of
+    issued access tokens. strict_auth: accept only issued (or an account's static) tokens.
+    rotate_refresh_token: each refresh revokes the refresh token used and issues a new one.
     max_body_bytes: RD's body cap (413 above it). seed: seeds the fault dice (None: random).
     reject_marker: events whose JSON contains this text are refused (400, field-keyed error with the
     event's index), as RD refuses events our local checks cannot foresee. short_answer: a 200 that carries
@@ -46,8 +45,8 @@ class Faults:
     limited_contacts: contacts over RD's per-contact limit (payload `email`, or `identifier`): a batch holding
     an event of one of them is refused whole with RD's `lead_limiter` 429 (no Retry-After, `remaining_time`
     = contact_limit_remaining_s), as RD does past ~120 events per contact per 24 h. daily_quota_s: the
-    account's quota is spent (None: it is not): every events request is answered RD's gateway 429
-    (`{"message":"API rate limit exceeded"}`, `retry-after-quotas: <daily_quota_s>`).
+    account's quota (every named account's) is spent (None: it is not): every events request is answered
+    RD's gateway 429 (`{"message":"API rate limit exceeded"}`, `retry-after-quotas: <daily_quota_s>`).
     """
 
     latency_ms: float = 0.0
@@ -135,88 +134,16 @@ class RateWindow:
         return max(self._start + 1.0 - now, 0.001)
 
 
-class AuthRefused(Exception):
-    """POST /auth/token refused: `error_type` and `message` go into RD's 401 body."""
-
-    def __init__(self, error_type: str, message: str) -> None:
-        super().__init__(message)
-        self.error_type = error_type
-        self.message = message
-
-
-class TokenStore:
-    """Issued access tokens (with expiry), known and revoked refresh tokens.
-
-    Credentials are checked only when configured (`client_id`/`client_secret` not None). With
-    `refresh_tokens=None` any non-empty refresh token that was not revoked is accepted; with a list,
-    only those and the ones this store issued by rotation.
-    """
-
-    def __init__(self, client_id: str | None, client_secret: str | None, refresh_tokens: Iterable[str] | None) -> None:
-        self._lock = threading.Lock()
-        self._client_id = client_id
-        self._client_secret = client_secret
-        self._known: set[str] | None = None if refresh_tokens is None else set(refresh_tokens)
-        self._revoked: set[str] = set()
-        self._access: dict[str, float] = {}  # token -> monotonic expiry
-
-    def refresh(self, body: Mapping[str, Any], *, ttl_s: float, rotate: bool, now: float) -> dict[str, Any]:
-        """RD's token answer for a refresh request body, or AuthRefused (ACCESS_DENIED, INVALID_REFRESH_TOKEN)."""
-        self._check_client(body.get("client_id"), body.get("client_secret"))
-        refresh_token = body.get("refresh_token")
-        with self._lock:
-            if not self._refresh_ok(refresh_token):
-                raise AuthRefused("INVALID_REFRESH_TOKEN", "The provided refresh token is invalid or was revoked")
-            assert isinstance(refresh_token, str)
-            if rotate:
-                self._revoked.add(refresh_token)
-                refresh_token = f"mock-rt-{secrets.token_hex(16)}"
-                if self._known is not None:
-                    self._known.add(refresh_token)
-            access_token = f"mock-at-{secrets.token_hex(16)}"
-            self._access[access_token] = now + ttl_s
-        expires_in = int(ttl_s) if float(ttl_s).is_integer() else ttl_s
-        return {"access_token": access_token, "expires_in": expires_in, "refresh_token": refresh_token}
-
-    def issued(self) -> list[str]:
-        """Every access and refresh token this store has issued or known (for secret-leak tests)."""
-        with self._lock:
-            return [*self._access, *(self._known or ()), *self._revoked]
-
-    def check_access(self, token: str, *, strict: bool, now: float) -> str | None:
-        """None if `token` may call the API, else "expired" or "invalid"."""
-        with self._lock:
-            expiry = self._access.get(token)
-        if expiry is None:
-            return "invalid" if strict else None
-        return "expired" if now >= expiry else None
-
-    def expire_all(self) -> None:
-        """Make every issued access token expired (a test hook: no waiting for `token_ttl_s`)."""
-        with self._lock:
-            self._access = dict.fromkeys(self._access, -math.inf)
-
-    def _check_client(self, client_id: Any, client_secret: Any) -> None:
-        if not (isinstance(client_id, str) and client_id and isinstance(client_secret, str) and client_secret):
-            raise AuthRefused("ACCESS_DENIED", "Wrong credentials provided.")
-        configured = self._client_id is not None or self._client_secret is not None
-        if configured and (client_id, client_secret) != (self._client_id, self._client_secret):
-            raise AuthRefused("ACCESS_DENIED", "Wrong credentials provided.")
-
-    def _refresh_ok(self, token: Any) -> bool:
-        if not isinstance(token, str) or not token or token in self._revoked:
-            return False
-        return self._known is None or token in self._known
-
-
 @dataclass(frozen=True, slots=True)
 class AcceptedEvent:
-    """One event RD accepted: `index` is its position among all accepted events since the last reset."""
+    """One event RD accepted: `index` is its position among all accepted events since the last reset.
+    `account`: the named account whose access token sent it (None: no named accounts, or an unknown token)."""
 
     index: int
     event_uuid: str
     event_batch_uuid: str | None  # None for the single-event endpoint
     event: dict[str, Any]
+    account: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -224,23 +151,51 @@ class AcceptedEvent:
 
 @dataclass(frozen=True, slots=True)
 class RecordedRequest:
-    """One request to a non-/_mock path. `status` 0: dropped unanswered. `at`: time.monotonic() of arrival."""
+    """One request to a non-/_mock path. `status` 0: dropped unanswered. `at`: time.monotonic() of arrival.
+    `account`: the named account its credentials identify (the access token's, even expired; for
+    /auth/token the app credentials'), None when they identify none."""
 
     method: str
     path: str
     status: int
     body_bytes: int
     at: float
+    account: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-class Recorder:
-    """Accepted events and requests in arrival order, plus counters. Safe to read from any thread."""
+class _AccountCounts:
+    """One named account's counters."""
+
+    __slots__ = ("accepted", "batches", "by_status", "requests", "token_refreshes")
 
     def __init__(self) -> None:
+        self.requests = 0
+        self.by_status: dict[int, int] = {}
+        self.accepted = 0
+        self.batches = 0
+        self.token_refreshes = 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "requests_by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "rate_limited": self.by_status.get(429, 0),
+            "accepted_events": self.accepted,
+            "batches": self.batches,
+            "token_refreshes": self.token_refreshes,
+        }
+
+
+class Recorder:
+    """Accepted events and requests in arrival order, plus counters, in all and per named account (those
+    in `accounts` from the start, others from their first request). Safe to read from any thread."""
+
+    def __init__(self, accounts: Iterable[str] = ()) -> None:
         self._cond = threading.Condition()
+        self._names = tuple(accounts)
         self._clear()
 
     def _clear(self) -> None:
@@ -252,28 +207,47 @@ class Recorder:
         self._body_max = 0
         self._body_total = 0
         self._token_refreshes = 0
+        self._accounts = {name: _AccountCounts() for name in self._names}
 
-    def record_token_issue(self) -> None:
+    def _counts(self, account: str) -> _AccountCounts:
+        counts = self._accounts.get(account)
+        if counts is None:
+            counts = self._accounts[account] = _AccountCounts()
+        return counts
+
+    def record_token_issue(self, account: str | None = None) -> None:
         with self._cond:
             self._token_refreshes += 1
+            if account is not None:
+                self._counts(account).token_refreshes += 1
 
     def record_request(self, request: RecordedRequest, *, events_endpoint: bool) -> None:
         with self._cond:
             self._requests.append(request)
             self._by_status[request.status] = self._by_status.get(request.status, 0) + 1
+            if request.account is not None:
+                counts = self._counts(request.account)
+                counts.requests += 1
+                counts.by_status[request.status] = counts.by_status.get(request.status, 0) + 1
             if events_endpoint:
                 self._events_bodies += 1
                 self._body_max = max(self._body_max, request.body_bytes)
                 self._body_total += request.body_bytes
 
-    def record_accepted(self, events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None) -> None:
+    def record_accepted(
+        self, events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None, account: str | None = None
+    ) -> None:
         with self._cond:
             start = len(self._accepted)
             self._accepted.extend(
-                AcceptedEvent(start + i, uuid, batch_uuid, event)
+                AcceptedEvent(start + i, uuid, batch_uuid, event, account)
                 for i, (uuid, event) in enumerate(zip(uuids, events, strict=True))
             )
             self._batches += batch_uuid is not None
+            if account is not None:
+                counts = self._counts(account)
+                counts.accepted += len(events)
+                counts.batches += batch_uuid is not None
             self._cond.notify_all()
 
     def accepted(self, since: int = 0) -> list[AcceptedEvent]:
@@ -290,7 +264,9 @@ class Recorder:
             return self._cond.wait_for(lambda: len(self._accepted) >= count, timeout)
 
     def stats(self) -> dict[str, Any]:
-        """Counters only (no bodies, no tokens). Status keys are strings so the dict is JSON-ready."""
+        """Counters only (no bodies, no tokens). Status keys are strings so the dict is JSON-ready.
+        `accounts`: per named account, its requests (by status, 429s as `rate_limited`), accepted events,
+        batches and token refreshes ({} without named accounts)."""
         with self._cond:
             return {
                 "requests": len(self._requests),
@@ -301,6 +277,7 @@ class Recorder:
                 "body_bytes_max": self._body_max,
                 "body_bytes_mean": self._body_total / self._events_bodies if self._events_bodies else 0.0,
                 "token_refreshes": self._token_refreshes,
+                "accounts": {name: counts.as_json() for name, counts in self._accounts.items()},
             }
 
     def reset(self) -> None:

@@ -20,8 +20,11 @@ import httpx
 import orjson
 import pytest
 
+from connector.config import Secret
+from connector.errors import AuthFatal
 from connector.rd import contract
-from connector.testing.mock_rd import FAULT_NAMES, MockRdServer, cli
+from connector.rd.auth import RefreshingToken
+from connector.testing.mock_rd import FAULT_NAMES, MockAccount, MockRdServer, cli
 
 BATCH = "/platform/events/batch"
 SINGLE = "/platform/events"
@@ -374,6 +377,210 @@ def test_expire_tokens_hook_and_lenient_default_mode(rd: MockRdServer) -> None:
 def test_token_endpoint_needs_json_object(rd: MockRdServer) -> None:
     assert httpx.post(rd.url + TOKEN, data={"client_id": "x"}).status_code == 415
     assert httpx.post(rd.url + TOKEN, json=["x"]).json() == BAD_BODY
+
+
+# --- several RD accounts ------------------------------------------------------------------------------------
+
+A_CREDS: dict[str, Any] = {"client_id": "id-a", "client_secret": "secret-a"}  # Any: also **-ed into MockAccount
+B_CREDS: dict[str, Any] = {"client_id": "id-b", "client_secret": "secret-b"}
+INVALID_REFRESH = {
+    "errors": [
+        {"error_type": "INVALID_REFRESH_TOKEN", "error_message": "The provided refresh token is invalid or was revoked"}
+    ]
+}
+ACCESS_DENIED = {"errors": [{"error_type": "ACCESS_DENIED", "error_message": "Wrong credentials provided."}]}
+
+
+def two_accounts(**b: Any) -> dict[str, MockAccount]:
+    """Account "a" accepts only rt-a; account "b" any refresh token no other account owns, and `b` changes."""
+    return {
+        "a": MockAccount(**A_CREDS, refresh_tokens=("rt-a",)),
+        "b": MockAccount(**{**B_CREDS, **b}),
+    }
+
+
+def refresh_as(rd: MockRdServer, creds: dict[str, Any], refresh_token: str) -> httpx.Response:
+    return httpx.post(rd.url + TOKEN, json={**creds, "refresh_token": refresh_token})
+
+
+def token_of(rd: MockRdServer, creds: dict[str, Any], refresh_token: str) -> str:
+    answer = refresh_as(rd, creds, refresh_token)
+    assert answer.status_code == 200, answer.text
+    token: str = answer.json()["access_token"]
+    return token
+
+
+def test_each_account_refreshes_with_its_own_app_credentials(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(), strict_auth=True)
+    assert refresh_as(rd, A_CREDS, "rt-a").status_code == 200
+    assert refresh_as(rd, B_CREDS, "rt-b").status_code == 200  # b takes any refresh token it does not know...
+    assert refresh_as(rd, B_CREDS, "rt-a").json() == INVALID_REFRESH  # ...but not one of another account
+    assert refresh_as(rd, {**A_CREDS, "client_secret": "secret-b"}, "rt-a").json() == ACCESS_DENIED
+    assert refresh_as(rd, {**A_CREDS, "client_id": "id-c"}, "rt-a").json() == ACCESS_DENIED
+    assert refresh_as(rd, A_CREDS, "rt-b").json() == INVALID_REFRESH
+    tagged = [(r.status, r.account) for r in rd.requests]
+    assert tagged == [(200, "a"), (200, "b"), (401, "b"), (401, None), (401, None), (401, "a")]
+    stats = rd.stats()
+    assert stats["token_refreshes"] == 2
+    assert stats["accounts"]["a"]["token_refreshes"] == 1 and stats["accounts"]["a"]["requests"] == 2
+    assert stats["accounts"]["b"]["requests_by_status"] == {"200": 1, "401": 1}
+
+
+def test_tokens_are_accounted_to_their_account(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(static_tokens=["static-b"]), strict_auth=True)
+    token_a = token_of(rd, A_CREDS, "rt-a")
+    headers = {"a": {"Authorization": f"Bearer {token_a}"}, "b": {"Authorization": "Bearer static-b"}}
+    assert httpx.post(rd.url + BATCH, json=[conversion(0), conversion(1)], headers=headers["a"]).status_code == 200
+    assert httpx.post(rd.url + BATCH, json=[conversion(2)], headers=headers["b"]).status_code == 200
+    assert httpx.post(rd.url + SINGLE, json=conversion(3), headers=headers["a"]).status_code == 200
+    assert send_with(rd, "made-up").json() == UNAUTHORIZED  # strict: a token no account issued
+    assert [(e.account, e.event) for e in rd.accepted] == [
+        ("a", conversion(0)),
+        ("a", conversion(1)),
+        ("b", conversion(2)),
+        ("a", conversion(3)),
+    ]
+    assert [e.event for e in rd.accepted_for("b")] == [conversion(2)] and len(rd.accepted_for("a")) == 3
+    assert rd.accepted_for(None) == []
+    assert [r.account for r in rd.requests] == ["a", "a", "b", "a", None]
+    assert httpx.get(rd.url + "/_mock/events", params={"since": 2}).json()["events"][0]["account"] == "b"
+    assert httpx.get(rd.url + "/_mock/requests").json()["requests"][0]["account"] == "a"
+    accounts = httpx.get(rd.url + "/_mock/stats").json()["accounts"]
+    assert (accounts["a"]["accepted_events"], accounts["a"]["batches"], accounts["a"]["requests"]) == (3, 1, 3)
+    assert (accounts["b"]["accepted_events"], accounts["b"]["batches"], accounts["b"]["requests"]) == (1, 1, 1)
+    rd.expire_access_tokens()  # an expired token still names its account; static tokens do not expire
+    assert send_with(rd, token_a).headers["www-authenticate"] == EXPIRED and rd.requests[-1].account == "a"
+    assert send_with(rd, "static-b").status_code == 200
+
+
+def test_without_accounts_nothing_is_named(rd: MockRdServer, client: httpx.Client) -> None:
+    client.post(BATCH, json=[conversion()])
+    refresh(rd, "rt")
+    assert rd.accepted[0].account is None and {r.account for r in rd.requests} == {None}
+    assert rd.stats()["accounts"] == {} and rd.accounts == {}
+    with pytest.raises(ValueError, match="unknown accounts"):
+        rd.configure_account("a", refuse_refresh=True)
+
+
+def test_per_account_rate_windows_are_independent(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(static_tokens=("static-b",)), rate_limit_per_s=2)
+    token_a = token_of(rd, A_CREDS, "rt-a")
+    assert [send_with(rd, token_a).status_code for _ in range(3)] == [200, 200, 429]  # a at its limit...
+    assert [send_with(rd, "static-b").status_code for _ in range(2)] == [200, 200]  # ...b has its own window
+    assert send_with(rd, "static-b").status_code == 429
+    assert send_with(rd, "unknown").status_code == 200  # lenient mode: unknown tokens have a window of their own
+    stats = rd.stats()["accounts"]
+    assert stats["a"]["rate_limited"] == 1 and stats["a"]["requests_by_status"] == {"200": 3, "429": 1}
+    assert stats["b"]["rate_limited"] == 1 and stats["b"]["accepted_events"] == 2
+    rd.configure_account("b", rate_limit_per_s=4)  # an account's own limit overrides the global one
+    assert send_with(rd, token_a).status_code == 429  # a fresh window for b only: a's is still the one it filled
+    assert [send_with(rd, "static-b").status_code for _ in range(5)] == [200] * 4 + [429]
+
+
+def test_an_accounts_own_rate_limit_applies_without_a_global_one(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(static_tokens=("static-b",), rate_limit_per_s=1))
+    token_a = token_of(rd, A_CREDS, "rt-a")
+    assert [send_with(rd, "static-b").status_code for _ in range(2)] == [200, 429]
+    assert [send_with(rd, token_a).status_code for _ in range(3)] == [200] * 3
+
+
+def test_refuse_refresh_on_one_account_leaves_the_other_working(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(), strict_auth=True)
+    token_a = token_of(rd, A_CREDS, "rt-a")
+    changed = rd.configure_account("a", refuse_refresh=True)  # mid-run
+    assert changed.refuse_refresh and rd.accounts["a"].refuse_refresh and not rd.accounts["b"].refuse_refresh
+    assert refresh_as(rd, A_CREDS, "rt-a").json() == INVALID_REFRESH
+    assert refresh_as(rd, {**A_CREDS, "client_secret": "x"}, "rt-a").json() == ACCESS_DENIED  # credentials first
+    assert send_with(rd, token_a).status_code == 200  # issued access tokens stay valid
+    assert send_with(rd, token_of(rd, B_CREDS, "rt-b")).status_code == 200
+    assert rd.stats()["accounts"]["a"]["requests_by_status"] == {"200": 2, "401": 1}  # ACCESS_DENIED names none
+    rd.reset()  # restores the start-up account settings
+    assert refresh_as(rd, A_CREDS, "rt-a").status_code == 200
+
+
+def test_the_connectors_refresh_reads_a_refused_account_as_rds_invalid_refresh_token(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(refuse_refresh=True), strict_auth=True)
+    with httpx.Client() as http:
+        tokens_a = RefreshingToken(http, rd.url, "id-a", Secret("secret-a"), Secret("rt-a"))
+        tokens_b = RefreshingToken(http, rd.url, "id-b", Secret("secret-b"), Secret("rt-b"))
+        assert send_with(rd, tokens_a.token().reveal()).status_code == 200
+        with pytest.raises(AuthFatal, match="INVALID_REFRESH_TOKEN"):
+            tokens_b.token()
+
+
+def test_accounts_over_http(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(), strict_auth=True)
+    listed = httpx.get(rd.url + "/_mock/accounts").json()
+    assert listed == {
+        "a": {"client_id": "id-a", "refuse_refresh": False, "rate_limit_per_s": None},
+        "b": {"client_id": "id-b", "refuse_refresh": False, "rate_limit_per_s": None},
+    }
+    assert "secret" not in httpx.get(rd.url + "/_mock/accounts").text
+    changed = httpx.post(rd.url + "/_mock/accounts", json={"b": {"refuse_refresh": True, "rate_limit_per_s": 3}})
+    assert changed.status_code == 200 and changed.json()["b"]["rate_limit_per_s"] == 3
+    assert refresh_as(rd, B_CREDS, "rt-b").json() == INVALID_REFRESH
+    assert refresh_as(rd, A_CREDS, "rt-a").status_code == 200
+    bad_bodies: list[Any] = [
+        {"c": {}},
+        {"a": {"nope": 1}},
+        {"a": {"rate_limit_per_s": 0}},
+        {"a": 1},
+        [1],
+        {"b": {"client_id": "id-a"}},
+    ]
+    for bad in bad_bodies:
+        assert httpx.post(rd.url + "/_mock/accounts", json=bad).status_code == 400, bad
+    both = {"a": {"refuse_refresh": True}, "b": {"nope": 1}}  # all or nothing
+    assert httpx.post(rd.url + "/_mock/accounts", json=both).status_code == 400
+    assert not rd.accounts["a"].refuse_refresh
+
+
+def test_rotation_per_account(make_server: MakeServer) -> None:
+    rd = make_server(accounts=two_accounts(refresh_tokens=("rt-b",)), strict_auth=True, rotate_refresh_token=True)
+    first_a = refresh_as(rd, A_CREDS, "rt-a").json()
+    assert refresh_as(rd, A_CREDS, "rt-a").json() == INVALID_REFRESH  # spent
+    assert refresh_as(rd, B_CREDS, first_a["refresh_token"]).json() == INVALID_REFRESH  # a's, not b's
+    first_b = refresh_as(rd, B_CREDS, "rt-b").json()  # b's own token was not touched by a's rotation
+    second_a = refresh_as(rd, A_CREDS, first_a["refresh_token"]).json()
+    second_b = refresh_as(rd, B_CREDS, first_b["refresh_token"]).json()
+    assert len({first_a["refresh_token"], second_a["refresh_token"], first_b["refresh_token"]}) == 3
+    for answer, account in ((first_a, "a"), (second_a, "a"), (first_b, "b"), (second_b, "b")):
+        send_with(rd, answer["access_token"])
+        assert rd.requests[-1].status == 200 and rd.requests[-1].account == account
+    rd.configure_account("a", client_secret="secret-a2")  # RD rotates an app's secret: rotated tokens stay a's
+    assert refresh_as(rd, A_CREDS, second_a["refresh_token"]).json() == ACCESS_DENIED
+    assert refresh_as(rd, {**A_CREDS, "client_secret": "secret-a2"}, second_a["refresh_token"]).status_code == 200
+    assert rd.stats()["accounts"]["a"]["token_refreshes"] == 3 and rd.stats()["accounts"]["b"]["token_refreshes"] == 2
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"client_id": ""}, "client_id"),
+        ({"client_secret": None}, "client_secret"),
+        ({"refresh_tokens": ("",)}, "refresh_tokens"),
+        ({"static_tokens": None}, "static_tokens"),
+        ({"refuse_refresh": 1}, "refuse_refresh"),
+        ({"rate_limit_per_s": 0}, "rate_limit_per_s"),
+    ],
+)
+def test_bad_account_settings(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        MockAccount(**{**A_CREDS, **settings})
+
+
+def test_accounts_must_not_share_an_app_or_a_token_nor_mix_with_the_single_accounts_settings() -> None:
+    same_id = {"a": MockAccount(**A_CREDS), "b": MockAccount("id-a", "other")}
+    with pytest.raises(ValueError, match="same client_id"):
+        MockRdServer(accounts=same_id)
+    same_token = {"a": MockAccount(**A_CREDS, static_tokens=("t",)), "b": MockAccount(**B_CREDS, static_tokens=("t",))}
+    with pytest.raises(ValueError, match="same static token"):
+        MockRdServer(accounts=same_token)
+    with pytest.raises(ValueError, match="not client_id"):
+        MockRdServer(accounts=two_accounts(), client_id="cid")
+    with pytest.raises(ValueError, match="unknown account settings"):
+        MockAccount.from_json({**A_CREDS, "secret": "x"})
+    assert MockAccount.from_json({**A_CREDS, "refresh_tokens": ["r"]}).refresh_tokens == ("r",)
 
 
 # --- faults -------------------------------------------------------------------------------------------------
@@ -755,6 +962,46 @@ def test_cli_serves_until_sigint() -> None:
 def test_cli_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli(["--port", "0", "--drop-ratio", "2"]) == 2
     assert "drop_ratio" in capsys.readouterr().err
+
+
+def test_cli_serves_named_accounts(capsys: pytest.CaptureFixture[str]) -> None:
+    accounts = {"a": {**A_CREDS, "static_tokens": ["st-a"], "rate_limit_per_s": 1}, "b": B_CREDS}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "connector.testing.mock_rd",
+            "--port",
+            "0",
+            "--accounts",
+            orjson.dumps(accounts).decode(),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        assert proc.stdout is not None
+        url = proc.stdout.readline().split()[-1]
+        assert httpx.get(url + "/_mock/accounts").json()["a"] == {
+            "client_id": "id-a",
+            "refuse_refresh": False,
+            "rate_limit_per_s": 1,
+        }
+        assert httpx.post(url + BATCH, json=[conversion()], headers={"Authorization": "Bearer st-a"}).status_code == 200
+        assert httpx.get(url + "/_mock/stats").json()["accounts"]["a"]["accepted_events"] == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    with pytest.raises(SystemExit):  # argparse: exit 2 and the reason
+        cli(["--port", "0", "--accounts", '{"a": {"client_id": "x"}}'])
+    assert "client_secret" in capsys.readouterr().err
+    assert cli(["--port", "0", "--accounts", orjson.dumps(accounts).decode(), "--client-id", "x"]) == 2
 
 
 def test_oversized_head_gets_431(rd: MockRdServer) -> None:
