@@ -136,7 +136,9 @@ class TokenStoreLike(Protocol):
 
 
 class KafkaTokenStore:
-    """The token store on a compacted single-partition topic. Thread-safe; `close()` when done."""
+    """The token store on a compacted single-partition topic. Thread-safe. Call `ensure_topic()` before the
+    first `read` or `publish` (a broker that auto-creates topics would make one of its default shape), and
+    `close()` when done."""
 
     def __init__(self, kafka_config: Mapping[str, str], topic: str) -> None:
         """`kafka_config`: librdkafka settings shared by every client (`Settings.kafka_common()`)."""

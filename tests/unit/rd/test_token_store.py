@@ -3,11 +3,16 @@ bytes hide, and every value that must not open (wrong key, tampered, moved to an
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Iterator
+
 import pytest
 
 from connector.config import Secret
+from connector.errors import ConnectorError
 from connector.rd.token_seal import NONCE_BYTES, VERSION, Sealer, SealError, client_fingerprint, record_key
-from connector.rd.token_store import StoredTokens, open_tokens, seal_tokens
+from connector.rd.token_store import KafkaTokenStore, StoredTokens, open_tokens, seal_tokens
 
 REFRESH = "rt-SECRET-5d1e-refresh"
 ACCESS = "at-SECRET-eyJhbGciOi-access"
@@ -100,3 +105,36 @@ def test_reprs_show_no_secret() -> None:
 def test_empty_passphrase_is_refused() -> None:
     with pytest.raises(ValueError):
         Sealer(Secret(""), "default")
+
+
+# --- KafkaTokenStore without a broker (the round trips are in tests/integration/test_token_store.py) ------
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def unreachable() -> Iterator[KafkaTokenStore]:
+    store = KafkaTokenStore({"bootstrap.servers": f"127.0.0.1:{_closed_port()}", "log_level": "0"}, "rdc-tokens")
+    yield store
+    store.close()
+
+
+def test_unreachable_broker_read_raises_connector_error(unreachable: KafkaTokenStore) -> None:
+    with pytest.raises(ConnectorError, match="RDC_TOKEN_STORE_TOPIC=rdc-tokens"):
+        unreachable.read(KEY, Sealer(PASS, "default"), timeout_s=0.5)
+
+
+def test_unreachable_broker_publish_raises_connector_error(unreachable: KafkaTokenStore) -> None:
+    started = time.monotonic()
+    with pytest.raises(ConnectorError, match="RDC_TOKEN_STORE_TOPIC=rdc-tokens"):
+        unreachable.publish(KEY, seal_tokens(Sealer(PASS, "default"), KEY, TOKENS), timeout_s=0.5)
+    assert time.monotonic() - started < 5
+
+
+def test_unreachable_broker_ensure_topic_names_the_setting(unreachable: KafkaTokenStore) -> None:
+    with pytest.raises(ConnectorError, match="RDC_TOKEN_STORE_TOPIC=rdc-tokens"):
+        unreachable.ensure_topic(timeout_s=0.5)
