@@ -12,21 +12,22 @@ import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
 import httpx
 
-from connector.config import Settings
+from connector.config import Secret, Settings
 from connector.config.accounts import DEFAULT_ACCOUNT, Account
+from connector.errors import ConnectorError
 from connector.ledger.scan import rd_destination
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
-from connector.rd.auth import RefreshingToken
+from connector.rd.auth import account_tokens
 from connector.rd.bounded_http import bounded_client
-from connector.rd.client import RdClient, StaticToken, TokenProvider
+from connector.rd.client import RdClient, TokenProvider
 from connector.rd.rate import RateGate
+from connector.rd.token_store import KafkaTokenStore
 
-__all__ = ["AccountEdge", "account_edges", "default_account_of", "destination_of", "tokens_of"]
+__all__ = ["AccountEdge", "account_edges", "default_account_of", "destination_of", "token_store_of", "tokens_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,24 +54,39 @@ def destination_of(account: Account) -> str:
 
 
 def tokens_of(
-    account: Account, http: httpx.Client, *, metrics: Metrics | None, health: Health | None, timeout_s: float
+    account: Account,
+    http: httpx.Client,
+    *,
+    metrics: Metrics | None,
+    health: Health | None,
+    timeout_s: float,
+    store: KafkaTokenStore | None = None,
+    store_key: Secret | None = None,
 ) -> TokenProvider:
-    """The account's token provider: the refresh flow when its three credentials are there (they win), else
-    the static token."""
-    if not account.refresh_flow:
-        assert account.access_token is not None
-        return StaticToken(account.access_token)
-    assert account.client_id is not None and account.client_secret is not None and account.refresh_token is not None
-    return RefreshingToken(
+    """The account's token provider: the refresh flow when its three credentials are there (they win; its
+    tokens shared through `store` when given), else the static token."""
+    return account_tokens(
+        account,
         http,
-        account.base_url,
-        account.client_id,
-        account.client_secret,
-        account.refresh_token,
-        Path(account.token_file) if account.token_file else None,
+        store=store,
+        passphrase=store_key,
         on_refresh=partial(_refreshed, metrics, health, account.name),
         timeout_s=timeout_s,
     )
+
+
+def token_store_of(settings: Settings) -> KafkaTokenStore | None:
+    """The token store replicas share (RDC_TOKEN_STORE), its topic created if missing; None when it is off or
+    no account uses the refresh flow (a static token has nothing to share)."""
+    if not settings.token_store or not any(account.refresh_flow for account in settings.rd_accounts()):
+        return None
+    store = KafkaTokenStore(settings.kafka_common(), settings.token_store_topic)
+    try:
+        store.ensure_topic(timeout_s=15.0)
+    except ConnectorError:
+        store.close()
+        raise
+    return store
 
 
 def _refreshed(metrics: Metrics | None, health: Health | None, account: str, ok: bool) -> None:
@@ -83,11 +99,22 @@ def _refreshed(metrics: Metrics | None, health: Health | None, account: str, ok:
 def account_edges(
     settings: Settings, metrics: Metrics, health: Health, closing: contextlib.ExitStack | None
 ) -> list[AccountEdge]:
-    """Every configured RD account, wired. `closing` gets each HTTP client's close."""
+    """Every configured RD account, wired. `closing` gets each HTTP client's close (and the token store's)."""
     edges = []
+    store = token_store_of(settings)
+    if store is not None and closing is not None:
+        closing.callback(store.close)
     for account in settings.rd_accounts():
         http = bounded_client(settings.http_timeout_s, settings.max_in_flight + 2, account.base_url)
-        tokens = tokens_of(account, http, metrics=metrics, health=health, timeout_s=settings.http_timeout_s)
+        tokens = tokens_of(
+            account,
+            http,
+            metrics=metrics,
+            health=health,
+            timeout_s=settings.http_timeout_s,
+            store=store,
+            store_key=settings.token_store_key,
+        )
         client = RdClient(
             account.base_url, tokens, http, timeout_s=settings.http_timeout_s, max_events=settings.batch_max_events
         )

@@ -47,6 +47,7 @@ def connector_env(bootstrap: str, rd_url: str, topics: Topics, **overrides: str)
         "RDC_SHUTDOWN_TIMEOUT_S": "10",
         "RDC_RD_REQUESTS_PER_MINUTE": "0",  # the mock is local: no request budget unless a test sets one
         "RDC_LEDGER_TOPIC": f"{topics.results}.ledger",  # created by the connector, one per test
+        "RDC_TOKEN_STORE_TOPIC": f"{topics.results}.tokens",  # likewise: no test adopts another's tokens
         "RDC_METRICS_PORT": "0",  # several connectors share the machine; a test that scrapes picks a port
         **{f"RDC_KAFKA__{k.upper().replace('.', '_')}": str(v) for k, v in FAST_JOIN_CONSUMER.items()},
     }
