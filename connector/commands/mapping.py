@@ -3,8 +3,10 @@ and tested without Kafka or RD (settings from `RDC_*` variables and `--config`, 
 
 - `check`: every mapping in force (RDC_MAPPINGS, then the bundled ones) compiled against the known schema of its
   record (bundled, RDC_SCHEMA_DIR) and, with RDC_SCHEMA_REGISTRY_URL, against the latest version of each subject
-  that holds it (`<record full name>`, and `<topic>-value` for its topics or RDC_TOPICS). One line per mapping,
-  every problem under it. Exit 0 if all fit, 2 if not.
+  that holds it (`<record full name>`, and `<topic>-value` for its topics or RDC_TOPICS); the accounts each names
+  (`account:`) against the configured ones (`default` of RDC_RD_* credentials, `[accounts.<name>]` of the
+  configuration file; their secret files and variables are not read), when any is configured. One line per
+  mapping, every problem under it, then the accounts checked against. Exit 0 if all fit, 2 if not.
 - `test`: the files' `tests:`; a field-level diff for each failure. Exit 0 if all pass, 1 if any fails, 2 for a
   broken file (or a test that cannot run: an unknown mapping, an input that is not a record of its schema).
 """
@@ -37,7 +39,7 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out
     args = parser.parse_args(argv)
     out = out or sys.stdout
     try:
-        settings = load_settings(os.environ if env is None else env, args.config)
+        settings = load_settings(os.environ if env is None else env, args.config, account_secrets=False)
         catalog = SchemaCatalog.load(settings.schema_dir)
         mappings = Mappings(read_mapping_texts(settings.mappings) if settings.mappings else (), catalog=catalog)
     except ConfigError as exc:
@@ -54,7 +56,10 @@ def _check(settings: Settings, catalog: SchemaCatalog, mappings: Mappings, out: 
     registry = registry_from_settings(settings)
     broken = 0
     results = mappings.check(catalog, registry=registry is not None)
+    accounts = [account.name for account in settings.rd_accounts()]
+    of_accounts = {id(spec): found for spec, found in mappings.check_accounts(accounts)} if accounts else {}
     for spec, problems, note in results:
+        problems = [*problems, *of_accounts.get(id(spec), [])]
         notes = [note] if note else []
         if registry is not None:
             try:
@@ -72,6 +77,11 @@ def _check(settings: Settings, catalog: SchemaCatalog, mappings: Mappings, out: 
             print(f"    {problem}", file=out)
     if registry is not None:
         registry.close()
+    if accounts:
+        print(f"accounts: the names in 'account:' checked against {', '.join(accounts)}", file=out)
+    elif any(spec.account is not None for spec, _, _ in results):
+        print("accounts: none configured (RDC_RD_* credentials, [accounts.<name>] in --config or RDC_CONFIG_FILE):"
+              " the names in 'account:' are not checked", file=out)  # fmt: skip
     if broken:
         print(f"mapping check: {broken} of {len(results)} mapping(s) do not fit", file=out)
         return EXIT_BROKEN

@@ -72,9 +72,13 @@ def build_pipeline(
     settings.require_pipeline()
     catalog = SchemaCatalog.load(settings.schema_dir)
     # Every mapping against every known schema, before anything connects: a broken file stops here (exit 2).
-    names = [account.name for account in settings.rd_accounts()]
+    # The accounts the mappings name too: each must be configured, and with several accounts and no `default`
+    # every user mapping must name one.
     mapping_texts, mappings = checked_mappings(
-        settings.mappings, catalog, registry=settings.schema_registry_url is not None, accounts=names
+        settings.mappings,
+        catalog,
+        registry=settings.schema_registry_url is not None,
+        accounts=[account.name for account in settings.rd_accounts()],
     )
     registry = registry_from_settings(settings)
     if registry is not None and closing is not None:
@@ -161,7 +165,7 @@ def build_pipeline(
         ledger=ledger,
         commit_interval_s=settings.commit_interval_ms / 1000,
         budget_share=budget_share,  # each account's budget is the group's: each member spends its share
-        default_account=default_account_of(names),
+        default_account=default_account_of([account.name for account in settings.rd_accounts()]),
     )
 
 

@@ -26,7 +26,9 @@ __all__ = ["DEFAULT_ACCOUNT", "Account", "parse_accounts"]
 DEFAULT_ACCOUNT: Final = "default"
 
 #: An account's name is a metric label, a log field and part of the token store's record key.
-_NAME: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+#: Outcomes of a mapping's `account` cases, never account names (`dead_letter` would be ambiguous there).
+_RESERVED: Final = ("dead_letter", "skip")
 
 _CREDENTIALS: Final = ("rd_access_token", "rd_client_id", "rd_client_secret", "rd_refresh_token")
 _SECRET_KEYS: Final = ("rd_access_token", "rd_client_secret", "rd_refresh_token")
@@ -88,7 +90,12 @@ def parse_accounts(
         raise ConfigError("config file: 'accounts' must be tables, one per account: [accounts.<name>]")
     accounts = []
     for name, table in tables.items():
-        if not _NAME.match(str(name)):
+        if str(name) in _RESERVED:
+            raise ConfigError(
+                f"config file: account name {name!r} is reserved (mapping files use it in 'account:' cases): "
+                "choose another"
+            )
+        if not _NAME.fullmatch(str(name)):
             raise ConfigError(
                 f"config file: account name {name!r} is invalid: expected lower-case letters, digits, '-' or '_' "
                 "(at most 63, starting with a letter or digit)"

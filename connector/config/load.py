@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
@@ -65,10 +65,14 @@ def _file_values(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     return values, kafka, accounts
 
 
-def load_settings(env: Mapping[str, str], config_file: str | Path | None = None) -> Settings:
+def load_settings(
+    env: Mapping[str, str], config_file: str | Path | None = None, *, account_secrets: bool = True
+) -> Settings:
     """Build `Settings` from `config_file` (TOML; optional) overridden by `env` (`RDC_*` variables).
 
     The file may also be named by `RDC_CONFIG_FILE`. Raises `ConfigError` on the first invalid value.
+    `account_secrets=False`: the `[accounts.<name>]` credentials given by `<key>_file` or `<key>_env` are not
+    read (they hold a placeholder), for commands that need only the accounts' names (`mapping check`).
     """
     path = config_file or env.get("RDC_CONFIG_FILE")
     raw, kafka, tables = _file_values(_read_file(Path(path))) if path else ({}, {}, {})
@@ -80,13 +84,15 @@ def load_settings(env: Mapping[str, str], config_file: str | Path | None = None)
             kafka[_env_name_to_kafka_key(name)] = value
     parsed = {name: _SPEC_BY_NAME[name].parse(_SPEC_BY_NAME[name].env, value) for name, value in raw.items()}
     defaults = Settings(**parsed)
+    unread: dict[str, Any] = {} if account_secrets else {"read_file": lambda path: _UNREAD}
     accounts = parse_accounts(
         tables,
-        env,
+        env if account_secrets else _Unread(),
         base_url=defaults.rd_base_url,
         requests_per_minute=defaults.rd_requests_per_minute,
         parse_url=_SPEC_BY_NAME["rd_base_url"].parse,
         parse_budget=_SPEC_BY_NAME["rd_requests_per_minute"].parse,
+        **unread,
     )
     settings = Settings(**parsed, kafka=kafka, accounts=accounts)
     _refuse_plain_http(settings)
@@ -125,3 +131,19 @@ def _refuse_plain_http(settings: Settings) -> None:
                 "Use https://, or set RDC_ALLOW_INSECURE_HTTP=true if that network is trusted (a local mock, "
                 "a sidecar proxy)"
             )
+
+
+_UNREAD: Final = "(not read)"
+
+
+class _Unread(Mapping[str, str]):
+    """An environment where every variable is set (to a placeholder): account credentials left unread."""
+
+    def __getitem__(self, key: str) -> str:
+        return _UNREAD
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0

@@ -10,8 +10,9 @@ not removed ones, every field RD requires of each possible event type is mapped,
 
 At run time the function raises `MappingError` (messages prefixed `mapping <name>: `):
 `missing_required_field` (naming the RD field and the paths tried), `invalid_field` (a `to:` that cannot
-convert, or a record that does not fit), `no_event_type` (no case matched, `otherwise: dead_letter`) and every
-`contract` reason (`check_payload`).
+convert, or a record that does not fit), `no_event_type` (no case matched, `otherwise: dead_letter`),
+`unknown_account` (the same, of `account`) and every `contract` reason (`check_payload`). The account
+`compile_account` gives is stamped on each event (`RdEvent.account`).
 """
 
 from __future__ import annotations
@@ -46,16 +47,32 @@ def compile_mapping(spec: MappingSpec, definition: dict[str, Any]) -> Compiled:
     """Compile `spec` for records of the standalone record schema `definition` (logical types kept)."""
     compiled = _compile_event(spec, definition)
     view = RecordView(definition)
-    account_of, problems = compile_account(spec, view, view.root if spec.unwrap != "debezium" else _after(view))
-    if problems or compiled.function is None or account_of is None:
+    account, problems = compile_account(spec, view, view.root if spec.unwrap != "debezium" else _after(view))
+    if problems or compiled.function is None or account is None:
         problems = sorted(dict.fromkeys([*compiled.problems, *problems]), key=lambda p: p.line)
         return Compiled(None if problems else compiled.function, problems, compiled.source)
-    return Compiled(_routed(compiled.function, account_of), [], compiled.source)
+    if isinstance(account, str):
+        return Compiled(_stamped(compiled.function, account), [], compiled.source)
+    return Compiled(_routed(spec.name, compiled.function, account), [], compiled.source)
 
 
-def _routed(function: MapFunction, account_of: AccountOf) -> MapFunction:
+def _stamped(function: MapFunction, account: str) -> MapFunction:
+    """`function`, its events stamped with the constant `account` (the record is not read again)."""
+    new = RdEvent.__new__
+
+    def mapped(record: Mapping[str, Any]) -> RdEvent | Skipped:
+        event = function(record)
+        if type(event) is not RdEvent:
+            return event
+        return new(RdEvent, event[0], event[1], event[2], account)
+
+    return mapped
+
+
+def _routed(mapping: str, function: MapFunction, account_of: AccountOf) -> MapFunction:
     """`function`, its events stamped with the account `account_of` gives (a skipped record needs none)."""
     new = RdEvent.__new__
+    misfit = f"mapping {mapping}: record does not fit its mapping's account: "
 
     def mapped(record: Mapping[str, Any]) -> RdEvent | Skipped:
         event = function(record)
@@ -64,8 +81,7 @@ def _routed(function: MapFunction, account_of: AccountOf) -> MapFunction:
         try:
             account = account_of(record)
         except (KeyError, TypeError, AttributeError) as exc:
-            raise MappingError("invalid_field", f"record does not fit its mapping's account: {exc!r}",
-                               f"record does not fit its mapping's account: {type(exc).__name__}") from exc  # fmt: skip
+            raise MappingError("invalid_field", misfit + repr(exc), misfit + type(exc).__name__) from exc
         return new(RdEvent, event[0], event[1], event[2], account)
 
     return mapped

@@ -73,11 +73,7 @@ def checked_mappings(
     mappings = Mappings(texts, catalog=catalog)
     problems = [p for _, found, _ in mappings.check(catalog, registry=registry) for p in found]
     if accounts is not None:
-        default = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts or len(accounts) == 1 else None
-        for spec in (m for f in mappings.user_files for m in f.mappings):
-            problems += check_account_names(spec, accounts, default)
-        for spec in (m for f in mappings.bundled_files for m in f.mappings):  # never unnamed: only the names
-            problems += [p for p in check_account_names(spec, accounts, default) if spec.account is not None]
+        problems += [p for _, found in mappings.check_accounts(accounts) for p in found]
     if problems:
         raise MappingFileError(problems)
     return texts, mappings
@@ -191,6 +187,16 @@ class Mappings:
             problems = compile_mapping(spec, entry.definition).problems
             origin = f" ({entry.origin})" if entry.origin else ""
             results.append((spec, problems, f"fits {entry.full_name}{origin}"))
+        return results
+
+    def check_accounts(self, accounts: Sequence[str]) -> list[tuple[MappingSpec, list[Problem]]]:
+        """The accounts each mapping names checked against `accounts` (the configured ones): one (mapping,
+        problems) per mapping. With several accounts and none called `default`, a user mapping must name one
+        (a bundled mapping is only checked for the names it gives)."""
+        default = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts or len(accounts) == 1 else None
+        results = [(spec, check_account_names(spec, accounts, default)) for f in self.user_files for spec in f.mappings]
+        for spec in (m for f in self.bundled_files for m in f.mappings):
+            results.append((spec, check_account_names(spec, accounts, default) if spec.account is not None else []))
         return results
 
     def _replaced(self, bundled: MappingSpec) -> bool:
