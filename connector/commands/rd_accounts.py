@@ -71,6 +71,7 @@ def tokens_of(
         store=store,
         passphrase=store_key,
         on_refresh=partial(_refreshed, metrics, health, account.name),
+        on_adopt=partial(_adopted, metrics, health, account.name),
         timeout_s=timeout_s,
     )
 
@@ -94,6 +95,14 @@ def _refreshed(metrics: Metrics | None, health: Health | None, account: str, ok:
         metrics.token_refreshed(ok, account)
     if health is not None:
         health.set_token_valid(ok, account)
+
+
+def _adopted(metrics: Metrics | None, health: Health | None, account: str) -> None:
+    """A valid token another replica (or `check`) got was taken from the token store: no refresh."""
+    if metrics is not None:
+        metrics.token_adopted(account)
+    if health is not None:
+        health.set_token_valid(True, account)
 
 
 def account_edges(

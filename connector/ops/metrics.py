@@ -18,7 +18,7 @@ never clash). `render()` returns the text exposition served at `/metrics` (see `
 | `rdc_retries_total` | counter | `cause`, `account` | retries: status_429, status_503, timeout, ... |
 | `rdc_rd_throttled_total` | counter | `kind`, `account` | RD's 429s: `account`, `contact` (`lead_limiter`) |
 | `rdc_rd_quota_reset_timestamp_seconds` | gauge | | when RD last said the account's quota resets (epoch s); 0: never |
-| `rdc_token_refreshes_total` | counter | `result`, `account` | access-token refreshes: ok, failed |
+| `rdc_token_refreshes_total` | counter | `result`, `account` | refreshes: ok, failed; adopted (from the token store) |
 | `rdc_account_blocked` | gauge | `account` | 1 while RD refuses the account's credentials (its events wait) |
 | `rdc_possible_duplicates_total` | counter | | events re-sent after a read timeout or a connection lost mid-answer |
 | `rdc_in_flight_bytes` | gauge | | body bytes handed to lanes, not yet answered |
@@ -225,7 +225,7 @@ class Metrics:
             self._account_blocked.labels(name).set(0)
             for kind in ("account", "contact"):
                 self.rd_throttled.labels(kind, name)
-            for result in ("ok", "failed"):
+            for result in ("ok", "failed", "adopted"):
                 self._token_refreshes.labels(result, name)
 
     def watch_rate(self, account: str, read: Callable[[], float]) -> None:
@@ -235,6 +235,10 @@ class Metrics:
 
     def token_refreshed(self, ok: bool, account: str = DEFAULT_ACCOUNT) -> None:
         self._token_refreshes.labels("ok" if ok else "failed", account).inc()
+
+    def token_adopted(self, account: str = DEFAULT_ACCOUNT) -> None:
+        """Tokens taken from the token store (another replica's refresh) instead of refreshing."""
+        self._token_refreshes.labels("adopted", account).inc()
 
     def observe_result_window(self, seconds: float) -> None:
         """RD's 200 to the acknowledgement of the last result of that batch (per batch)."""

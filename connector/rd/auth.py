@@ -115,6 +115,7 @@ class RefreshingToken:
         token_file: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_refresh: Callable[[bool], object] | None = None,
+        on_adopt: Callable[[], object] | None = None,
         timeout_s: float = 30.0,
         *,
         store: TokenStoreLike | None = None,
@@ -124,8 +125,9 @@ class RefreshingToken:
         sleep: Callable[[float], None] = time.sleep,
         writer: str = WRITER_ID,
     ) -> None:
-        """`on_refresh(ok)` is told of every refresh attempt and every adoption from the store (metrics,
-        readiness); `timeout_s` bounds each token request (`RDC_HTTP_TIMEOUT_S`). `clock` (monotonic) times
+        """`on_refresh(ok)` is told of every refresh attempt (metrics, readiness), and of every adoption from
+        the store unless `on_adopt()` is given, which then is; `timeout_s` bounds each token request
+        (`RDC_HTTP_TIMEOUT_S`). `clock` (monotonic) times
         refreshes; `wall` (epoch seconds) dates what goes to the store; `jitter()` is in [0, 1); `sleep`
         paces the store polls; `writer` names this process in the records it writes."""
         self._client = client
@@ -146,6 +148,7 @@ class RefreshingToken:
         self._refresh_at = 0.0
         self._lock = threading.Lock()
         self._on_refresh = on_refresh
+        self._on_adopt = on_adopt
         self._timeout_s = timeout_s
         self._republish_at = 0.0
         self.refreshes = 0
@@ -195,13 +198,16 @@ class RefreshingToken:
                 stored = self._load_locked()
             except _StoreUnreadable:
                 stored = None  # refresh with ours; a refusal polls the store again
-            if not self._adopt_locked(stored, rejected, strict=True):
+            adopted = self._adopt_locked(stored, rejected, strict=True)
+            if not adopted:
                 self._refresh_locked(rejected)
         except (AuthFatal, AuthUnavailable):
             if self._on_refresh is not None:
                 self._on_refresh(False)
             raise
-        if self._on_refresh is not None:
+        if adopted and self._on_adopt is not None:
+            self._on_adopt()
+        elif self._on_refresh is not None:
             self._on_refresh(True)
 
     def _load_locked(self) -> StoredTokens | None:
@@ -437,13 +443,14 @@ def account_tokens(
     passphrase: Secret | None = None,
     on_refresh: Callable[[bool], object] | None = None,
     timeout_s: float = 30.0,
+    on_adopt: Callable[[], object] | None = None,
 ) -> TokenProvider:
     """The `TokenProvider` of `account`: a `RefreshingToken` for the refresh flow (sharing its tokens
     through `store` when given, sealed with `passphrase`, RDC_TOKEN_STORE_KEY, else the account's client
     secret), else its static access token. Raises `ValueError` for an account without credentials
     (`Account.require` rules that out)."""
     if account.refresh_flow:
-        return _refreshing(account, client, store, passphrase, on_refresh, timeout_s)
+        return _refreshing(account, client, store, passphrase, on_refresh, timeout_s, on_adopt)
     if account.access_token is None:
         raise ValueError(f"account {account.name} has no RD credentials")
     return StaticToken(account.access_token)
@@ -468,6 +475,7 @@ def _refreshing(
     passphrase: Secret | None,
     on_refresh: Callable[[bool], object] | None,
     timeout_s: float,
+    on_adopt: Callable[[], object] | None = None,
 ) -> RefreshingToken:
     assert account.client_id and account.client_secret and account.refresh_token
     shared = None
@@ -481,6 +489,7 @@ def _refreshing(
         account.refresh_token,
         Path(account.token_file) if account.token_file else None,
         on_refresh=on_refresh,
+        on_adopt=on_adopt,
         timeout_s=timeout_s,
         store=shared,
         account=account.name,

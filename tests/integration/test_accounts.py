@@ -151,7 +151,10 @@ def test_an_account_whose_refresh_rd_refuses_blocks_while_the_other_delivers_and
         try:
             north = sum(r["brand"] == "NORTH" for r in records)
             assert wait_until(lambda: len(rd.accepted_for("north")) == north, 30), "north stopped with south"
-            refusals = lambda: rd.stats()["accounts"]["south"]["requests_by_status"].get("401", 0)  # noqa: E731
+
+            def refusals() -> int:
+                return int(rd.stats()["accounts"]["south"]["requests_by_status"].get("401", 0))
+
             assert wait_until(lambda: refusals() >= 2, 20)  # south asked again: blocked, not stopped
             assert running.thread.is_alive() and running.pipeline._lanes.fatal() is None
             ready, body = running.pipeline._health.readiness()

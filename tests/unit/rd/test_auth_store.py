@@ -103,6 +103,7 @@ def replica(
     sleep: Callable[[float], None] | None = None,
     writer: str = "w-test",
     on_refresh: Callable[[bool], object] | None = None,
+    on_adopt: Callable[[], object] | None = None,
 ) -> RefreshingToken:
     client = httpx.Client(transport=httpx.MockTransport(endpoint))
     return RefreshingToken(
@@ -119,6 +120,7 @@ def replica(
         sleep=sleep or Sleeps(clock),
         writer=writer,
         on_refresh=on_refresh,
+        on_adopt=on_adopt,
     )
 
 
@@ -160,6 +162,19 @@ def test_valid_stored_access_token_is_adopted_without_a_refresh() -> None:
     clock.advance(700)
     provider.token()
     assert endpoint.bodies[0]["refresh_token"] == "rt-SECRET-stored-1"
+
+
+def test_an_adoption_is_told_to_on_adopt_not_counted_as_a_refresh() -> None:
+    clock, store, endpoint = FakeClock(), FakeStore(), TokenEndpoint(expires_in=1000, rotate=True)
+    store.records.append(stored("at-SECRET-stored", 1000, age=100))
+    oks: list[bool] = []
+    adoptions: list[str] = []
+    provider = replica(endpoint, store, clock, on_refresh=oks.append, on_adopt=lambda: adoptions.append("a"))
+    provider.token()
+    assert (oks, adoptions) == ([], ["a"])
+    clock.advance(700)  # due: nothing newer in the store, so a real refresh
+    provider.token()
+    assert (oks, adoptions, endpoint.calls) == ([True], ["a"], 1)
 
 
 def test_stored_refresh_token_alone_is_taken_for_the_refresh() -> None:
