@@ -248,7 +248,9 @@ def _refusal(account: Account, url: str, exc: AuthFatal) -> str:
         return f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"
     table, text = f"[accounts.{account.name}]", str(exc)
     if "INVALID_REFRESH_TOKEN" in text:
-        todo = f"INVALID_REFRESH_TOKEN: invalid or revoked. Authorise the app again and set rd_refresh_token of {table}"
+        todo = (
+            f"INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set rd_refresh_token of {table}"
+        )
     elif "ACCESS_DENIED" in text:
         todo = f"ACCESS_DENIED: check rd_client_id and rd_client_secret of {table}"
     else:

@@ -18,7 +18,7 @@ import pytest
 from connector.commands.check import cli
 from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import produce_acked
-from connector.testing.mock_rd import MockRdServer
+from connector.testing.mock_rd import MockAccount, MockRdServer
 from connector.testing.schema_registry import FakeSchemaRegistry
 from tests.integration.pipeline_support import Topics, connector_env, start_pipeline, wait_until
 
@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 CLIENT_ID = "check-client"
 CLIENT_SECRET = "cs-Very-Secret-4711"
 REFRESH_TOKEN = "rt-Refresh-Secret-0815"
-SECRETS = (CLIENT_SECRET, REFRESH_TOKEN)
+ACCOUNT_SECRETS = ("cs-North-Secret-1", "rt-North-Refresh-2", "cs-South-Secret-3", "rt-South-Refresh-4")
+SECRETS = (CLIENT_SECRET, REFRESH_TOKEN, *ACCOUNT_SECRETS)  # never in check's output
 
 
 @pytest.fixture
@@ -237,6 +238,63 @@ def test_compose_wiring_on_loopback(
         code, lines = run_check(env, capsys)
     assert code == 0, lines
     assert all(line.startswith(("PASS", "SKIP rd-token")) for line in lines.values()), lines
+
+
+# -- several RD accounts: each reported -----------------------------------------------------------------
+
+
+def test_two_accounts_each_reported_one_refused(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accounts = {
+        "north": MockAccount("id-north", "cs-North-Secret-1", refresh_tokens=("rt-North-Refresh-2",)),
+        "south": MockAccount("id-south", "cs-South-Secret-3", refresh_tokens=("rt-South-Refresh-4",)),
+    }
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        """
+[accounts.north]
+rd_client_id = "id-north"
+rd_client_secret_env = "NORTH_SECRET"
+rd_refresh_token_file = "%s"
+
+[accounts.south]
+rd_client_id = "id-south"
+rd_client_secret = "cs-South-Secret-3"
+rd_refresh_token = "rt-South-Refresh-4"
+"""
+        % (tmp_path / "north-refresh")
+    )
+    (tmp_path / "north-refresh").write_text("rt-North-Refresh-2\n")
+    with MockRdServer(accounts=accounts, strict_auth=True, rotate_refresh_token=True) as rd:
+        rd.configure_account("south", refuse_refresh=True)
+        env = {
+            "RDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "RDC_RD_BASE_URL": rd.url,
+            "RDC_TOKEN_STORE_TOPIC": f"{topics['RDC_RESULTS_TOPIC']}.tokens",
+            "NORTH_SECRET": "cs-North-Secret-1",
+            **topics,
+        }
+        code, lines = run_check(env, capsys, "--config", str(config))
+        tokens = [(r.account, r.status) for r in rd.requests if r.path == "/auth/token"]
+        probes = [(r.account, r.status) for r in rd.requests if r.path == "/platform/events/batch"]
+    assert code == 1, lines
+    topic = env["RDC_TOKEN_STORE_TOPIC"]
+    assert lines["rd-token[north]"] == (
+        f"PASS rd-token[north]: obtained an access token from {rd.url}/auth/token; published to the token store "
+        f"(RDC_TOKEN_STORE_TOPIC={topic}) for run and the replicas (RD rotated the refresh token: the new one is "
+        "there)"
+    )
+    assert lines["rd-api[north]"].startswith("PASS rd-api[north]: token accepted: HTTP 400")
+    assert lines["rd-token[south]"] == (
+        f"FAIL rd-token[south]: RD refused the refresh credentials of account south (HTTP 401 from "
+        f"{rd.url}/auth/token): INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set "
+        "rd_refresh_token of [accounts.south]"
+    )
+    assert lines["rd-api[south]"] == "SKIP rd-api[south]: no access token to call RD with"
+    assert "rd-token" not in lines and "rd-api" not in lines  # no account default here
+    assert tokens == [("north", 200), ("south", 401)] and probes == [("north", 400)]
+    assert [line.split()[0] for name, line in lines.items() if not name.startswith("rd-")] == ["PASS"] * 3 + ["SKIP"]
 
 
 # -- a rotating RD: check must never lock run out ------------------------------------------------------

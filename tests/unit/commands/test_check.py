@@ -362,7 +362,7 @@ def test_an_account_whose_refresh_rd_refuses_fails_naming_it(
         "FAIL",
         "rd-token[north]",
         f"RD refused the refresh credentials of account north (HTTP 401 from {NORTH}/auth/token): "
-        "INVALID_REFRESH_TOKEN: invalid or revoked. Authorise the app again and set rd_refresh_token of "
+        "INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set rd_refresh_token of "
         "[accounts.north]",
     )
     assert results["rd-api[north]"].status == "SKIP"
