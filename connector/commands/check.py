@@ -11,13 +11,22 @@ Checks, in order:
   Metadata is listed for all topics, never for named ones, so a broker that auto-creates topics on a
   metadata request (Tansu does) does not create them.
 - `schema-registry`: when `RDC_SCHEMA_REGISTRY_URL` is set, `GET /subjects` answers (with basic auth).
-- `rd-token`: with the refresh flow, `POST {base}/auth/token` returns an access token, exactly as `run`
-  gets it (`refresh_flow`: the same `RefreshingToken`): from the refresh token in `RDC_RD_TOKEN_FILE` if
-  that file holds one, and a rotated refresh token is stored there (atomically), so `run` after `check`
-  uses the newest one. Without
-  `RDC_RD_TOKEN_FILE` (or with one that cannot be written) it FAILs without refreshing: a refresh may
-  rotate the refresh token, and with nowhere to keep the new one `run` would be refused. With a static
-  `RDC_RD_ACCESS_TOKEN` there is nothing to obtain (SKIP); the next check proves it.
+For every RD account of `Settings.rd_accounts()` (`default` from RDC_RD_*, then each `[accounts.<name>]`),
+`rd-token[<name>]` and `rd-api[<name>]`, or plain `rd-token` and `rd-api` when the only account is `default`.
+Each account is called at its own base URL with its own credentials:
+- `rd-token`: with the refresh flow, an access token exactly as `run` gets it (`tokens_of`: the same
+  `RefreshingToken`).
+  With the token store (RDC_TOKEN_STORE=true, the default): the store `run` uses (`token_store_of`, topic
+  created if missing) is read to its end first, and if it cannot be, the check FAILs without refreshing
+  (naming RDC_TOKEN_STORE_TOPIC and the cause). A valid access token stored there is used as is (no
+  refresh, said in the detail); else `POST {base}/auth/token`, starting from the store's newest refresh
+  token, and RD's answer (a rotated refresh token too) is published to the store before it is used, so
+  `run` and the replicas start from it. RDC_RD_TOKEN_FILE is not needed then (if set, it is written too).
+  Without the store: from the refresh token in `RDC_RD_TOKEN_FILE` if that file holds one, and a rotated
+  refresh token is stored there (atomically), so `run` after `check` uses the newest one. Without
+  `RDC_RD_TOKEN_FILE` (or with one that cannot be written; an `[accounts.<name>]` never has one) it FAILs
+  without refreshing: a refresh may rotate the refresh token, and with nowhere to keep the new one `run`
+  would be refused. With a static access token there is nothing to obtain (SKIP); the next check proves it.
 - `rd-api`: `POST {base}/platform/events/batch` with the body `[]`, through `run`'s own `RdClient`. No
   event is sent. RD authenticates before it validates the body, so 401 means the token is refused, while
   400 (an empty batch is invalid) proves the token was accepted; a 200 would too. 403/404/415 mean a
@@ -27,7 +36,8 @@ RD is called through `run`'s HTTP client (`bounded_client`: the same proxy choic
 in time and size); each request is over within `--timeout` seconds, a token refresh within
 `RDC_HTTP_TIMEOUT_S` (as in `run`).
 
-No secret is ever printed: every detail goes through the log `Redactor` with the configured secrets.
+No secret is ever printed: every detail goes through the log `Redactor` with every configured secret
+(`Settings.secret_values()`: every account's).
 """
 
 from __future__ import annotations
@@ -38,16 +48,29 @@ import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 import httpx
+from confluent_kafka import KafkaException
 
+from connector.commands.rd_accounts import token_store_of, tokens_of
 from connector.config import Secret, Settings, load_settings
-from connector.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, AuthFatal, AuthUnavailable, ConfigError
+from connector.config.accounts import DEFAULT_ACCOUNT, Account
+from connector.errors import (
+    EXIT_CONFIG,
+    EXIT_FAILED,
+    EXIT_OK,
+    AuthFatal,
+    AuthUnavailable,
+    ConfigError,
+    ConnectorError,
+)
 from connector.ops.logs import Redactor
-from connector.rd.auth import refresh_flow, token_file_problem
+from connector.rd.auth import RefreshingToken, token_file_problem
 from connector.rd.bounded_http import bounded_client
 from connector.rd.client import RdClient, StaticToken
+from connector.rd.token_store import KafkaTokenStore
 
 __all__ = ["CheckResult", "cli", "run_checks"]
 
@@ -56,6 +79,12 @@ _NO_TOKEN_FILE: Final = (
     "the configured one), and the new one would have nowhere to go: run would be locked out "
     "(INVALID_REFRESH_TOKEN). Set RDC_RD_TOKEN_FILE to a writable path (run keeps the newest refresh token "
     "there too, for its restarts)"
+)
+_NO_STORE: Final = (
+    "not refreshed: RDC_TOKEN_STORE=false, and only the account default has a token file (RDC_RD_TOKEN_FILE). "
+    "A refresh may rotate the refresh token of account {name} (RD then refuses the configured one), and the new "
+    "one would have nowhere to go: run would be locked out (INVALID_REFRESH_TOKEN). Set RDC_TOKEN_STORE=true "
+    "(the default): run keeps each account's newest tokens in RDC_TOKEN_STORE_TOPIC"
 )
 _EXCERPT: Final = 200
 _EMPTY_BATCH: Final = b"[]"  # the only body check ever POSTs: no event is sent
@@ -176,47 +205,152 @@ def _json_list(response: httpx.Response) -> list[Any]:
     return body if isinstance(body, list) else []
 
 
-def _obtain_token(settings: Settings, http: httpx.Client) -> tuple[CheckResult, Secret | None]:
-    """(result, access token to probe RD with, or None). The refresh goes through `run`'s own code path
-    (`refresh_flow`): it starts from the token in RDC_RD_TOKEN_FILE if there is one, and stores a rotated
-    refresh token there. Without a token file it does not refresh at all: a rotating RD would revoke the
-    configured refresh token and the new one would be lost, locking `run` out."""
-    if settings.rd_access_token is not None and not settings.rd_refresh_token:
-        static = _skip("rd-token", "static access token (RDC_RD_ACCESS_TOKEN); rd-api proves it")
-        return static, settings.rd_access_token
-    tokens = refresh_flow(settings, http)
-    if tokens is None:
-        return _skip("rd-token", "no RD credentials configured"), None
-    if tokens.token_file is None:
-        return _fail("rd-token", _NO_TOKEN_FILE), None
-    problem = token_file_problem(tokens.token_file)
-    if problem is not None:
-        return _fail("rd-token", f"not refreshed: RDC_RD_TOKEN_FILE={tokens.token_file} {problem}"), None
+@dataclass(frozen=True, slots=True)
+class _Store:
+    """The token store as `check` uses it: open (`store`), off (both None), or unusable (`problem`)."""
+
+    store: KafkaTokenStore | None = None
+    problem: str | None = None
+
+
+def _open_store(settings: Settings, kafka_error: str | None, timeout_s: float) -> _Store:
+    """The token store `run` would use (`token_store_of`: its topic created if missing), read to its end so
+    that a store that cannot be read FAILs before any refresh. `kafka_error`: why the brokers check failed."""
+    if not settings.token_store or not any(account.refresh_flow for account in settings.rd_accounts()):
+        return _Store()
+    if not settings.kafka_bootstrap_servers:
+        return _Store(problem="RDC_KAFKA_BOOTSTRAP_SERVERS is not set")
+    if kafka_error is not None:
+        return _Store(problem=f"Kafka is unreachable (see brokers): {kafka_error}")
+    store = None
+    try:
+        store = token_store_of(settings, timeout_s=timeout_s)
+        if store is not None:
+            store.read_to_end(timeout_s)
+    except (ConnectorError, KafkaException, ValueError, TypeError) as exc:
+        if store is not None:
+            store.close()
+        return _Store(problem=str(exc))
+    return _Store(store)
+
+
+def _store_failure(settings: Settings, problem: str) -> str:
+    return (
+        f"not refreshed: the token store RDC_TOKEN_STORE_TOPIC={settings.token_store_topic} cannot be used: "
+        f"{problem}. run and the replicas keep the newest (rotated) refresh token there, so check does not refresh "
+        "without it: fix that (or, for a single instance, set RDC_TOKEN_STORE=false and RDC_RD_TOKEN_FILE)"
+    )
+
+
+def _refusal(account: Account, url: str, exc: AuthFatal) -> str:
+    """What RD's refusal of `account`'s refresh means, and what to do, in the account's own settings."""
+    if account.name == DEFAULT_ACCOUNT:
+        return f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"
+    table, text = f"[accounts.{account.name}]", str(exc)
+    if "INVALID_REFRESH_TOKEN" in text:
+        todo = (
+            f"INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set rd_refresh_token of {table}"
+        )
+    elif "ACCESS_DENIED" in text:
+        todo = f"ACCESS_DENIED: check rd_client_id and rd_client_secret of {table}"
+    else:
+        todo = f"check the credentials of {table}"
+    return f"RD refused the refresh credentials of account {account.name} (HTTP {exc.status} from {url}): {todo}"
+
+
+def _obtain_token(
+    settings: Settings, account: Account, http: httpx.Client, shared: _Store
+) -> tuple[CheckResult, Secret | None]:
+    """(result, access token to probe RD with, or None).
+
+    The token comes through `run`'s own code path (`tokens_of`, the same `RefreshingToken`). With the token
+    store it is read first: a valid access token there is used as is (no refresh); a refresh is published
+    there before it is used. Without the store it starts from the token in RDC_RD_TOKEN_FILE if there is one
+    and stores a rotated refresh token there; without a token file it does not refresh at all: a rotating RD
+    would revoke the configured refresh token and the new one would be lost, locking `run` out."""
+    if not account.refresh_flow:
+        if account.access_token is None:  # an incomplete refresh flow: `config` names it
+            return _skip("rd-token", "no complete RD credentials (see config)"), None
+        where = "RDC_RD_ACCESS_TOKEN" if account.name == DEFAULT_ACCOUNT else f"[accounts.{account.name}]"
+        return _skip("rd-token", f"static access token ({where}); rd-api proves it"), account.access_token
+    if shared.problem is not None:
+        return _fail("rd-token", _store_failure(settings, shared.problem)), None
+    store = shared.store
+    token_file = Path(account.token_file) if account.token_file else None
+    if store is None and token_file is None:
+        if account.name == DEFAULT_ACCOUNT:
+            return _fail("rd-token", _NO_TOKEN_FILE), None
+        return _fail("rd-token", _NO_STORE.format(name=account.name)), None
+    if token_file is not None:
+        problem = token_file_problem(token_file)
+        if problem is not None:
+            return _fail("rd-token", f"not refreshed: RDC_RD_TOKEN_FILE={token_file} {problem}"), None
+    tokens = tokens_of(
+        account,
+        http,
+        metrics=None,
+        health=None,
+        timeout_s=settings.http_timeout_s,
+        store=store,
+        store_key=settings.token_store_key,
+    )
+    assert isinstance(tokens, RefreshingToken)  # the refresh flow's provider
     url = tokens.url
     try:
         access = tokens.token()
     except AuthFatal as exc:
-        return _fail("rd-token", f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"), None
+        return _fail("rd-token", _refusal(account, url, exc)), None
     except AuthUnavailable as exc:
         return _fail("rd-token", f"no access token from {url}: {exc}"), None
+    if store is None:
+        return _without_store(tokens, url), access
+    return _with_store(tokens, url, store.topic, token_file), access
+
+
+def _without_store(tokens: RefreshingToken, url: str) -> CheckResult:
     if tokens.unsaved is not None:
         return _fail(
             "rd-token",
             f"RD rotated the refresh token and {tokens.unsaved}: the refresh token run would use is spent "
             "(INVALID_REFRESH_TOKEN); fix the file, then authorise the app again and set RDC_RD_REFRESH_TOKEN",
-        ), None
+        )
     detail = f"obtained an access token from {url}"
     if tokens.rotations:
         detail += f"; RD rotated the refresh token: the new one is in RDC_RD_TOKEN_FILE={tokens.token_file} for run"
-    return _pass("rd-token", detail), access
+    return _pass("rd-token", detail)
 
 
-def _check_rd_api(settings: Settings, http: httpx.Client, token: Secret | None, timeout_s: float) -> CheckResult:
+def _with_store(tokens: RefreshingToken, url: str, topic: str, token_file: Path | None) -> CheckResult:
+    where = f"the token store (RDC_TOKEN_STORE_TOPIC={topic})"
+    if tokens.refreshes == 0:
+        return _pass("rd-token", f"valid access token from {where}; not refreshed")
+    if tokens.unpublished is not None:
+        kept = (
+            f"the new refresh token is only in RDC_RD_TOKEN_FILE={token_file}"
+            if tokens.rotations and tokens.unsaved is None and token_file is not None
+            else "the new refresh token is lost: authorise the app again"
+            if tokens.rotations
+            else "run and the replicas can still refresh"
+        )
+        return _fail("rd-token", f"obtained an access token from {url}, but {where} could not be written: {kept}")
+    detail = f"obtained an access token from {url}"
+    if tokens.adopted:
+        detail += f" with the newest refresh token of {where}"
+    detail += f"; published to {where} for run and the replicas"
+    if tokens.rotations:
+        also = f" and in RDC_RD_TOKEN_FILE={token_file}" if token_file is not None and tokens.unsaved is None else ""
+        detail += f" (RD rotated the refresh token: the new one is there{also})"
+    return _pass("rd-token", detail)
+
+
+def _check_rd_api(
+    settings: Settings, account: Account, http: httpx.Client, token: Secret | None, timeout_s: float
+) -> CheckResult:
     """POST the empty batch `[]` with `token` through `run`'s `RdClient` (it never sends anything else)."""
     if token is None:
         return _skip("rd-api", "no access token to call RD with")
     client = RdClient(
-        settings.rd_base_url, StaticToken(token), http, timeout_s=timeout_s, max_events=settings.batch_max_events
+        account.base_url, StaticToken(token), http, timeout_s=timeout_s, max_events=settings.batch_max_events
     )
     url = client.url
     try:
@@ -232,18 +366,39 @@ def _check_rd_api(settings: Settings, http: httpx.Client, token: Secret | None, 
     return _fail("rd-api", f"HTTP {status} from {url} ({reason}): {_excerpt(body)}")
 
 
-def _check_rd(settings: Settings, http: httpx.Client | None, timeout_s: float) -> list[CheckResult]:
-    """`rd-token` then `rd-api`, over `http` if given, else over `run`'s kind of client (closed after)."""
+def _named(result: CheckResult, suffix: str) -> CheckResult:
+    return CheckResult(result.status, result.name + suffix, result.detail)
+
+
+def _check_account(
+    settings: Settings, account: Account, http: httpx.Client | None, timeout_s: float, shared: _Store
+) -> list[CheckResult]:
+    """`rd-token` then `rd-api` of `account`, over `http` if given, else over `run`'s kind of client for the
+    account's base URL (closed after)."""
     try:
-        client = http or bounded_client(timeout_s, 2, settings.rd_base_url)
+        client = http or bounded_client(timeout_s, 2, account.base_url)
     except ConfigError as exc:  # a proxy run cannot use either
         return [_fail("rd-token", f"no HTTP client for RD: {exc}"), _skip("rd-api", "no HTTP client for RD")]
     try:
-        token_result, token = _obtain_token(settings, client)
-        return [token_result, _check_rd_api(settings, client, token, timeout_s)]
+        token_result, token = _obtain_token(settings, account, client, shared)
+        return [token_result, _check_rd_api(settings, account, client, token, timeout_s)]
     finally:
         if http is None:
             client.close()
+
+
+def _check_rd(settings: Settings, http: httpx.Client | None, timeout_s: float, shared: _Store) -> list[CheckResult]:
+    """`rd-token` and `rd-api` of every account: named `rd-token[<account>]`, `rd-api[<account>]`, except
+    when the only account is `default` (then plain `rd-token`, `rd-api`, as before accounts existed)."""
+    accounts = settings.rd_accounts()
+    if not accounts:
+        return [_skip("rd-token", "no RD credentials configured"), _skip("rd-api", "no access token to call RD with")]
+    plain = len(accounts) == 1 and accounts[0].name == DEFAULT_ACCOUNT
+    results = []
+    for account in accounts:
+        suffix = "" if plain else f"[{account.name}]"
+        results += [_named(r, suffix) for r in _check_account(settings, account, http, timeout_s, shared)]
+    return results
 
 
 # -- orchestration --------------------------------------------------------------------------------
@@ -252,10 +407,12 @@ def _check_rd(settings: Settings, http: httpx.Client | None, timeout_s: float) -
 def run_checks(settings: Settings, *, timeout_s: float, http: httpx.Client | None = None) -> list[CheckResult]:
     """Run every check after `config` on `settings` (blocking, at most a few times `timeout_s`)."""
     results: list[CheckResult] = []
+    kafka_error = None
     if settings.kafka_bootstrap_servers:
         metadata, error = _metadata(settings, timeout_s)
         results.append(_check_brokers(settings, metadata, error, timeout_s))
         if metadata is None:
+            kafka_error = error
             results.append(_skip("topics", "brokers unreachable"))
         else:
             results.append(_check_topics(settings, metadata))
@@ -267,16 +424,13 @@ def run_checks(settings: Settings, *, timeout_s: float, http: httpx.Client | Non
     finally:
         if http is None:
             client.close()
-    results += _check_rd(settings, http, timeout_s)
+    shared = _open_store(settings, kafka_error, timeout_s)
+    try:
+        results += _check_rd(settings, http, timeout_s, shared)
+    finally:
+        if shared.store is not None:
+            shared.store.close()
     return results
-
-
-def _secrets(settings: Settings) -> list[str]:
-    values = [settings.rd_access_token, settings.rd_client_secret, settings.rd_refresh_token]
-    values.append(settings.schema_registry_password)
-    revealed = [secret.reveal() for secret in values if secret is not None]
-    revealed += [value for key, value in settings.kafka.items() if any(w in key for w in ("password", "secret"))]
-    return revealed
 
 
 def _report(results: list[CheckResult], redact: Callable[[str], str], out: Any) -> int:
@@ -304,7 +458,7 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None) -> 
         print(f"FAIL config: {exc}", file=out)
         print("check: configuration cannot be loaded; nothing else was checked", file=out)
         return EXIT_CONFIG
-    redact = Redactor(_secrets(settings)).redact
+    redact = Redactor(settings.secret_values()).redact  # every account's secrets, the token store key...
     try:
         settings.require_pipeline()
         config = _pass("config", f"valid; {len(settings.topics)} source topic(s), group {settings.group_id}")

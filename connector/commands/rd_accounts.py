@@ -76,14 +76,15 @@ def tokens_of(
     )
 
 
-def token_store_of(settings: Settings) -> KafkaTokenStore | None:
-    """The token store replicas share (RDC_TOKEN_STORE), its topic created if missing; None when it is off or
-    no account uses the refresh flow (a static token has nothing to share)."""
+def token_store_of(settings: Settings, *, timeout_s: float = 15.0) -> KafkaTokenStore | None:
+    """The token store replicas share (RDC_TOKEN_STORE), its topic created if missing (within `timeout_s`);
+    None when it is off or no account uses the refresh flow (a static token has nothing to share). Raises
+    `ConnectorError` when the topic cannot be created."""
     if not settings.token_store or not any(account.refresh_flow for account in settings.rd_accounts()):
         return None
     store = KafkaTokenStore(settings.kafka_common(), settings.token_store_topic)
     try:
-        store.ensure_topic(timeout_s=15.0)
+        store.ensure_topic(timeout_s=timeout_s)
     except ConnectorError:
         store.close()
         raise

@@ -213,6 +213,12 @@ class KafkaTokenStore:
         if failures:
             raise ConnectorError(f"token store: writing to RDC_TOKEN_STORE_TOPIC={self.topic} failed: {failures[0]}")
 
+    def read_to_end(self, timeout_s: float = 10.0) -> None:
+        """Read the log to its current end (what `read` does first): proves the store can be read. Raises
+        `ConnectorError` when it cannot be within `timeout_s` (`check` calls it before any refresh)."""
+        with self._lock:
+            self._catch_up(timeout_s)
+
     def close(self) -> None:
         with self._lock:
             if self._consumer is not None:

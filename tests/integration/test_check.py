@@ -18,7 +18,7 @@ import pytest
 from connector.commands.check import cli
 from connector.commands.sample import generate_messages
 from connector.testing.kafka_tools import produce_acked
-from connector.testing.mock_rd import MockRdServer
+from connector.testing.mock_rd import MockAccount, MockRdServer
 from connector.testing.schema_registry import FakeSchemaRegistry
 from tests.integration.pipeline_support import Topics, connector_env, start_pipeline, wait_until
 
@@ -27,7 +27,8 @@ pytestmark = pytest.mark.integration
 CLIENT_ID = "check-client"
 CLIENT_SECRET = "cs-Very-Secret-4711"
 REFRESH_TOKEN = "rt-Refresh-Secret-0815"
-SECRETS = (CLIENT_SECRET, REFRESH_TOKEN)
+ACCOUNT_SECRETS = ("cs-North-Secret-1", "rt-North-Refresh-2", "cs-South-Secret-3", "rt-South-Refresh-4")
+SECRETS = (CLIENT_SECRET, REFRESH_TOKEN, *ACCOUNT_SECRETS)  # never in check's output
 
 
 @pytest.fixture
@@ -63,6 +64,7 @@ def env(kafka_bootstrap: str, rd: MockRdServer, topics: dict[str, str], tmp_path
         "RDC_RD_CLIENT_SECRET": CLIENT_SECRET,
         "RDC_RD_REFRESH_TOKEN": REFRESH_TOKEN,
         "RDC_RD_TOKEN_FILE": str(tmp_path / "state" / "rd-token.json"),
+        "RDC_TOKEN_STORE_TOPIC": f"{topics['RDC_RESULTS_TOPIC']}.tokens",  # one per test: no test adopts another's
         **topics,
     }
 
@@ -71,7 +73,8 @@ def run_check(env: dict[str, str], capsys: pytest.CaptureFixture[str], *args: st
     """Exit code and {check name: its line}; asserts no secret reached the output."""
     code = cli(["--timeout", "3", *args], env=env)
     out = capsys.readouterr().out
-    configured = [v for k, v in env.items() if ("TOKEN" in k or "SECRET" in k) and k != "RDC_RD_TOKEN_FILE" and v]
+    public = ("RDC_RD_TOKEN_FILE", "RDC_TOKEN_STORE", "RDC_TOKEN_STORE_TOPIC")
+    configured = [v for k, v in env.items() if ("TOKEN" in k or "SECRET" in k) and k not in public and v]
     for secret in (*SECRETS, *configured):
         assert secret not in out
     lines = {
@@ -109,7 +112,7 @@ def test_static_token_accepted(env: dict[str, str], rd: MockRdServer, capsys: py
     assert lines["rd-api"].startswith("PASS")
 
 
-def test_unreachable_broker(env: dict[str, str], capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreachable_broker(env: dict[str, str], rd: MockRdServer, capsys: pytest.CaptureFixture[str]) -> None:
     port = free_port()
     began = time.monotonic()
     code, lines = run_check({**env, "RDC_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}"}, capsys, "--timeout", "1")
@@ -118,7 +121,15 @@ def test_unreachable_broker(env: dict[str, str], capsys: pytest.CaptureFixture[s
     assert lines["brokers"].startswith(f"FAIL brokers: cannot reach 127.0.0.1:{port} within 1 s")
     assert "Connection refused" in lines["brokers"]
     assert lines["topics"] == "SKIP topics: brokers unreachable"
-    assert lines["rd-api"].startswith("PASS")  # the other checks still run
+    # the token store is on Kafka: no refresh without it (RD may rotate the refresh token run reads there)
+    topic = env["RDC_TOKEN_STORE_TOPIC"]
+    assert lines["rd-token"].startswith(f"FAIL rd-token: not refreshed: the token store RDC_TOKEN_STORE_TOPIC={topic}")
+    assert "Kafka is unreachable (see brokers)" in lines["rd-token"] and "Connection refused" in lines["rd-token"]
+    assert lines["rd-api"] == "SKIP rd-api: no access token to call RD with" and rd.requests == []
+
+    unstored = {**env, "RDC_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}", "RDC_TOKEN_STORE": "false"}
+    code, lines = run_check(unstored, capsys, "--timeout", "1")
+    assert code == 1 and lines["rd-api"].startswith("PASS")  # without the store the RD checks still run
 
 
 def test_missing_topic(env: dict[str, str], kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -229,6 +240,63 @@ def test_compose_wiring_on_loopback(
     assert all(line.startswith(("PASS", "SKIP rd-token")) for line in lines.values()), lines
 
 
+# -- several RD accounts: each reported -----------------------------------------------------------------
+
+
+def test_two_accounts_each_reported_one_refused(
+    kafka_bootstrap: str, topics: dict[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    accounts = {
+        "north": MockAccount("id-north", "cs-North-Secret-1", refresh_tokens=("rt-North-Refresh-2",)),
+        "south": MockAccount("id-south", "cs-South-Secret-3", refresh_tokens=("rt-South-Refresh-4",)),
+    }
+    config = tmp_path / "connector.toml"
+    config.write_text(
+        """
+[accounts.north]
+rd_client_id = "id-north"
+rd_client_secret_env = "NORTH_SECRET"
+rd_refresh_token_file = "%s"
+
+[accounts.south]
+rd_client_id = "id-south"
+rd_client_secret = "cs-South-Secret-3"
+rd_refresh_token = "rt-South-Refresh-4"
+"""
+        % (tmp_path / "north-refresh")
+    )
+    (tmp_path / "north-refresh").write_text("rt-North-Refresh-2\n")
+    with MockRdServer(accounts=accounts, strict_auth=True, rotate_refresh_token=True) as rd:
+        rd.configure_account("south", refuse_refresh=True)
+        env = {
+            "RDC_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "RDC_RD_BASE_URL": rd.url,
+            "RDC_TOKEN_STORE_TOPIC": f"{topics['RDC_RESULTS_TOPIC']}.tokens",
+            "NORTH_SECRET": "cs-North-Secret-1",
+            **topics,
+        }
+        code, lines = run_check(env, capsys, "--config", str(config))
+        tokens = [(r.account, r.status) for r in rd.requests if r.path == "/auth/token"]
+        probes = [(r.account, r.status) for r in rd.requests if r.path == "/platform/events/batch"]
+    assert code == 1, lines
+    topic = env["RDC_TOKEN_STORE_TOPIC"]
+    assert lines["rd-token[north]"] == (
+        f"PASS rd-token[north]: obtained an access token from {rd.url}/auth/token; published to the token store "
+        f"(RDC_TOKEN_STORE_TOPIC={topic}) for run and the replicas (RD rotated the refresh token: the new one is "
+        "there)"
+    )
+    assert lines["rd-api[north]"].startswith("PASS rd-api[north]: token accepted: HTTP 400")
+    assert lines["rd-token[south]"] == (
+        f"FAIL rd-token[south]: RD refused the refresh credentials of account south (HTTP 401 from "
+        f"{rd.url}/auth/token): INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set "
+        "rd_refresh_token of [accounts.south]"
+    )
+    assert lines["rd-api[south]"] == "SKIP rd-api[south]: no access token to call RD with"
+    assert "rd-token" not in lines and "rd-api" not in lines  # no account default here
+    assert tokens == [("north", 200), ("south", 401)] and probes == [("north", 400)]
+    assert [line.split()[0] for name, line in lines.items() if not name.startswith("rd-")] == ["PASS"] * 3 + ["SKIP"]
+
+
 # -- a rotating RD: check must never lock run out ------------------------------------------------------
 
 
@@ -274,7 +342,43 @@ def _stored(token_file: Path) -> str:
     return value
 
 
-def test_check_then_run_with_a_rotating_rd_and_a_token_file(
+def test_check_then_run_with_a_rotating_rd_and_the_token_store(
+    kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """check, run, check, run share the token store (RDC_TOKEN_STORE_TOPIC, one per test): no token file."""
+    topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
+    with _rotating_rd() as rd:
+        env = _run_env(kafka_bootstrap, rd, topics)
+        topic = env["RDC_TOKEN_STORE_TOPIC"]
+        code, lines = run_check(env, capsys)
+        assert code == 0, lines
+        assert lines["rd-token"] == (
+            f"PASS rd-token: obtained an access token from {rd.url}/auth/token; published to the token store "
+            f"(RDC_TOKEN_STORE_TOPIC={topic}) for run and the replicas (RD rotated the refresh token: the new one "
+            "is there)"
+        )
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=64)  # not locked out: it read the store
+
+        code, lines = run_check(env, capsys)
+        assert code == 0, lines
+        assert lines["rd-token"] == (
+            f"PASS rd-token: valid access token from the token store (RDC_TOKEN_STORE_TOPIC={topic}); not refreshed"
+        )
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=65)
+
+        rd.expire_access_tokens()  # RD refuses the stored access token: run refreshes with the stored refresh token
+        _run_delivers(kafka_bootstrap, topics, rd, env, seed=66)
+        refreshes = [r.status for r in rd.requests if r.path == "/auth/token"]
+        issued = rd.issued_tokens()
+    # The first check refreshed (RD rotated the configured refresh token) and published RD's answer; the
+    # first run, the second check and the second run each adopted that still valid access token from the store
+    # instead of refreshing (a token file alone made that 4 refreshes, see the test below). After RD expired
+    # it, the third run refreshed with the rotated refresh token from the store: RD accepted it.
+    assert refreshes == [200, 200]
+    assert not [t for t in issued if t in capsys.readouterr().out]
+
+
+def test_check_then_run_with_a_rotating_rd_and_a_token_file_without_the_store(
     kafka_bootstrap: str,
     make_topic: Callable[..., str],
     group_id: str,
@@ -284,7 +388,7 @@ def test_check_then_run_with_a_rotating_rd_and_a_token_file(
     topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
     token_file = tmp_path / "state" / "rd-token.json"
     with _rotating_rd() as rd:
-        env = _run_env(kafka_bootstrap, rd, topics, RDC_RD_TOKEN_FILE=str(token_file))
+        env = _run_env(kafka_bootstrap, rd, topics, RDC_RD_TOKEN_FILE=str(token_file), RDC_TOKEN_STORE="false")
         code, lines = run_check(env, capsys)
         assert code == 0, lines
         assert "RD rotated the refresh token" in lines["rd-token"] and str(token_file) in lines["rd-token"]
@@ -310,7 +414,7 @@ def test_without_a_token_file_check_does_not_spend_the_refresh_token(
 ) -> None:
     topics = Topics(make_topic("src", 1), make_topic("results"), make_topic("dlq"), 1, group_id)
     with _rotating_rd() as rd:
-        env = _run_env(kafka_bootstrap, rd, topics)
+        env = _run_env(kafka_bootstrap, rd, topics, RDC_TOKEN_STORE="false")
         code, lines = run_check(env, capsys)
         assert code == 1, lines
         assert lines["rd-token"].startswith("FAIL rd-token: not refreshed: RDC_RD_TOKEN_FILE is not set")
@@ -325,7 +429,8 @@ def test_an_unwritable_token_file_fails_check_before_any_refresh(
 ) -> None:
     (tmp_path / "not-a-directory").write_text("")
     token_file = tmp_path / "not-a-directory" / "rd-token.json"
-    code, lines = run_check({**env, "RDC_RD_TOKEN_FILE": str(token_file)}, capsys)
-    assert code == 1
-    assert lines["rd-token"].startswith(f"FAIL rd-token: not refreshed: RDC_RD_TOKEN_FILE={token_file} cannot be")
+    for store in ("true", "false"):  # a token file, when set, must be writable with the store too
+        code, lines = run_check({**env, "RDC_RD_TOKEN_FILE": str(token_file), "RDC_TOKEN_STORE": store}, capsys)
+        assert code == 1
+        assert lines["rd-token"].startswith(f"FAIL rd-token: not refreshed: RDC_RD_TOKEN_FILE={token_file} cannot be")
     assert rd.requests == []
