@@ -242,20 +242,10 @@ def _store_failure(settings: Settings, problem: str) -> str:
     )
 
 
-def _refusal(account: Account, url: str, exc: AuthFatal) -> str:
-    """What RD's refusal of `account`'s refresh means, and what to do, in the account's own settings."""
-    if account.name == DEFAULT_ACCOUNT:
-        return f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"
-    table, text = f"[accounts.{account.name}]", str(exc)
-    if "INVALID_REFRESH_TOKEN" in text:
-        todo = (
-            f"INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set rd_refresh_token of {table}"
-        )
-    elif "ACCESS_DENIED" in text:
-        todo = f"ACCESS_DENIED: check rd_client_id and rd_client_secret of {table}"
-    else:
-        todo = f"check the credentials of {table}"
-    return f"RD refused the refresh credentials of account {account.name} (HTTP {exc.status} from {url}): {todo}"
+def _refusal(url: str, exc: AuthFatal) -> str:
+    """What RD's refusal of an account's refresh means, and what to do: `exc` says it in the account's own
+    settings (rd/auth.py `_refusal_message`)."""
+    return f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"
 
 
 def _obtain_token(
@@ -299,7 +289,7 @@ def _obtain_token(
     try:
         access = tokens.token()
     except AuthFatal as exc:
-        return _fail("rd-token", _refusal(account, url, exc)), None
+        return _fail("rd-token", _refusal(url, exc)), None
     except AuthUnavailable as exc:
         return _fail("rd-token", f"no access token from {url}: {exc}"), None
     if store is None:

@@ -328,8 +328,8 @@ class RefreshingToken:
             raise AuthUnavailable(f"token endpoint answered {response.status_code}")
         if response.status_code != 200:
             if "INVALID_REFRESH_TOKEN" in _refusal_kinds(response):
-                raise _RefreshTokenRefused(_refusal_message(response), response.status_code)
-            raise AuthFatal(_refusal_message(response), response.status_code)
+                raise _RefreshTokenRefused(_refusal_message(response, self.account), response.status_code)
+            raise AuthFatal(_refusal_message(response, self.account), response.status_code)
         if not response.complete:
             raise AuthUnavailable(f"token endpoint answered 200 with more than {TOKEN_ANSWER_MAX_BYTES} bytes")
         try:
@@ -532,13 +532,26 @@ def _refusal_kinds(response: Answer) -> set[Any]:
     return kinds
 
 
-def _refusal_message(response: Answer) -> str:
+def _refusal_message(response: Answer, account: str = "default") -> str:
+    """What RD's refusal means and which settings to fix (the account's own keys for a named account). The
+    error type is not written `NAME: value`: the log redactor would take the words after it for a token."""
     kinds = _refusal_kinds(response)
+    named = account != "default"
+    where = f" of account {account}" if named else ""
+    refresh = f"rd_refresh_token of [accounts.{account}]" if named else "RDC_RD_REFRESH_TOKEN"
+    app = (
+        f"rd_client_id and rd_client_secret of [accounts.{account}]"
+        if named
+        else "RDC_RD_CLIENT_ID and RDC_RD_CLIENT_SECRET"
+    )
     if "INVALID_REFRESH_TOKEN" in kinds:
+        stale = (
+            " (and, with the token store off, remove RDC_RD_TOKEN_FILE if it holds the old one)" if not named else ""
+        )
         return (
-            "RD refused the refresh token (INVALID_REFRESH_TOKEN: invalid or revoked). Authorise the app again, "
-            "set RDC_RD_REFRESH_TOKEN to the new token and remove RDC_RD_TOKEN_FILE if it holds the old one"
+            f"RD refused the refresh token{where} as INVALID_REFRESH_TOKEN (invalid or revoked). Authorise the app "
+            f"again and set {refresh} to the new token{stale}"
         )
     if "ACCESS_DENIED" in kinds:
-        return "RD refused the app credentials (ACCESS_DENIED): check RDC_RD_CLIENT_ID and RDC_RD_CLIENT_SECRET"
-    return f"RD's token endpoint refused the refresh with HTTP {response.status_code}: check the RDC_RD_* credentials"
+        return f"RD refused the app credentials{where} (ACCESS_DENIED): check {app}"
+    return f"RD's token endpoint refused the refresh{where} with HTTP {response.status_code}: check {refresh} and {app}"

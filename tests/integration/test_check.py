@@ -287,9 +287,9 @@ rd_refresh_token = "rt-South-Refresh-4"
     )
     assert lines["rd-api[north]"].startswith("PASS rd-api[north]: token accepted: HTTP 400")
     assert lines["rd-token[south]"] == (
-        f"FAIL rd-token[south]: RD refused the refresh credentials of account south (HTTP 401 from "
-        f"{rd.url}/auth/token): INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set "
-        "rd_refresh_token of [accounts.south]"
+        f"FAIL rd-token[south]: RD refused the refresh credentials (HTTP 401 from {rd.url}/auth/token): RD "
+        "refused the refresh token of account south as INVALID_REFRESH_TOKEN (invalid or revoked). Authorise the "
+        "app again and set rd_refresh_token of [accounts.south] to the new token"
     )
     assert lines["rd-api[south]"] == "SKIP rd-api[south]: no access token to call RD with"
     assert "rd-token" not in lines and "rd-api" not in lines  # no account default here

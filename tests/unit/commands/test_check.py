@@ -361,9 +361,9 @@ def test_an_account_whose_refresh_rd_refuses_fails_naming_it(
     assert results["rd-token[north]"] == CheckResult(
         "FAIL",
         "rd-token[north]",
-        f"RD refused the refresh credentials of account north (HTTP 401 from {NORTH}/auth/token): "
-        "INVALID_REFRESH_TOKEN (invalid or revoked): authorise the app again and set rd_refresh_token of "
-        "[accounts.north]",
+        f"RD refused the refresh credentials (HTTP 401 from {NORTH}/auth/token): RD refused the refresh token of "
+        "account north as INVALID_REFRESH_TOKEN (invalid or revoked). Authorise the app again and set "
+        "rd_refresh_token of [accounts.north] to the new token",
     )
     assert results["rd-api[north]"].status == "SKIP"
     assert results["rd-token[default]"].status == "PASS" and results["rd-api[south]"].status == "PASS"

@@ -362,7 +362,7 @@ def test_invalid_refresh_token_with_nothing_newer_is_fatal_after_polling() -> No
     sleeps = Sleeps(clock)
     oks: list[bool] = []
     provider = replica(endpoint, store, clock, sleep=sleeps, on_refresh=oks.append)
-    with pytest.raises(AuthFatal, match=r"INVALID_REFRESH_TOKEN.*RDC_RD_REFRESH_TOKEN") as info:
+    with pytest.raises(AuthFatal, match=r"INVALID_REFRESH_TOKEN.*rd_refresh_token of \[accounts.shop-a\]") as info:
         provider.token()
     assert type(info.value) is AuthFatal and info.value.status == 401
     assert sum(sleeps.pauses) == pytest.approx(2.5)
@@ -376,7 +376,7 @@ def test_invalid_refresh_token_without_a_store_is_fatal_at_once() -> None:
     clock, endpoint = FakeClock(), TokenEndpoint()
     endpoint.reply = refusing(REFRESH_TOKEN)
     sleeps = Sleeps(clock)
-    with pytest.raises(AuthFatal, match="RDC_RD_REFRESH_TOKEN"):
+    with pytest.raises(AuthFatal, match=r"rd_refresh_token of \[accounts.shop-a\]"):
         replica(endpoint, None, clock, sleep=sleeps).token()
     assert sleeps.pauses == []
 
