@@ -148,7 +148,7 @@ def _credential(
     path = Path(raw.strip())
     try:
         value = read_file(path).strip()
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 (UnicodeDecodeError), a NUL in the path
         raise ConfigError(f"{where} {source}: cannot read {path} ({type(exc).__name__})") from exc
     if not value:
         raise ConfigError(f"{where} {source}: {path} is empty")
