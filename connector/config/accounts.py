@@ -63,14 +63,18 @@ class Account:
         return [s.reveal() for s in (self.access_token, self.client_secret, self.refresh_token) if s is not None]
 
     def require(self, where: str) -> None:
-        """Raise `ConfigError` unless the credentials are complete. `where` names them in the message."""
-        flow = (self.client_id, self.client_secret, self.refresh_token)
-        if any(flow) and not all(flow):
-            raise ConfigError(f"RD refresh flow of {where} is incomplete: set all of its client id, client secret "
-                              "and refresh token")  # fmt: skip
-        if not self.access_token and not all(flow):
-            raise ConfigError(f"{where} has no RD credentials: set an access token, or a client id + client "
-                              "secret + refresh token")  # fmt: skip
+        """Raise `ConfigError` unless the credentials are complete. `where` names the account's table; the
+        message names its keys."""
+        flow = {"rd_client_id": self.client_id, "rd_client_secret": self.client_secret,
+                "rd_refresh_token": self.refresh_token}  # fmt: skip
+        missing = [key for key, value in flow.items() if not value]
+        if 0 < len(missing) < len(flow):
+            raise ConfigError(f"RD refresh flow of {where} is incomplete: set {' and '.join(missing)} too (in the "
+                              "table, as <key>_file or as <key>_env), or remove the rest of the flow")  # fmt: skip
+        if not self.access_token and missing:
+            raise ConfigError(f"{where} has no RD credentials: set rd_access_token, or rd_client_id + "
+                              "rd_client_secret + rd_refresh_token (each in the table, as <key>_file or as "
+                              "<key>_env)")  # fmt: skip
 
 
 def parse_accounts(
@@ -101,7 +105,10 @@ def parse_accounts(
                 "(at most 63, starting with a letter or digit)"
             )
         if not isinstance(table, Mapping):
-            raise ConfigError(f"config file: [accounts.{name}] must be a table")
+            raise ConfigError(
+                f"config file: [accounts.{name}] must be a table of the account's keys, not a value: write "
+                f"[accounts.{name}] on a line of its own and its keys below"
+            )
         unknown = sorted(set(table) - set(_KNOWN))
         if unknown:
             raise ConfigError(
@@ -143,15 +150,20 @@ def _credential(
     if source.endswith("_env"):
         value = env.get(raw.strip(), "").strip()
         if not value:
-            raise ConfigError(f"{where} {source}: the environment variable {raw.strip()} is not set or empty")
+            raise ConfigError(
+                f"{where} {source}: the environment variable {raw.strip()} is not set or empty: set it, or give "
+                f"{key} another way"
+            )
         return value
     path = Path(raw.strip())
     try:
         value = read_file(path).strip()
-    except OSError as exc:
-        raise ConfigError(f"{where} {source}: cannot read {path} ({type(exc).__name__})") from exc
+    except (OSError, ValueError) as exc:  # ValueError: not UTF-8 (UnicodeDecodeError), a NUL in the path
+        raise ConfigError(
+            f"{where} {source}: cannot read {path} ({type(exc).__name__}): expected a readable UTF-8 file holding {key}"
+        ) from exc
     if not value:
-        raise ConfigError(f"{where} {source}: {path} is empty")
+        raise ConfigError(f"{where} {source}: {path} is empty: expected it to hold {key}")
     return value
 
 

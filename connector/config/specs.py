@@ -46,7 +46,9 @@ def _between(convert: Callable[[Any], float], kind: str, low: float, high: float
     def parse(name: str, raw: Any) -> Any:
         try:
             value = convert(raw) if not isinstance(raw, bool) else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf) of a TOML `inf`
+            value = None
+        if isinstance(raw, float) and value != raw:  # int(12.7) is 12: a TOML fraction is no integer (nor is nan)
             value = None
         if value is None or not low <= value <= high:
             raise ConfigError(f"{name}={raw!r} is invalid: expected {kind} from {low} to {high}")

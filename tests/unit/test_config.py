@@ -182,6 +182,20 @@ def test_bad_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "shown"),
+    [("inf", "inf"), ("-inf", "-inf"), ("nan", "nan"), ("1000.5", "1000.5"), ("1e400", "inf")],
+)
+def test_integer_setting_refuses_a_toml_float_that_is_no_integer(tmp_path: Path, value: str, shown: str) -> None:
+    """int(inf) raised OverflowError (a traceback, not a ConfigError) and int(1000.5) passed as 1000."""
+    config = tmp_path / "rdc.toml"
+    config.write_text(f"batch_max_bytes = {value}\n")
+    with pytest.raises(ConfigError, match=re.escape(f"RDC_BATCH_MAX_BYTES={shown} is invalid: expected an integer")):
+        load_settings({}, config)
+    config.write_text("batch_max_bytes = 1e5\n")  # an integral float is still an integer
+    assert load_settings({}, config).batch_max_bytes == 100_000
+
+
+@pytest.mark.parametrize(
     ("drop", "message"),
     [
         pytest.param("RDC_KAFKA_BOOTSTRAP_SERVERS", "RDC_KAFKA_BOOTSTRAP_SERVERS is not set", id="bootstrap"),
