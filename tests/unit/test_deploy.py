@@ -29,6 +29,7 @@ from connector.errors import ConfigError
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 KUBERNETES = ROOT / "deploy" / "kubernetes.yaml"
+KUBERNETES_SECRET = ROOT / "deploy" / "kubernetes-secret.env.example"
 DOCKERFILE = ROOT / "Dockerfile"
 OUR_IMAGE = "rd-connector"
 
@@ -243,17 +244,34 @@ def manifests() -> dict[str, dict[str, Any]]:
     return {doc["kind"]: doc for doc in documents}
 
 
-def test_kubernetes_documents(manifests: dict[str, dict[str, Any]]) -> None:
-    assert {"Deployment", "Secret", "ConfigMap"} <= set(manifests)
+@pytest.fixture(scope="module")
+def secret_keys() -> dict[str, str]:
+    """The Secret's keys, as `kubectl create secret generic --from-env-file` reads the example file."""
+    lines = KUBERNETES_SECRET.read_text().splitlines()
+    pairs = [line.split("=", 1) for line in lines if line.strip() and not line.startswith("#")]
+    return {key: value for key, value in pairs}
+
+
+def test_kubernetes_documents(manifests: dict[str, dict[str, Any]], secret_keys: dict[str, str]) -> None:
+    assert {"Deployment", "ConfigMap", "PodDisruptionBudget"} <= set(manifests)
+    assert "Secret" not in manifests  # an apply would overwrite the real one with placeholders
+    text = KUBERNETES.read_text()
+    assert "kubectl create secret generic rd-connector --from-env-file=" in text
     assert_known_settings(manifests["ConfigMap"]["data"])
-    assert_known_settings(manifests["Secret"]["stringData"])
-    secret_keys = set(manifests["Secret"]["stringData"])
-    assert {"RDC_RD_CLIENT_SECRET", "RDC_RD_REFRESH_TOKEN"} <= secret_keys
+    assert_known_settings(secret_keys)
+    assert {"RDC_RD_CLIENT_SECRET", "RDC_RD_REFRESH_TOKEN", "RDC_TOKEN_STORE_KEY"} <= set(secret_keys)
     assert not any(k in manifests["ConfigMap"]["data"] for k in secret_keys), "a credential in the ConfigMap"
 
 
-def test_kubernetes_settings_load(manifests: dict[str, dict[str, Any]]) -> None:
-    env = {**manifests["ConfigMap"]["data"], **manifests["Secret"]["stringData"]}
+def test_kubernetes_disruption_budget_lets_a_drain_evict_unready_pods(manifests: dict[str, dict[str, Any]]) -> None:
+    """While RD is down every pod is NotReady; a drain must still be able to evict them."""
+    spec = manifests["PodDisruptionBudget"]["spec"]
+    assert spec["unhealthyPodEvictionPolicy"] == "AlwaysAllow" and spec["maxUnavailable"] == 1
+    assert spec["selector"] == manifests["Deployment"]["spec"]["selector"]
+
+
+def test_kubernetes_settings_load(manifests: dict[str, dict[str, Any]], secret_keys: dict[str, str]) -> None:
+    env = {**manifests["ConfigMap"]["data"], **secret_keys}
     settings = load_settings(env)
     settings.require_pipeline()
     assert settings.rd_base_url.startswith("https://") and not settings.allow_insecure_http
@@ -265,7 +283,7 @@ def test_kubernetes_deployment(manifests: dict[str, dict[str, Any]], monkeypatch
     pod = deployment["spec"]["template"]["spec"]
     (container,) = pod["containers"]
     parse_command(list(container["args"]), monkeypatch)
-    assert {"secretRef": {"name": manifests["Secret"]["metadata"]["name"]}} in container["envFrom"]
+    assert {"secretRef": {"name": "rd-connector"}} in container["envFrom"]
     port = next(p for p in container["ports"] if p["name"] == "metrics")
     assert str(port["containerPort"]) == config["RDC_METRICS_PORT"]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
