@@ -22,6 +22,10 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "connector.commands.check",
         "preflight: validate the configuration, reach Kafka, the Schema Registry and RD",
     ),
+    "config": (
+        "connector.commands.show_config",
+        "print the effective configuration: each setting, its value and source, secrets masked",
+    ),
     "mapping": ("connector.commands.mapping", "mapping check | mapping test: RDC_MAPPINGS against schemas and tests"),
     "dry-run": (
         "connector.commands.dry_run",

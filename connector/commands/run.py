@@ -13,6 +13,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -25,6 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-def
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
 from connector.commands.rd_accounts import account_edges, default_account_of
 from connector.config import Settings, load_settings
+from connector.config.describe import settings_help
 from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
 from connector.ledger.scan import Ledger
@@ -216,7 +218,13 @@ def _ledger(settings: Settings, decoder: Decoder, destinations: Mapping[str, str
 
 
 def cli(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="rd-connector run", description="Run the connector.")
+    width = min(shutil.get_terminal_size().columns, 100) - 2  # as argparse wraps its own part
+    parser = argparse.ArgumentParser(
+        prog="rd-connector run",
+        description="Run the connector.",
+        epilog=settings_help(width),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="TOML configuration file (environment variables win)")
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as closing:  # the HTTP clients build_pipeline made, closed when run ends

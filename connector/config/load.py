@@ -19,7 +19,7 @@ from connector.config.settings import Settings
 from connector.config.specs import SPECS
 from connector.errors import ConfigError
 
-__all__ = ["KAFKA_ENV_PREFIX", "load_settings"]
+__all__ = ["KAFKA_ENV_PREFIX", "load_settings", "set_in_env"]
 
 KAFKA_ENV_PREFIX: Final = "RDC_KAFKA__"
 
@@ -65,6 +65,11 @@ def _file_values(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, str
     return values, kafka, accounts
 
 
+def set_in_env(env: Mapping[str, str], name: str) -> bool:
+    """Whether the variable `name` sets its setting: an empty variable counts as unset (compose's ${VAR:-})."""
+    return bool(env.get(name, "").strip())
+
+
 def load_settings(
     env: Mapping[str, str], config_file: str | Path | None = None, *, account_secrets: bool = True
 ) -> Settings:
@@ -77,7 +82,7 @@ def load_settings(
     path = config_file or env.get("RDC_CONFIG_FILE")
     raw, kafka, tables = _file_values(_read_file(Path(path))) if path else ({}, {}, {})
     for spec in SPECS:
-        if env.get(spec.env, "").strip():  # an empty variable counts as unset (compose's ${VAR:-})
+        if set_in_env(env, spec.env):
             raw[spec.name] = env[spec.env]
     for name, value in env.items():
         if name.startswith(KAFKA_ENV_PREFIX) and len(name) > len(KAFKA_ENV_PREFIX):
