@@ -71,6 +71,7 @@ def build_pipeline(
     shares, and the Schema Registry's): `cli` closes them when the run ends, or when the build fails."""
     metrics = metrics or Metrics()
     health = health or Health(max_failing_s=settings.ready_max_failing_s)
+    metrics.watch_ready(lambda: health.readiness()[0])
     settings.require_pipeline()
     catalog = SchemaCatalog.load(settings.schema_dir)
     # Every mapping against every known schema, before anything connects: a broken file stops here (exit 2).
@@ -246,7 +247,7 @@ def _run(config: str | None, closing: contextlib.ExitStack) -> int:
     probe = None
     if settings.metrics_port:
         try:
-            probe = ProbeServer(health, metrics.render, settings.metrics_host, settings.metrics_port).start()
+            probe = ProbeServer(health, metrics.registry, settings.metrics_host, settings.metrics_port).start()
         except OSError as exc:
             print(f"rd-connector: RDC_METRICS_PORT={settings.metrics_port} cannot be bound: {exc}", file=sys.stderr)
             return EXIT_CONFIG

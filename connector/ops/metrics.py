@@ -1,8 +1,18 @@
 """Prometheus metrics of one pipeline, in a private registry (several pipelines or tests in one process
-never clash). `render()` returns the text exposition served at `/metrics` (see `http_probe`).
+never clash). `registry` is what `probe_server.ProbeServer` serves at `/metrics` (prometheus_client's own
+exposition: text or OpenMetrics, gzip); `render()` returns the text exposition (tests).
+
+The registry also holds prometheus_client's process (`process_*`: CPU, RSS, fds), platform (`python_info`)
+and GC (`python_gc_*`) collectors, and no `_created` series (see `Metrics.__init__`). Every known label value
+is present at 0 from the start, so `increase()` sees the first occurrence: dead letters by every (stage,
+reason) of `DEAD_LETTER_REASONS`, batches by every outcome, and per configured account (`accounts(names)`)
+delivered, blocked, throttled by kind, token refreshes by result, requests by status class and retries by
+every cause of `RETRY_CAUSES`.
 
 | metric | type | labels | unit, meaning |
 |---|---|---|---|
+| `rdc_build_info` | gauge | `version`, `python`, `confluent_kafka`, `librdkafka` | 1; the versions running |
+| `rdc_ready` | gauge | | 1 while `/readyz` answers 200 (read at each scrape; `watch_ready`) |
 | `rdc_events_consumed_total` | counter | | records taken from Kafka, tombstones included |
 | `rdc_events_delivered_total` | counter | `account` | events RD accepted (200 with their UUID) |
 | `rdc_events_dead_lettered_total` | counter | `stage`, `reason` | records written to the dead-letter topic |
@@ -45,7 +55,7 @@ Who calls what, and how often (each method's docstring repeats it):
   `possible_duplicates.inc(len(batch))`; per refresh: `token_refreshed(ok, account)`; per 429:
   `rate_limited(kind, account)` and `pause_seconds.inc(s)` (the seconds the pause was extended by), and
   `rd_quota_reset_timestamp.set(epoch)` on a long account pause. `watch_rate(account, read)` once at start:
-  the gauge reads the gate's rate at each scrape.
+  the gauge reads the gate's rate at each scrape; `accounts(names)` and `watch_ready(read)` once at start.
 - per batch (lane): `in_flight_bytes.inc(b)` when taken, `.dec(b)` when done; `batch_done(outcome)`;
   on acceptance `delivered(n, account)` and `observe_delivery_latency(now - oldest consume time)`.
 
@@ -58,18 +68,38 @@ wrong on Tansu (it answers the last batch's base offset + 1), and querying would
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
 import math
+import platform
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+    disable_created_metrics,
+    generate_latest,
+)
 
 from connector.config.accounts import DEFAULT_ACCOUNT
 
-__all__ = ["CONTENT_TYPE", "Metrics", "WatermarkSource", "status_class"]
-
-CONTENT_TYPE: Final = CONTENT_TYPE_LATEST
+__all__ = [
+    "BATCH_OUTCOMES",
+    "DEAD_LETTER_REASONS",
+    "RETRY_CAUSES",
+    "STATUS_CLASSES",
+    "TOKEN_REFRESH_RESULTS",
+    "Metrics",
+    "WatermarkSource",
+    "build_info",
+    "status_class",
+]
 
 _BYTES_BUCKETS: Final = (1_000, 5_000, 10_000, 25_000, 50_000, 100_000, 150_000, 180_000, 195_000, 200_000, 1e6)
 _FILL_BUCKETS: Final = (0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0)
@@ -78,6 +108,89 @@ _LATENCY_BUCKETS: Final = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 _DELIVERY_BUCKETS: Final = (0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 _OFFSET_INVALID: Final = -1001
 _RATE_LIMIT_KINDS: Final = ("account", "contact")
+
+#: Every (stage, reason) the connector dead-letters (README "Dead-letter reasons"; a test compares the two and
+#: scans the source for reasons): each series exists at 0 from the start, so `increase()` sees the first one.
+DEAD_LETTER_REASONS: Final = (
+    *(
+        ("decode", reason)
+        for reason in (
+            "bad_magic_byte",
+            "truncated_body",
+            "unknown_fingerprint",
+            "unknown_schema_id",
+            "unsupported_schema",
+            "incompatible_schema",
+            "corrupt_body",
+            "unexpected_error",
+        )
+    ),
+    *(
+        ("map", reason)
+        for reason in (
+            "unknown_record",
+            "schema_mismatch",
+            "no_event_type",
+            "unknown_account",
+            "removed_event_type",
+            "unknown_event_type",
+            "invalid_payload_json",
+            "missing_required_field",
+            "invalid_email",
+            "invalid_url",
+            "invalid_currency",
+            "negative_amount",
+            "invalid_quantity",
+            "value_too_long",
+            "invalid_option",
+            "invalid_legal_basis",
+            "not_a_string",
+            "invalid_decimal",
+            "payload_too_deep",
+            "unencodable_payload",
+            "invalid_field",
+            "event_too_large",
+            "unexpected_error",
+        )
+    ),
+    ("encode", "unexpected_error"),
+    ("send", "rejected_by_rd"),
+    ("send", "contact_rate_limited"),
+)
+BATCH_OUTCOMES: Final = ("delivered", "split", "abandoned", "failed")
+STATUS_CLASSES: Final = ("2xx", "4xx", "5xx", "error")
+#: The retry causes `rd.retry` decides (and `auth_unavailable`: the token endpoint did not answer). A 5xx
+#: other than these (`status_520`) or another 4xx not in RD's format (`status_404_not_rd`) appears when it
+#: first happens.
+RETRY_CAUSES: Final = (
+    "status_429",
+    "status_503",
+    "status_500",
+    "status_502",
+    "status_504",
+    "status_408",
+    "status_413_not_rd",
+    "timeout",
+    "connection_error",
+    "auth_unavailable",
+)
+TOKEN_REFRESH_RESULTS: Final = ("ok", "failed", "adopted")
+
+
+def build_info() -> dict[str, str]:
+    """The labels of `rdc_build_info`: the connector's, Python's, confluent-kafka's and librdkafka's versions."""
+    import confluent_kafka
+
+    try:
+        version = importlib.metadata.version("rd-connector")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        version = "unknown"
+    return {
+        "version": version,
+        "python": platform.python_version(),
+        "confluent_kafka": str(confluent_kafka.__version__),  # version() is a tuple in some releases, a str in 2.16
+        "librdkafka": str(confluent_kafka.libversion()[0]),
+    }
 
 
 class WatermarkSource(Protocol):
@@ -95,8 +208,19 @@ class Metrics:
     """Every instrument of one connector process. Thread-safe (prometheus_client locks per update)."""
 
     def __init__(self) -> None:
+        # No `_created` series (one per counter and histogram child: noise no query uses). prometheus_client
+        # has no per-registry switch: its flag is process-wide and read at every scrape. Its environment variable
+        # (PROMETHEUS_DISABLE_CREATED_SERIES) is read once, when prometheus_client is first imported, which is
+        # before any code of ours runs; this call sets the same flag whenever it runs, so it always takes effect.
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        ProcessCollector(registry=r)  # process_*: CPU, RSS, open fds, start time (read from /proc at each scrape)
+        PlatformCollector(registry=r)  # python_info
+        GCCollector(registry=r)  # python_gc_*: collections per generation (gc.get_stats() at each scrape)
+        Info("rdc_build", "Versions of the connector and of the libraries that move the data", registry=r).info(
+            build_info()
+        )
         self.events_consumed = Counter("rdc_events_consumed", "Records taken from Kafka", registry=r)
         self._delivered = Counter("rdc_events_delivered", "Events accepted by RD", ["account"], registry=r)
         self._dead_lettered = Counter(
@@ -105,7 +229,11 @@ class Metrics:
         self.tombstones_skipped = Counter("rdc_tombstones_skipped", "Null-value records skipped", registry=r)
         self._skipped = Counter("rdc_events_skipped", "Records their mapping skips", ["mapping"], registry=r)
         self.values_trimmed = Counter("rdc_values_trimmed", "Lists and strings cut to RD's caps", registry=r)
+        for stage, reason in DEAD_LETTER_REASONS:
+            self._dead_lettered.labels(stage, reason)  # every known reason at 0 from the start
         self._batches = Counter("rdc_batches", "Closed batches by final outcome", ["outcome"], registry=r)
+        for outcome in BATCH_OUTCOMES:
+            self._batches.labels(outcome)
         self._requests = Counter("rdc_requests", "POSTs to RD by answer class", ["status_class", "account"], registry=r)
         self._body_bytes = Histogram(
             "rdc_request_body_bytes", "Body size of each POST to RD", buckets=_BYTES_BUCKETS, registry=r
@@ -121,8 +249,6 @@ class Metrics:
         )
         self._retries = Counter("rdc_retries", "Retries of a batch by cause", ["cause", "account"], registry=r)
         self.rd_throttled = Counter("rdc_rd_throttled", "RD 429 answers by kind", ["kind", "account"], registry=r)
-        for kind in _RATE_LIMIT_KINDS:
-            self.rd_throttled.labels(kind, DEFAULT_ACCOUNT)  # exposed at 0 from the start
         self.rd_quota_reset_timestamp = Gauge(
             "rdc_rd_quota_reset_timestamp_seconds",
             "Epoch seconds RD last said the account's quota resets (a long 429); 0: never",
@@ -172,6 +298,9 @@ class Metrics:
             "rdc_rate_per_second", "Requests/s the adaptive rate allows now (0: unlimited)", ["account"], registry=r
         )
         self.pause_seconds = Counter("rdc_rate_pause_seconds", "Seconds every lane was held by 429s", registry=r)
+        self._ready = Gauge("rdc_ready", "1 while /readyz answers 200 (read at each scrape)", registry=r)
+        self._accounts: list[str] = []
+        self.accounts([DEFAULT_ACCOUNT])  # the single-account case; `accounts()` replaces it
 
     # -- per record / per batch ------------------------------------------------------------------------
 
@@ -219,14 +348,36 @@ class Metrics:
         self._account_blocked.labels(account).set(1 if blocked else 0)
 
     def accounts(self, names: Iterable[str]) -> None:
-        """Every account's series present from the start (at 0): an alert on `increase()` sees the first one."""
+        """The configured accounts (call once at start): each one's series present at 0 (an alert on
+        `increase()` sees the first one); the zero series of a former list (`default`, which `__init__` sets
+        up for the single-account case) are removed when they are not among `names`."""
+        names = list(names)
+        for name in self._accounts:
+            if name not in names:
+                self._account_series(name, remove=True)
         for name in names:
-            self._delivered.labels(name)
-            self._account_blocked.labels(name).set(0)
-            for kind in ("account", "contact"):
-                self.rd_throttled.labels(kind, name)
-            for result in ("ok", "failed", "adopted"):
-                self._token_refreshes.labels(result, name)
+            self._account_series(name, remove=False)
+        self._accounts = names
+
+    def _account_series(self, account: str, remove: bool) -> None:
+        labelled: list[tuple[Counter | Gauge, tuple[str, ...]]] = [
+            (self._delivered, ()),
+            (self._account_blocked, ()),
+            *((self.rd_throttled, (kind,)) for kind in _RATE_LIMIT_KINDS),
+            *((self._token_refreshes, (result,)) for result in TOKEN_REFRESH_RESULTS),
+            *((self._requests, (status,)) for status in STATUS_CLASSES),
+            *((self._retries, (cause,)) for cause in RETRY_CAUSES),
+        ]
+        for metric, values in labelled:
+            if remove:
+                with contextlib.suppress(KeyError):
+                    metric.remove(*values, account)
+            else:
+                metric.labels(*values, account)
+
+    def watch_ready(self, read: Callable[[], bool]) -> None:
+        """Expose `read()` (what /readyz says: `Health.readiness()[0]`) as `rdc_ready`, read at each scrape."""
+        self._ready.set_function(lambda: 1.0 if read() else 0.0)
 
     def watch_rate(self, account: str, read: Callable[[], float]) -> None:
         """Expose `read()` (requests/s; math.inf: unlimited, shown as 0) as the rate of `account`, read at
@@ -277,5 +428,5 @@ class Metrics:
     # -- exposition ----------------------------------------------------------------------------------
 
     def render(self) -> bytes:
-        """The Prometheus text exposition (`CONTENT_TYPE`) of every metric above."""
+        """The Prometheus text exposition of every metric above (what `/metrics` answers without an `Accept`)."""
         return generate_latest(self.registry)

@@ -11,9 +11,15 @@ asyncio event loop on one daemon thread, whatever the number of connections, wit
 
 One request per connection (`Connection: close`); GET and HEAD.
 
+`/metrics` is rendered by prometheus_client itself (`choose_encoder`): the Prometheus text format, or
+OpenMetrics when the `Accept` header asks for `application/openmetrics-text`; gzip-compressed when
+`Accept-Encoding` names gzip (`gzip_accepted`). The answer says `Vary: Accept, Accept-Encoding`. Rendering
+runs on the server's thread and takes prometheus_client's per-metric locks one at a time (each for a read),
+so the pipeline never waits on a scrape for more than one such read.
+
 | path | 200 when | otherwise |
 |---|---|---|
-| `/metrics` | always (Prometheus text exposition) | |
+| `/metrics` | always (prometheus_client's exposition of the registry) | 500 if rendering fails (logged) |
 | `/healthz` | `beat()` was called within `stuck_after_s` | 503 `{"status": "stuck", ...}` |
 | `/readyz` | alive, assigned, token valid, RD not failing > `max_failing_s` | 503 `{"reasons": [...], ...}` |
 
@@ -30,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import gzip
 import json
 import logging
 import socket
@@ -39,7 +46,8 @@ from collections.abc import Callable
 from http import HTTPStatus
 from typing import Any
 
-from connector.ops.metrics import CONTENT_TYPE
+from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.registry import Collector
 
 __all__ = ["Health", "ProbeServer", "rfc3339_utc"]
 
@@ -159,7 +167,8 @@ class Health:
 
 
 class ProbeServer:
-    """Serves `/metrics`, `/healthz`, `/readyz` on `host:port` (port 0 picks a free one) from a daemon thread.
+    """Serves `registry` at `/metrics`, and `/healthz`, `/readyz` on `host:port` (port 0 picks a free one)
+    from a daemon thread.
 
     `start()` binds (raises OSError if it cannot) and returns self; `stop()` closes it and every open
     connection. Context manager. The limits (see the module docstring) are parameters so tests can shorten them.
@@ -168,7 +177,7 @@ class ProbeServer:
     def __init__(
         self,
         health: Health,
-        render_metrics: Callable[[], bytes],
+        registry: Collector,
         host: str = "0.0.0.0",
         port: int = 9464,
         *,
@@ -177,7 +186,7 @@ class ProbeServer:
         max_request_bytes: int = 8192,
     ) -> None:
         self.health = health
-        self._render = render_metrics
+        self._registry = registry
         self._address = (host, port)
         self._timeout_s = request_timeout_s
         self._max_connections = max_connections
@@ -263,7 +272,7 @@ class ProbeServer:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except asyncio.LimitOverrunError:
-                    answer = 431, _JSON, b'{"status": "request_too_large"}\n', True
+                    answer = 431, _JSON, b'{"status": "request_too_large"}\n', True, ""
                 else:
                     answer = self._answer(head)
                 writer.write(_response(*answer))
@@ -278,30 +287,52 @@ class ProbeServer:
             else:
                 writer.transport.abort()  # never wait on a client that stopped reading
 
-    def _answer(self, head: bytes) -> tuple[int, str, bytes, bool]:
-        """(status, content type, body, send the body) for a request head."""
-        parts = head.split(b"\r\n", 1)[0].split()
+    def _answer(self, head: bytes) -> tuple[int, str, bytes, bool, str]:
+        """(status, content type, body, send the body, extra header lines) for a request head."""
+        request_line, _, header_lines = head.partition(b"\r\n")
+        parts = request_line.split()
         if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
-            return 400, _JSON, b'{"status": "bad_request"}\n', True
+            return 400, _JSON, b'{"status": "bad_request"}\n', True, ""
         method, path = parts[0], parts[1].split(b"?", 1)[0]
         if method not in (b"GET", b"HEAD"):
-            return 405, _JSON, b'{"status": "method_not_allowed"}\n', True
+            return 405, _JSON, b'{"status": "method_not_allowed"}\n', True, "Allow: GET, HEAD\r\n"
         if path == b"/metrics":
             try:
-                return 200, CONTENT_TYPE, self._render(), method == b"GET"
+                content_type, exposition, extra = self._metrics(_headers(header_lines))
             except Exception:  # say why (redacted), and answer: a scrape must not hang
                 _log.warning("metrics_render_failed", exc_info=True)
-                return 500, _JSON, b'{"status": "error"}\n', True
+                return 500, _JSON, b'{"status": "error"}\n', True, ""
+            return 200, content_type, exposition, method == b"GET", extra
         if path in (b"/healthz", b"/readyz"):
             ok, body = self.health.liveness() if path == b"/healthz" else self.health.readiness()
-            return 200 if ok else 503, _JSON, json.dumps(body).encode() + b"\n", method == b"GET"
-        return 404, _JSON, b'{"status": "not_found"}\n', method == b"GET"
+            return 200 if ok else 503, _JSON, json.dumps(body).encode() + b"\n", method == b"GET", ""
+        return 404, _JSON, b'{"status": "not_found"}\n', method == b"GET", ""
+
+    def _metrics(self, headers: dict[str, str]) -> tuple[str, bytes, str]:
+        """(content type, body, extra header lines) of the registry in the format `Accept` asks for, gzipped
+        when `Accept-Encoding` allows it."""
+        encoder, content_type = choose_encoder(headers.get("accept", ""))
+        body = encoder(self._registry)
+        vary = "Vary: Accept, Accept-Encoding\r\n"
+        if gzip_accepted(headers.get("accept-encoding", "")):
+            return content_type, gzip.compress(body), vary + "Content-Encoding: gzip\r\n"
+        return content_type, body, vary
 
 
-def _response(status: int, content_type: str, body: bytes, send_body: bool) -> bytes:
-    allow = "Allow: GET, HEAD\r\n" if status == 405 else ""
+def _headers(lines: bytes) -> dict[str, str]:
+    """Header fields by lower-case name (repeated fields joined with ", "), decoded as Latin-1 (never fails)."""
+    fields: dict[str, str] = {}
+    for line in lines.decode("latin-1").split("\r\n"):
+        name, colon, value = line.partition(":")
+        if colon:
+            key = name.strip().lower()
+            fields[key] = f"{fields[key]}, {value.strip()}" if key in fields else value.strip()
+    return fields
+
+
+def _response(status: int, content_type: str, body: bytes, send_body: bool, extra: str) -> bytes:
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\nServer: rd-connector\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n{allow}Connection: close\r\n\r\n"
+        f"Content-Length: {len(body)}\r\n{extra}Connection: close\r\n\r\n"
     )
     return head.encode("ascii") + (body if send_body else b"")

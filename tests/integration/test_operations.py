@@ -105,6 +105,11 @@ def test_metrics_probes_and_logs_of_a_full_run(
     assert _metric(text, "rdc_consumer_lag") == 0  # all committed: no lag on any partition
     assert 'rdc_consumer_lag{partition="2"' in text or "rdc_consumer_lag{" in text  # one series per partition
     assert _metric(text, "rdc_buffered_bytes") == 0
+    # the process series, the versions and readiness are on the run's registry; no _created series
+    assert _metric(text, "process_resident_memory_bytes") > 0
+    assert _metric(text, "rdc_build_info") == 1 and "rdc_ready " in text
+    assert "_created" not in text
+    assert _metric(text, "rdc_events_dead_lettered_total", stage="send", reason="rejected_by_rd") == 0  # at 0
 
     log = (tmp_path / "run.log").read_text()
     assert "batch lane=0" in log and "dead_letter" in log and "status=5" in log  # a run with failures
