@@ -27,6 +27,7 @@ COMMANDS: Final[dict[str, tuple[str, str]]] = {
         "print the effective configuration: each setting, its value and source, secrets masked",
     ),
     "mapping": ("connector.commands.mapping", "mapping check | mapping test: RDC_MAPPINGS against schemas and tests"),
+    "dlq": ("connector.commands.dlq", "dlq replay: send dead letters again to their source topic (filters, resumable)"),
     "dry-run": (
         "connector.commands.dry_run",
         "read N records by assignment, decode and map them, print events; sends nothing",

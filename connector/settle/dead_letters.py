@@ -4,6 +4,8 @@ A dead-letter record is the original key, value and headers, the RD event that w
 for a record RD rejected), and our headers: `rdc.error.stage`, `rdc.error.reason`, `rdc.error.detail` (why)
 and `rdc.source.topic`, `rdc.source.partition`, `rdc.source.offset` (where it came from); a record RD will
 take again later (`contact_rate_limited`) also carries `rdc.retry.after`, the RFC 3339 UTC time it says when.
+The `Reporter` adds Kafka Connect's `__connect.errors.*` headers after ours (`connector.settle.connect_headers`),
+given to `fit_letter` as `context`.
 
 `fit_letter(letter, limit)` makes that record fit `limit` bytes (the dead-letter topic's `max.message.bytes`
 or the producer's `message.max.bytes`, whichever is smaller; see `connector.settle.letter_limit`). A record that
@@ -16,7 +18,8 @@ fits goes as it is. Otherwise, one step at a time until it fits:
 
 A cut record carries `rdc.truncated` (what was cut or dropped, comma-separated, of `rd_event`, `headers`,
 `key`, `value`), `rdc.original.size` (bytes of the original value) and `rdc.original.sha256` (hex SHA-256 of
-the whole original value). The `rdc.error.*`, `rdc.source.*` and `rdc.retry.after` headers always stay.
+the whole original value). The `rdc.error.*`, `rdc.source.*` and `rdc.retry.after` headers, and `context`, always
+stay.
 
 `record_size` over-estimates what Kafka counts (the record batch's header, the record's framing and each
 header's two length varints at their largest), so a record `fit_letter` sized at the producer's
@@ -40,6 +43,7 @@ __all__ = [
     "DeadLetter",
     "Fitted",
     "Headers",
+    "cap_utf8",
     "fit_letter",
     "rd_answer_summary",
     "record_size",
@@ -51,7 +55,8 @@ RD_EVENT: Final = "rdc.rd_event"
 #: `rdc.error.detail` is cut to this many bytes (on a character boundary).
 DETAIL_CAP: Final = 4000
 #: No letter is cut below this: it always holds the coordinates, the error and the truncation headers (at
-#: most ~5 KB: a 249-character topic name, a 4000-byte detail). `connector.settle.letter_limit` refuses a smaller limit.
+#: most ~5 KB: a 249-character topic name, a 4000-byte detail) and Kafka Connect's (at most ~4.5 KB: the topic
+#: again, a 4000-byte message). `connector.settle.letter_limit` refuses a smaller limit.
 MIN_LIMIT: Final = 16_384
 _HEADER_OVERHEAD: Final = 10  # a header's key and value lengths: two varints, at most 5 bytes each
 _RECORD_OVERHEAD: Final = 128  # the record batch's header (61 bytes) and one record's framing (at most 36)
@@ -147,7 +152,7 @@ class DeadLetter:
         return [
             ("rdc.error.stage", self.stage.encode()),
             ("rdc.error.reason", self.reason.encode()),
-            ("rdc.error.detail", _cap_utf8(self.detail, DETAIL_CAP)),
+            ("rdc.error.detail", cap_utf8(self.detail, DETAIL_CAP)),
             ("rdc.source.topic", self.topic.encode()),
             ("rdc.source.partition", str(self.partition).encode()),
             ("rdc.source.offset", str(self.offset).encode()),
@@ -169,7 +174,7 @@ class Fitted(NamedTuple):
     truncated: tuple[str, ...]
 
 
-def _cap_utf8(text: str, limit: int) -> bytes:
+def cap_utf8(text: str, limit: int) -> bytes:
     """`text` as UTF-8, cut to at most `limit` bytes on a character boundary."""
     return text.encode()[:limit].decode("utf-8", "ignore").encode()
 
@@ -214,11 +219,13 @@ def _drop_largest(headers: Headers, allowance: int) -> Headers:
     return [header for index, header in enumerate(headers) if index not in dropped]
 
 
-def fit_letter(letter: DeadLetter, limit: int) -> Fitted:
+def fit_letter(letter: DeadLetter, limit: int, context: Sequence[tuple[str, str | bytes | None]] = ()) -> Fitted:
     """The record to produce for `letter` within `limit` bytes (`limit` below `MIN_LIMIT` counts as
-    `MIN_LIMIT`): as it is when it fits, else cut as the module docstring says. Pure, deterministic."""
+    `MIN_LIMIT`): as it is when it fits, else cut as the module docstring says. `context` (Kafka Connect's
+    headers) follows ours and is never cut. Pure, deterministic."""
     limit = max(limit, MIN_LIMIT)
-    ours = letter.rdc_headers()
+    rdc, context = letter.rdc_headers(), list(context)
+    ours = [*rdc, *context]
     original = list(letter.headers or [])
     size = record_size(letter.key, letter.value, [*original, *ours])
     if size <= limit:
@@ -245,7 +252,7 @@ def fit_letter(letter: DeadLetter, limit: int) -> Fitted:
     if over() and value is not None:
         value = value[: max(0, room - _length(key) - _headers_size(kept))]
         cut.append("value")
-    headers = [*kept, *ours, *_markers(letter.value, cut)]
+    headers = [*kept, *rdc, *_markers(letter.value, cut), *context]
     return Fitted(key, value, headers, record_size(key, value, headers), tuple(cut))
 
 

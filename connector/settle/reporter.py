@@ -7,10 +7,12 @@ dropped, never settled without an acknowledgement, never produced from inside a 
 When librdkafka's local queue is full, the pipeline thread serves delivery reports to make room; a lane
 thread waits for the pipeline thread to do so.
 
-A dead letter is cut to fit `letter_max_bytes` (`connector.settle.dead_letters.fit_letter`). If Kafka refuses it as too
-large anyway (`MSG_SIZE_TOO_LARGE`, in `produce()` or in its delivery report: the limit was misjudged), it is
-cut to half that size and produced again, and later letters get that lower limit too. The `dead_letter` log
-line names coordinates, stage, reason and a detail without the record's values (`log_values` adds them).
+A dead letter carries Kafka Connect's `__connect.errors.*` headers (`connector.settle.connect_headers`; the
+connector name is the writer group) and is cut to fit `letter_max_bytes` (`connector.settle.dead_letters.fit_letter`).
+If Kafka refuses it as too large anyway (`MSG_SIZE_TOO_LARGE`, in `produce()` or in its delivery report: the
+limit was misjudged), it is cut to half that size and produced again, and later letters get that lower limit too.
+The `dead_letter` log line names coordinates, stage, reason and a detail without the record's values
+(`log_values` adds them).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from connector.avro.encoder import encode_delivery_results
 from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.in_flight import Item, item_weight
 from connector.ops.metrics import Metrics
+from connector.settle.connect_headers import connect_headers
 from connector.settle.dead_letters import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
 
 __all__ = ["DeadLetter", "Headers", "KafkaProducer", "Reporter"]
@@ -133,7 +136,7 @@ class Reporter:
 
     def dead_letter(self, letter: DeadLetter) -> None:
         """Produce `letter` (cut to fit); it settles when Kafka acknowledged it. Any thread."""
-        fitted = fit_letter(letter, self._letter_limit)
+        fitted = self._fit(letter)
         where = (letter.topic, letter.partition, letter.offset, letter.stage, letter.reason)
         detail = (letter.detail if self._log_values else letter.log_detail)[:300]
         line = "dead_letter topic=%s partition=%d offset=%d stage=%s reason=%s detail=%s"
@@ -145,6 +148,11 @@ class Reporter:
         if self._metrics is not None:
             self._metrics.dead_lettered(letter.stage, letter.reason)
         self._produce_letter(letter, fitted)
+
+    def _fit(self, letter: DeadLetter) -> Fitted:
+        """`letter` with Kafka Connect's headers (their message quotes values only if `log_values`), cut to fit."""
+        context = connect_headers(letter, connector_name=self._writer_group, with_values=self._log_values)
+        return fit_letter(letter, self._letter_limit, context)
 
     def _produce_letter(self, letter: DeadLetter, fitted: Fitted) -> None:
         while True:
@@ -165,7 +173,7 @@ class Reporter:
     def _shrink(self, letter: DeadLetter, refused: Fitted, err: Any) -> Fitted:
         """Kafka refused `refused` as too large: the limit was misjudged. Half its size, for it and the rest."""
         self._letter_limit = min(self._letter_limit, max(MIN_LIMIT, refused.size // 2))
-        fitted = fit_letter(letter, self._letter_limit)
+        fitted = self._fit(letter)
         _log.warning(
             "dead_letter_too_large topic=%s partition=%d offset=%d bytes=%d error=%s (cut to %d bytes; the limit "
             "for dead letters is now %d)",

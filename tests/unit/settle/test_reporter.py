@@ -281,7 +281,7 @@ def test_failed_result_is_produced_again_and_settles_on_a_later_success(rig: Rig
 # --- dead letters -------------------------------------------------------------------------------------------
 
 
-def test_dead_letter_keeps_key_value_and_appends_rdc_headers(rig: Rig) -> None:
+def test_dead_letter_keeps_key_value_and_appends_rdc_and_kafka_connect_headers(rig: Rig) -> None:
     letter = make_letter()
     rig.reporter.dead_letter(letter)
 
@@ -299,6 +299,13 @@ def test_dead_letter_keeps_key_value_and_appends_rdc_headers(rig: Rig) -> None:
         ("rdc.source.topic", b"orders"),
         ("rdc.source.partition", b"1"),
         ("rdc.source.offset", b"42"),
+        ("__connect.errors.topic", b"orders"),
+        ("__connect.errors.partition", b"1"),
+        ("__connect.errors.offset", b"42"),
+        ("__connect.errors.stage", b"TASK_PUT"),
+        ("__connect.errors.class.name", b"connector.deliver.attempt.Sender"),
+        ("__connect.errors.exception.class.name", b"connector.errors.RecordError"),
+        ("__connect.errors.exception.message", b'rejected_by_rd: 400 {"errors": "bad"}'),
     ]
     assert rig.settled == []
     produced.ack()
@@ -311,7 +318,7 @@ def test_dead_letter_without_original_headers_key_or_value(rig: Rig) -> None:
     assert produced.key is None
     assert produced.value is None
     assert produced.headers is not None
-    assert [name for name, _ in produced.headers] == [
+    assert [name for name, _ in produced.headers if name.startswith("rdc.")] == [
         "rdc.error.stage",
         "rdc.error.reason",
         "rdc.error.detail",
@@ -321,6 +328,34 @@ def test_dead_letter_without_original_headers_key_or_value(rig: Rig) -> None:
     ]
     assert dict(produced.headers)["rdc.error.stage"] == b"decode"
     assert dict(produced.headers)["rdc.error.reason"] == b"bad_magic_byte"
+
+
+def _connect_message(reporter: Reporter, letter: DeadLetter) -> bytes | None:
+    reporter.dead_letter(letter)
+    headers = dict(reporter._producer.produced[-1].headers)  # type: ignore[attr-defined]
+    value = headers["__connect.errors.exception.message"]
+    assert value is None or isinstance(value, bytes)
+    return value
+
+
+def test_kafka_connect_message_keeps_the_records_values_out_unless_log_values(rig: Rig) -> None:
+    letter = make_letter(
+        stage="map", reason="invalid_email", detail="email: 'ana@x' is not an email", log_detail="email: not an email"
+    )
+    assert _connect_message(rig.reporter, letter) == b"invalid_email: email: not an email"
+    assert dict(rig.producer.produced[-1].headers or [])["rdc.error.detail"] == b"email: 'ana@x' is not an email"
+    logging_values = Reporter(rig.producer, RESULTS, DLQ, lambda *args: None, log_values=True)
+    assert _connect_message(logging_values, letter) == b"invalid_email: email: 'ana@x' is not an email"
+
+
+def test_kafka_connect_connector_name_is_the_writer_group(rig: Rig) -> None:
+    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *args: None, writer=("shop-connector", "dest"))
+    reporter.dead_letter(make_letter(stage="decode", reason="bad_magic_byte"))
+    headers = dict(rig.producer.produced[-1].headers or [])
+    assert headers["__connect.errors.connector.name"] == b"shop-connector"
+    assert headers["__connect.errors.stage"] == b"VALUE_CONVERTER"
+    assert headers["__connect.errors.exception.class.name"] == b"connector.errors.DecodeError"
+    assert "__connect.errors.task.id" not in headers  # no task number means anything here
 
 
 def test_dead_letter_detail_is_capped(rig: Rig) -> None:
