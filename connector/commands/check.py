@@ -129,7 +129,8 @@ def _excerpt(body: str) -> str:
 def _metadata(settings: Settings, timeout_s: float) -> tuple[Any, str]:
     """(cluster metadata or None, error detail)."""
     from confluent_kafka import KafkaError, KafkaException
-    from confluent_kafka.admin import AdminClient
+
+    from connector.ops.kafka_clients import new_admin
 
     errors: list[str] = []
     quiet = logging.getLogger("connector.commands.check.librdkafka")
@@ -141,7 +142,7 @@ def _metadata(settings: Settings, timeout_s: float) -> tuple[Any, str]:
 
     config: dict[str, Any] = {**settings.kafka_common(), "error_cb": on_error, "logger": quiet}
     try:
-        admin = AdminClient(config)
+        admin = new_admin(config)
     except (KafkaException, ValueError, TypeError) as exc:  # an invalid librdkafka setting
         return None, f"invalid Kafka client setting: {exc}"
     try:

@@ -32,11 +32,12 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from connector.commands.dlq_plan import Decision, Filters, Letter, decide, default_group, parse_time, replay_headers
 from connector.config import Settings, load_settings
 from connector.errors import EXIT_CONFIG, EXIT_FAILED, EXIT_OK, EXIT_UNSETTLED, ConfigError
+from connector.ops.kafka_clients import new_consumer, new_producer
 
 __all__ = ["Replay", "Summary", "cli"]
 
@@ -340,7 +341,7 @@ def cli(argv: list[str] | None = None, env: Mapping[str, str] | None = None, out
 
 
 def _clients(settings: Settings, group: str, dry_run: bool) -> tuple[Any, Any | None]:
-    consumer = Consumer(
+    consumer = new_consumer(
         {
             **settings.kafka_common(),
             "group.id": group,
@@ -351,4 +352,4 @@ def _clients(settings: Settings, group: str, dry_run: bool) -> tuple[Any, Any | 
             "fetch.wait.max.ms": 20,  # the end check runs between fetches (Tansu holds an empty fetch)
         }
     )
-    return consumer, None if dry_run else Producer(settings.producer_config())
+    return consumer, None if dry_run else new_producer(settings.producer_config())

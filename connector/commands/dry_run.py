@@ -119,10 +119,12 @@ class _Unreachable(Exception):
 def _read(
     settings: Settings, decoder: Decoder, mappings: Mappings, count: int, idle_s: float, summary: Summary, out: TextIO
 ) -> None:
-    from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
+
+    from connector.ops.kafka_clients import new_consumer
 
     config = {**settings.consumer_config(), "enable.partition.eof": True}
-    consumer = Consumer(config)
+    consumer = new_consumer(config)
     try:
         try:
             topics = consumer.list_topics(timeout=idle_s).topics  # all topics: a named one may be auto-created

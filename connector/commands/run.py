@@ -20,8 +20,8 @@ import time
 from collections.abc import Mapping
 from types import FrameType
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException, Producer
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
 from connector.commands.rd_accounts import account_edges, default_account_of
@@ -32,6 +32,7 @@ from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorErro
 from connector.ledger.scan import Ledger
 from connector.mapping.mappings import checked_mappings
 from connector.ops.gc_tuning import tune_gc
+from connector.ops.kafka_clients import drain_log, new_admin, new_consumer, new_producer
 from connector.ops.logs import configure_logging
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health, ProbeServer
@@ -91,13 +92,16 @@ def build_pipeline(
     if registry is not None:
         result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)
 
-    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
-    letter_limit = learn_letter_limit(admin, settings.dlq_topic, settings.producer_config())
+    admin = new_admin(settings.kafka_common())
+    try:
+        letter_limit = learn_letter_limit(admin, settings.dlq_topic, settings.producer_config())
+    finally:
+        drain_log(admin)
 
-    def new_producer() -> Producer:
-        return Producer(producer_config_for(settings.producer_config(), letter_limit))
+    def reporting_producer() -> Producer:
+        return new_producer(producer_config_for(settings.producer_config(), letter_limit))
 
-    producer = new_producer()
+    producer = reporting_producer()
     edges = account_edges(settings, metrics, health, closing)
     destinations = {edge.name: edge.destination for edge in edges}
     ledger = _ledger(settings, decoder, destinations) if settings.effectively_once else None
@@ -109,7 +113,7 @@ def build_pipeline(
             settings.dlq_topic,
             on_settled,
             result_schema_id,
-            new_producer,
+            reporting_producer,
             metrics,
             results_partition=ledger.results_partition if ledger else None,
             on_result_offset=ledger.result_acked if ledger else None,
@@ -147,7 +151,7 @@ def build_pipeline(
             edge.gate.set_share(share)
 
     return Pipeline(
-        consumer=Consumer(settings.consumer_config()),
+        consumer=new_consumer(settings.consumer_config()),
         topics=settings.topics,
         transform=(
             WorkerProcess(_decoder_spec(settings, mapping_texts))
@@ -182,11 +186,13 @@ def decode_workers(settings: Settings) -> int:
 
 def _ledger(settings: Settings, decoder: Decoder, destinations: Mapping[str, str]) -> Ledger:
     """The ledger over the results topic; creates the compacted ledger topic if it is missing."""
-    admin = AdminClient(dict[str, str | int | float | bool](settings.kafka_common()))
+    admin = new_admin(settings.kafka_common())
     try:
         topics = admin.list_topics(timeout=15).topics
     except KafkaException as exc:
         raise ConnectorError(f"cannot reach Kafka to prepare the ledger: {exc}") from exc
+    finally:
+        drain_log(admin)
     results = topics.get(settings.results_topic)
     if results is None or results.error is not None or not results.partitions:
         raise ConfigError(
@@ -194,7 +200,7 @@ def _ledger(settings: Settings, decoder: Decoder, destinations: Mapping[str, str
             "reads it as a ledger, so its partition count must be known)"
         )
     if settings.ledger_topic not in topics:
-        _log.info("creating ledger topic %s (compacted)", settings.ledger_topic)
+        _log.info("ledger_topic_create topic=%s cleanup.policy=compact", settings.ledger_topic)
         future = admin.create_topics(
             [
                 NewTopic(
@@ -207,6 +213,8 @@ def _ledger(settings: Settings, decoder: Decoder, destinations: Mapping[str, str
         except KafkaException as exc:
             if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise ConnectorError(f"cannot create RDC_LEDGER_TOPIC={settings.ledger_topic!r}: {exc}") from exc
+        finally:
+            drain_log(admin)
     return Ledger(
         consumer_config=settings.consumer_config(),
         decoder=decoder,

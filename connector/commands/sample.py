@@ -303,7 +303,7 @@ def register_schemas(
 def produce(messages: Sequence[SampleMessage], *, bootstrap_servers: str, topic: str, rate: float = 0.0) -> int:
     """Write `messages` to `topic` (at `rate` messages/s; 0: as fast as possible). Blocks until all are
     acknowledged; returns the number of delivery failures."""
-    from confluent_kafka import Producer
+    from connector.ops.kafka_clients import new_producer
 
     failures = [0]
 
@@ -311,7 +311,7 @@ def produce(messages: Sequence[SampleMessage], *, bootstrap_servers: str, topic:
         if err is not None:
             failures[0] += 1
 
-    producer = Producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 20})
+    producer = new_producer({"bootstrap.servers": bootstrap_servers, "linger.ms": 20})
     started = time.monotonic()
     for i, message in enumerate(messages):
         if rate > 0:

@@ -2,8 +2,9 @@
 variables (the environment wins). Nothing reads the environment at import time.
 
 - `specs`: every setting's name, parser and help (`SPECS`), the same names as the README's table;
-- `settings`: `Settings`, its checks for `run` and the librdkafka configurations it gives;
+- `settings`: `Settings`, its checks for `run` and the librdkafka configuration of each kind of client;
 - `load`: `load_settings`, the file and the environment (librdkafka settings pass through untouched);
+- `librdkafka`: which librdkafka properties are consumer-only, producer-only or secret;
 - `secret`: `Secret`, a value that never shows itself;
 - `describe`: the settings grouped, with defaults and meanings (`run --help`); `sources`: where each value of
   a configuration came from (`config`).

@@ -9,6 +9,7 @@ from typing import Any, Final
 import confluent_kafka
 
 from connector.config.accounts import DEFAULT_ACCOUNT, Account
+from connector.config.librdkafka import for_client, is_secret_property
 from connector.config.secret import Secret
 from connector.errors import ConfigError
 
@@ -74,7 +75,7 @@ class Settings:
                 self.token_store_key)  # fmt: skip
         secrets = [s.reveal() for s in held if s is not None]
         secrets += [value for account in self.accounts for value in account.secrets()]
-        return secrets + [v for k, v in self.kafka.items() if _is_secret_key(k) and v]
+        return secrets + [v for k, v in self.kafka.items() if is_secret_property(k) and v]
 
     def default_account(self) -> Account | None:
         """The account `default` of the plain RDC_RD_* settings, when they hold credentials."""
@@ -124,13 +125,16 @@ class Settings:
             )
 
     def kafka_common(self) -> dict[str, str]:
-        """librdkafka settings shared by consumer and producers (bootstrap + passthrough)."""
-        common = {"bootstrap.servers": self.kafka_bootstrap_servers or ""}
-        common.update(self.kafka)
-        return common
+        """librdkafka settings every client takes: bootstrap + the passthrough settings that are neither
+        consumer- nor producer-only (`connector.config.librdkafka`). The admin clients' whole configuration."""
+        return for_client(self._kafka_all(), "admin")
+
+    def _kafka_all(self) -> dict[str, str]:
+        return {"bootstrap.servers": self.kafka_bootstrap_servers or "", **self.kafka}
 
     def consumer_config(self) -> dict[str, Any]:
-        """The source consumer: manual commits only, offsets stored by the connector, earliest on no commit."""
+        """The source consumer: manual commits only, offsets stored by the connector, earliest on no commit; no
+        producer-only setting."""
         config: dict[str, Any] = {
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
@@ -151,33 +155,18 @@ class Settings:
             # its stored position was one too far, and a pause + resume (backpressure) skipped a record.
             "enable.partition.eof": EOF_IS_SAFE,
         }
-        config.update(self.kafka_common())
+        config.update(for_client(self._kafka_all(), "consumer"))  # passthrough: all but producer-only settings
         config.update({"enable.auto.commit": False, "enable.auto.offset.store": False})
         return config
 
     def producer_config(self) -> dict[str, Any]:
-        """Results and dead-letter producer: idempotent, acks=all."""
+        """Results and dead-letter producer: idempotent, acks=all; no consumer-only setting."""
         config: dict[str, Any] = {"linger.ms": 5}
-        config.update({k: v for k, v in self.kafka_common().items() if not k.startswith(_CONSUMER_ONLY)})
+        config.update(for_client(self._kafka_all(), "producer"))  # passthrough: all but consumer-only settings
         config.update({"enable.idempotence": True, "acks": "all"})
         return config
 
     def __repr__(self) -> str:
         shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self) if f.name != "kafka")
-        kafka = {k: ("***" if _is_secret_key(k) else v) for k, v in self.kafka.items()}
+        kafka = {k: ("***" if is_secret_property(k) else v) for k, v in self.kafka.items()}
         return f"Settings({shown}, kafka={kafka!r})"
-
-
-_CONSUMER_ONLY: Final = (
-    "group.",
-    "session.",
-    "heartbeat.",
-    "auto.offset",
-    "max.poll",
-    "fetch.",
-    "partition.assign",
-)
-
-
-def _is_secret_key(key: str) -> bool:
-    return any(word in key for word in ("password", "secret", "token", "key"))

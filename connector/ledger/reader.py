@@ -22,13 +22,14 @@ from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from connector.avro.decoder import Decoder
 from connector.errors import DecodeError, SchemaRegistryUnavailable
 from connector.ledger.checkpoints import Checkpoint, checkpoint_key, checkpoint_record, parse_checkpoint
 from connector.ledger.results import destination_set, our_result
 from connector.ledger.suppression import Suppression
+from connector.ops.kafka_clients import new_consumer
 from connector.partition_keys import TopicPartitionKey
 
 __all__ = ["LedgerReader", "LedgerScan"]
@@ -210,7 +211,7 @@ class _Unavailable(Exception):
 def _read_to_end(config: Mapping[str, Any], topic: str, partition: int | None, start: int) -> Iterable[Any]:
     """Every record of `topic` (one partition, or all) from `start` up to the high watermark the fetch
     responses report. Raises `_Unavailable` if the topic cannot be read within 30 s."""
-    consumer = Consumer(dict(config))
+    consumer = new_consumer(config)
     try:
         metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)  # KafkaException: unreachable
         error = getattr(metadata, "error", None)

@@ -4,10 +4,13 @@
 (`RedactingFilter`) rewrites every record before any formatter sees it: the message with its args, the
 exception text (traceback included) and the stack info. It replaces with `***`:
 
-- every configured secret value (as given, URL-encoded and JSON-escaped),
+- every configured secret value of 4 characters or more (as given, URL-encoded and JSON-escaped), wherever it
+  appears; a shorter one only where it is a whole value (an argument, a JSON field: `Redactor.redact_value`),
+  since masked inside words a one-character secret would turn `cannot` into `canno***`,
 - `Bearer <token>` and `Basic <credentials>` (an Authorization header that slipped into a message),
-- the values of `access_token`, `refresh_token`, `client_secret`, `password` (also `sasl.password`,
-  `ssl.key.password`...), whether written `key=value`, `"key": "value"` or `'key': 'value'`,
+- the values of `access_token`, `refresh_token`, `client_secret` (`client.secret`), `password`, `passphrase`
+  (also `sasl.password`, `ssl.key.password`...), whether written `key=value`, `"key": "value"` or
+  `'key': 'value'`,
 - the password of a URL's userinfo (`https://user:***@host`).
 
 Values are escaped per logfmt, so that no value can forge a key or reach the terminal raw: the filter
@@ -24,8 +27,13 @@ escaped, not quoted. Arguments are redacted before they are quoted (the patterns
 Formats (one line per record; a traceback is folded into the same line):
 
     kv:   ts=2025-01-31T12:00:00.123Z level=INFO logger=connector.deliver.lane batch lane=0 events=12 status=200
-    json: {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "connector.deliver.lane", "msg": "batch ...",
-           "exc": "Traceback (most recent call last): ..."}
+    json: {"ts": "2025-01-31T12:00:00.123Z", "level": "INFO", "logger": "connector.deliver.lane", "event": "batch",
+           "lane": 0, "events": 12, "status": 200, "exc": "Traceback (most recent call last): ..."}
+
+In JSON each `key=value` of the call is a field with its JSON type (`connector.ops.log_fields`: the leading
+word is `event`, free text after the pairs is `msg`); a message of another shape is `msg` whole. Every
+string in it is redacted as above; a configured secret split over the template and an argument is masked
+in both formats (the key=value line gets a last pass for configured secrets once its arguments are in).
 
 `configure_logging` also routes uncaught exceptions (`sys.excepthook`, `threading.excepthook`) through
 logging: one CRITICAL `uncaught_exception` record with the traceback, formatted and redacted like any other.
@@ -44,6 +52,8 @@ from types import TracebackType
 from typing import Any, Final
 from urllib.parse import quote
 
+from connector.ops.log_fields import log_fields
+
 __all__ = [
     "FORMATS",
     "JsonFormatter",
@@ -58,42 +68,66 @@ __all__ = [
 
 FORMATS: Final = ("kv", "json")
 MASK: Final = "***"
+#: Secrets shorter than this are masked only as whole values (see `Redactor`).
+MIN_LITERAL: Final = 4
 
-_SECRET_KEYS = r"access_token|refresh_token|client_secret|password|passwd|api_key|secret_key"
+_SECRET_KEYS = r"access_token|refresh_token|client[._]secret|password|passwd|passphrase|api_key|secret_key"
 # key, optional quote, separator, optional quote; then the value up to a delimiter.
 _KEY_VALUE = re.compile(
     rf"""(?P<key>(?:{_SECRET_KEYS})["']?\s*[:=]\s*["']?)(?P<value>[^"'\s,&;}})\]]+)""",
     re.IGNORECASE,
 )
+_SECRET_KEY: Final = re.compile(_SECRET_KEYS, re.IGNORECASE)
 # The value classes take the filter's argument slots (\ue000N\ue001) too: `Bearer %s` masks its argument.
 _AUTH_SCHEME = re.compile(r"(?P<key>\b(?:Bearer|Basic)\s+)(?P<value>[A-Za-z0-9\-._~+/=\ue000\ue001]+)", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(?P<key>[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]+:)(?P<value>[^\s/@]+)(?=@)")
 
 
 class Redactor:
-    """Replaces secrets in text. Thread-safe: `add` swaps in a new pattern atomically; `redact` is pure."""
+    """Replaces secrets in text. Thread-safe: `add` swaps in new patterns atomically; `redact` is pure.
+
+    A secret of `MIN_LITERAL` (4) characters or more is masked wherever it appears, inside words too. A shorter
+    one is masked only as a whole value (`redact_value`: a log call's argument, a JSON field) and, like any
+    secret, as the value of a secret key (`password=...`): masked inside words, a one-character secret would
+    turn `cannot` into `canno***`."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._variants: set[str] = set()
+        self._short: frozenset[str] = frozenset()
         self._literal: re.Pattern[str] | None = None
         self.add(*secrets)
 
     def add(self, *secrets: str) -> None:
         """Also redact these values from now on (e.g. an access token obtained by a refresh)."""
+        short = set(self._short)
         for secret in secrets:
             if secret:
-                self._variants.update({secret, quote(secret, safe=""), json.dumps(secret)[1:-1]})
+                variants = {secret, quote(secret, safe=""), json.dumps(secret)[1:-1]}
+                (self._variants if len(secret) >= MIN_LITERAL else short).update(variants)
         # Longest first, so a secret that contains another is replaced whole.
         ordered = sorted(self._variants, key=len, reverse=True)
         self._literal = re.compile("|".join(re.escape(v) for v in ordered)) if ordered else None
+        self._short = frozenset(short)
 
     def redact(self, text: str) -> str:
-        literal = self._literal
-        if literal is not None:
-            text = literal.sub(MASK, text)
+        text = self.redact_literal(text)
         for pattern in (_AUTH_SCHEME, _KEY_VALUE, _URL_USERINFO):
             text = pattern.sub(_mask_value, text)
         return text
+
+    @staticmethod
+    def is_secret_key(key: str) -> bool:
+        """Whether a value written under `key` (`password`, `sasl.password`, `client_secret`...) is a secret."""
+        return _SECRET_KEY.search(key) is not None
+
+    def redact_value(self, text: str) -> str:
+        """`redact(text)`, and `***` when `text` is a whole secret however short."""
+        return MASK if text in self._short else self.redact(text)
+
+    def redact_literal(self, text: str) -> str:
+        """`text` with the configured secrets (of `MIN_LITERAL` characters or more) masked, nothing else."""
+        literal = self._literal
+        return literal.sub(MASK, text) if literal is not None else text
 
 
 def _mask_value(match: re.Match[str]) -> str:
@@ -171,13 +205,17 @@ class RedactingFilter(logging.Filter):
     every formatter (ours or another handler's) prints redacted text.
     """
 
-    def __init__(self, redactor: Redactor) -> None:
+    def __init__(self, redactor: Redactor, fields: bool = False) -> None:
+        """`fields`: also set `record.rdc_fields`, the call's typed fields for `JsonFormatter` (`log_fields`)."""
         super().__init__()
         self.redactor = redactor
+        self.fields = fields
         self._plain = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         redact = self.redactor.redact
+        if self.fields:
+            record.rdc_fields = self._fields(record.msg, record.args)
         record.msg, record.args = self.message(record.msg, record.args), ()
         if record.exc_info and not record.exc_text:
             record.exc_text = self._plain.formatException(record.exc_info)
@@ -210,8 +248,16 @@ class RedactingFilter(logging.Filter):
             return f"{escape_controls(redact(template))} args={logfmt_value(redact(_text_of(args)))}"
         # Redact the interpolated template first (a slot in a secret's place is masked whole), then put in
         # each argument, redacted on its own raw text, as a logfmt value.
-        text = _SLOT.sub(lambda m: logfmt_value(redact(_text_of(values[int(m.group(1))]))), redact(text))
-        return escape_controls(text)
+        value = self.redactor.redact_value
+        text = _SLOT.sub(lambda m: logfmt_value(value(_text_of(values[int(m.group(1))]))), redact(text))
+        # Once more for the configured secrets: one split over the template and an argument is whole only now.
+        return escape_controls(self.redactor.redact_literal(text))
+
+    def _fields(self, msg: object, args: tuple[Any, ...] | Mapping[str, Any] | None) -> dict[str, object] | None:
+        try:
+            return log_fields(_text_of(msg), args, self.redactor)
+        except Exception:  # an argument that does not fit its conversion: the message alone, as `msg`
+            return None
 
 
 def _timestamp(record: logging.LogRecord) -> str:
@@ -236,10 +282,17 @@ class KeyValueFormatter(logging.Formatter):
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, and exc when there is a traceback."""
+    """One JSON object per line: ts, level, logger, then the call's fields (`event`, each `key=value` with its
+    JSON type, `msg` for the free text: `connector.ops.log_fields`) when `RedactingFilter(fields=True)` found
+    them, else `msg` (the whole message); `exc` when there is a traceback."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": _timestamp(record), "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
+        entry: dict[str, object] = {"ts": _timestamp(record), "level": record.levelname, "logger": record.name}
+        fields = getattr(record, "rdc_fields", None)
+        if fields:
+            entry.update(fields)
+        else:
+            entry["msg"] = record.getMessage()
         exc = _exception_text(record)
         if exc:
             entry["exc"] = exc
@@ -298,7 +351,7 @@ def configure_logging(level: str, fmt: str = "kv", secrets: Iterable[str] = ()) 
         raise ValueError(f"unknown log format {fmt!r}: expected one of {', '.join(FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else KeyValueFormatter())
-    handler.addFilter(RedactingFilter(_REDACTOR))
+    handler.addFilter(RedactingFilter(_REDACTOR, fields=fmt == "json"))
     _REDACTOR.add(*secrets)
     handler.set_name(_HANDLER_NAME)
     root = logging.getLogger()

@@ -46,11 +46,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from connector.config import Secret
 from connector.errors import ConnectorError
+from connector.ops.kafka_clients import drain_log, new_admin, new_consumer, new_producer
 from connector.rd.token_seal import Sealer, SealError, record_key
 
 __all__ = [
@@ -141,7 +142,8 @@ class KafkaTokenStore:
     `close()` when done."""
 
     def __init__(self, kafka_config: Mapping[str, str], topic: str) -> None:
-        """`kafka_config`: librdkafka settings shared by every client (`Settings.kafka_common()`)."""
+        """`kafka_config`: librdkafka settings shared by every client (`Settings.kafka_common()`); the store adds
+        its consumer's and producer's own."""
         self._config: dict[str, Any] = dict(kafka_config)
         self.topic = topic
         self._lock = threading.Lock()
@@ -153,7 +155,7 @@ class KafkaTokenStore:
 
     def ensure_topic(self, timeout_s: float = 10.0) -> None:
         """Create the topic (compacted, 1 partition, the broker's default replication) unless it exists."""
-        admin = AdminClient(self._config)
+        admin = new_admin(self._config)
         topic = NewTopic(self.topic, num_partitions=1, replication_factor=-1, config={"cleanup.policy": "compact"})
         try:
             admin.create_topics([topic], request_timeout=timeout_s)[self.topic].result(timeout_s)
@@ -166,6 +168,8 @@ class KafkaTokenStore:
             raise ConnectorError(
                 f"token store: cannot create RDC_TOKEN_STORE_TOPIC={self.topic}: {type(exc).__name__}"
             ) from exc
+        finally:
+            drain_log(admin)
 
     def read(self, key: bytes, sealer: Sealer, timeout_s: float = 10.0) -> StoredTokens | None:
         """The newest record for `key` up to the current end of the log, opened with `sealer`; None when
@@ -230,7 +234,7 @@ class KafkaTokenStore:
 
     def _ensure_producer(self) -> Any:
         if self._producer is None:
-            self._producer = Producer({"linger.ms": 0, "acks": "all", "message.timeout.ms": 30_000, **self._config})
+            self._producer = new_producer({"linger.ms": 0, "acks": "all", "message.timeout.ms": 30_000, **self._config})
         return self._producer
 
     def _catch_up(self, timeout_s: float) -> None:
@@ -238,7 +242,7 @@ class KafkaTokenStore:
         deadline = time.monotonic() + timeout_s
         tp = TopicPartition(self.topic, _PARTITION)
         if self._consumer is None:
-            self._consumer = Consumer(
+            self._consumer = new_consumer(
                 {
                     **self._config,
                     "group.id": _UNUSED_GROUP,

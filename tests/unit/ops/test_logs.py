@@ -178,10 +178,12 @@ def test_json_format(logged_json: tuple[logging.Logger, io.StringIO]) -> None:
     except KeyError:
         log.exception("crash refresh_token=%s", "rt-1")
     first, second = (json.loads(line) for line in stream.getvalue().splitlines())
-    assert set(first) == {"ts", "level", "logger", "msg"}
-    assert first["msg"] == "started topics=a,b" and first["level"] == "INFO" and first["logger"] == "connector.test"
+    assert list(first) == ["ts", "level", "logger", "event", "topics"]
+    assert (first["event"], first["topics"], first["level"], first["logger"]) == (
+        "started", "a,b", "INFO", "connector.test"
+    )  # fmt: skip
     assert first["ts"].endswith("Z") and "T" in first["ts"]
-    assert second["msg"] == "crash refresh_token=***"
+    assert (second["event"], second["refresh_token"]) == ("crash", "***")
     assert "KeyError: '***'" in second["exc"]
     assert_clean(stream.getvalue())
 
@@ -315,8 +317,8 @@ def test_control_characters_never_reach_the_output_raw(fmt: str, request: pytest
     for line in lines[:-1]:
         assert line.isprintable(), line  # no C0, DEL, C1 (ESC, CSI), line or bidi control, raw
         assert all(c not in line for c in RAW_CONTROLS)
-    first = lines[0] if fmt == "kv" else json.loads(lines[0])["msg"]
-    assert dict(parse_logfmt(first))["body"] == "ok\r\x1b[2J\x1b]0;pwned\x07 \x9b31m" + RAW_CONTROLS
+    body = dict(parse_logfmt(lines[0]))["body"] if fmt == "kv" else json.loads(lines[0])["body"]
+    assert body == "ok\r\x1b[2J\x1b]0;pwned\x07 \x9b31m" + RAW_CONTROLS
     if fmt == "json":
         assert "ValueError: bad \x1b[1m\r value" in json.loads(lines[2])["exc"]
 
@@ -390,7 +392,7 @@ def test_uncaught_exception_in_a_thread_is_one_redacted_json_line(
     assert len(lines) == 1
     entry = json.loads(lines[0])
     assert (entry["level"], entry["logger"]) == ("CRITICAL", "connector.crash")
-    assert entry["msg"] == "uncaught_exception thread=rdc-lane-0 error=RuntimeError"
+    assert (entry["event"], entry["thread"], entry["error"]) == ("uncaught_exception", "rdc-lane-0", "RuntimeError")
     assert "RuntimeError: refused *** with client_secret=***" in entry["exc"]
     assert_clean(lines[0])
 
@@ -407,6 +409,8 @@ def test_uncaught_exception_in_the_main_thread_is_one_redacted_json_line() -> No
     lines = done.stderr.splitlines()
     assert len(lines) == 1, done.stderr
     entry = json.loads(lines[0])
-    assert (entry["level"], entry["msg"]) == ("CRITICAL", "uncaught_exception thread=MainThread error=ConnectionError")
+    assert (entry["level"], entry["event"], entry["thread"], entry["error"]) == (
+        "CRITICAL", "uncaught_exception", "MainThread", "ConnectionError"
+    )  # fmt: skip
     assert "ConnectionError: RD refused *** \x1b[2J" in entry["exc"]
     assert TOKEN not in done.stderr and "\x1b" not in done.stderr
