@@ -215,8 +215,8 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "avro_decoder",
         _avro_decoder,
-        "Avro body decoder: fastavro, cavro (the `fast` extra; same records, ~2x faster decoding) or auto (cavro if "
-        "installed)",
+        "Avro body decoder: fastavro, cavro (the `fast` extra; same records, decoding in 25-50% less time) or "
+        "auto (cavro if installed)",
     ),
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),
