@@ -12,20 +12,22 @@ Record values are *raw* by default (`logical_types=False`): decimals stay big-en
 bytes (use `connector.mapping.decimal_to_float`), timestamp-millis stay int, uuids stay str. Skipping
 fastavro's conversions is measurably faster and the RD payload needs none of them.
 
+The body is read by a `BodyReader` (`body_readers.py`) chosen once per (writer, reader) pair when its plan is
+made: fastavro by default, cavro with `avro_decoder="cavro"` (or `"auto"` when it is installed) for the pairs
+cavro compiles; either gives the same records and the same `DecodeError`s.
+
 Tombstones (value None) are not this module's business: the pipeline skips and counts them before
 calling `decode`.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping
 from typing import Any, NamedTuple, Protocol
 
-from fastavro import schemaless_reader
-from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
+from connector.avro.body_readers import BodyReader, make_body_reader, resolve_backend
 from connector.avro.catalog import SchemaCatalog, SchemaEntry, parse_standalone, schema_entry, strip_logical_types
 from connector.errors import ConfigError, DecodeError
 
@@ -61,8 +63,7 @@ class SchemaSource(Protocol):
 
 class _Plan(NamedTuple):
     full_name: str
-    writer: dict[str, Any]
-    reader: dict[str, Any] | None  # None: writer is the reader, no resolution needed
+    body: BodyReader  # reads the body (resolving the writer to the reader, if they differ)
     shape: SchemaEntry  # the schema of the records read (the reader, or the writer when there is none)
 
 
@@ -77,12 +78,16 @@ class Decoder:
         registry: SchemaSource | None = None,
         plain_topics: Mapping[str, str] | None = None,
         logical_types: bool = False,
+        avro_decoder: str = "fastavro",
     ) -> None:
         """`plain_topics` maps a topic to the full name of its writer schema (must be in `catalog`:
-        `ConfigError` otherwise). `logical_types=True` returns fastavro's Decimal/datetime/UUID values."""
+        `ConfigError` otherwise). `logical_types=True` returns fastavro's Decimal/datetime/UUID values.
+        `avro_decoder` is `RDC_AVRO_DECODER` (`fastavro`, `cavro` or `auto`; `ConfigError` for `cavro` when
+        it is not installed); with `logical_types=True` fastavro always reads."""
         self._catalog = catalog
         self._registry = registry
         self._logical = logical_types
+        self.backend = "fastavro" if logical_types else resolve_backend(avro_decoder)
         self._by_id: dict[int, _Plan] = {}
         self._by_header: dict[bytes, _Plan] = {}
         self._plain: dict[str, _Plan] = {}
@@ -99,12 +104,12 @@ class Decoder:
         `unknown_schema_id`, `unsupported_schema`, `incompatible_schema`, `corrupt_body`) and
         `SchemaRegistryUnavailable` when a new Confluent schema id cannot be fetched."""
         plan, offset = self._locate(value, topic)
-        return DecodedRecord(plan.full_name, self._read(plan, value, offset))
+        return DecodedRecord(plan.full_name, plan.body.read(value, offset))
 
     def decode_typed(self, value: bytes, topic: str) -> TypedRecord:
         """`decode`, with the schema the record has (raises the same)."""
         plan, offset = self._locate(value, topic)
-        return TypedRecord(plan.full_name, self._read(plan, value, offset), plan.shape)
+        return TypedRecord(plan.full_name, plan.body.read(value, offset), plan.shape)
 
     def _locate(self, value: bytes, topic: str) -> tuple[_Plan, int]:
         """The plan for `value` and where its body starts."""
@@ -144,8 +149,19 @@ class Decoder:
     def _plan_for(self, writer: SchemaEntry) -> _Plan:
         reader = self._catalog.get(writer.full_name)
         if reader is None or reader.canonical == writer.canonical:
-            return _Plan(writer.full_name, self._pick(writer), None, reader or writer)
-        return _Plan(writer.full_name, self._pick(writer), self._pick(reader), reader)
+            return self._plan(writer.full_name, (self._pick(writer), writer.definition), None, reader or writer)
+        resolved = (self._pick(reader), reader.definition)
+        return self._plan(writer.full_name, (self._pick(writer), writer.definition), resolved, reader)
+
+    def _plan(
+        self,
+        full_name: str,
+        writer: tuple[dict[str, Any], Any],
+        reader: tuple[dict[str, Any], Any] | None,
+        shape: SchemaEntry,
+    ) -> _Plan:
+        """The plan of a pair: each of `writer` and `reader` is (fastavro's parsed schema, its JSON)."""
+        return _Plan(full_name, make_body_reader(self.backend, full_name, writer, reader), shape)
 
     def _pick(self, entry: SchemaEntry) -> dict[str, Any]:
         return entry.schema if self._logical else entry.raw_schema
@@ -157,32 +173,13 @@ class Decoder:
             canonical = to_parsing_canonical_form(writer)
             reader = self._catalog.get(full_name)
             if reader is None:  # the records have the writer's shape: the mappings need its logical types
-                return _Plan(full_name, writer, None, schema_entry(full_name, definition, f"schema id {schema_id}"))
+                shape = schema_entry(full_name, definition, f"schema id {schema_id}")
+                return self._plan(full_name, (writer, definition), None, shape)
         except Exception as exc:  # fastavro raises several types for a bad schema
             raise DecodeError("unsupported_schema", f"schema id {schema_id} does not parse: {exc}") from exc
         if reader.canonical == canonical:
-            return _Plan(full_name, writer, None, reader)
-        return _Plan(full_name, writer, self._pick(reader), reader)
-
-    def _read(self, plan: _Plan, value: bytes, offset: int) -> dict[str, Any]:
-        stream = io.BytesIO(value)
-        stream.seek(offset)
-        try:
-            record: Any = schemaless_reader(stream, plan.writer, plan.reader)
-        except SchemaResolutionError as exc:
-            raise DecodeError("incompatible_schema", f"{plan.full_name}: writer and reader differ: {exc}") from exc
-        except (EOFError, IndexError) as exc:
-            raise DecodeError("truncated_body", f"{plan.full_name}: body ends early ({len(value)} bytes)") from exc
-        except Exception as exc:  # fastavro raises many types on corrupt input
-            raise DecodeError(
-                "corrupt_body",
-                f"{plan.full_name}: body does not decode: {exc!r}"[:300],
-                f"{plan.full_name}: body does not decode: {type(exc).__name__}",  # its text may quote the data
-            ) from exc
-        left = len(value) - stream.tell()
-        if left:
-            raise DecodeError("corrupt_body", f"{plan.full_name}: {left} bytes left after the record")
-        return record  # type: ignore[no-any-return]
+            return self._plan(full_name, (writer, definition), None, reader)
+        return self._plan(full_name, (writer, definition), (self._pick(reader), reader.definition), reader)
 
 
 def _full_name(definition: Mapping[str, Any]) -> str:

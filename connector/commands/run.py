@@ -57,6 +57,7 @@ def _decoder_spec(settings: Settings, mapping_texts: tuple[tuple[str, str], ...]
         dict(settings.topic_writer_schemas),
         mapping_texts,
         (settings.log_level, settings.log_format),
+        settings.avro_decoder,
     )
 
 
@@ -87,7 +88,9 @@ def build_pipeline(
     registry = registry_from_settings(settings)
     if registry is not None and closing is not None:
         closing.callback(registry.close)
-    decoder = Decoder(catalog, registry=registry, plain_topics=settings.topic_writer_schemas)
+    decoder = Decoder(
+        catalog, registry=registry, plain_topics=settings.topic_writer_schemas, avro_decoder=settings.avro_decoder
+    )
     result_schema_id = None
     if registry is not None:
         result_schema_id = registry.register(f"{settings.results_topic}-value", catalog[DELIVERY_RESULT].definition)

@@ -45,6 +45,7 @@ GROUPS: Final[tuple[tuple[str, tuple[str, ...]], ...]] = (
             "max_in_flight",
             "max_buffered_bytes",
             "decode_workers",
+            "avro_decoder",
         ),
     ),
     (

@@ -42,6 +42,7 @@ class Settings:
     max_in_flight: int = 1
     max_buffered_bytes: int = 32 * 1024 * 1024  # 64 MiB bought no events/s, only ~40 MiB of RSS
     decode_workers: int | None = None  # auto
+    avro_decoder: str = "fastavro"  # decision 0022
     http_timeout_s: float = 30.0
     retry_backoff_initial_ms: int = 500
     retry_backoff_max_ms: int = 30_000

@@ -7,6 +7,7 @@ the value (never a secret's) and what is accepted.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -73,6 +74,16 @@ def _workers(name: str, raw: Any) -> int | None:
         return int(_int_between(0, 1)(name, raw))
     except ConfigError:
         raise ConfigError(f"{name}={raw!r} is invalid: expected auto, 0 or 1") from None
+
+
+def _avro_decoder(name: str, raw: Any) -> str:
+    """fastavro, cavro (only when installed: the `fast` extra) or auto."""
+    value = _text(name, raw).lower()
+    if value not in ("fastavro", "cavro", "auto"):
+        raise ConfigError(f"{name}={raw!r} is invalid: expected fastavro, cavro or auto")
+    if value == "cavro" and importlib.util.find_spec("cavro") is None:
+        raise ConfigError(f"{name}=cavro but cavro is not installed: pip install 'rd-connector[fast]'")
+    return value
 
 
 def _url(name: str, raw: Any) -> str:
@@ -200,6 +211,12 @@ SPECS: Final[tuple[Spec, ...]] = (
         "decode_workers",
         _workers,
         "1: decode, map and encode in a worker process (a second core); auto: 1 if 2+ CPUs are usable",
+    ),
+    Spec(
+        "avro_decoder",
+        _avro_decoder,
+        "Avro body decoder: fastavro, cavro (the `fast` extra; same records, decoding in 25-50% less time) or "
+        "auto (cavro if installed)",
     ),
     Spec("http_timeout_s", _float_between(0.1, 600), "timeout of one RD request"),
     Spec("retry_backoff_initial_ms", _int_between(1, 600_000), "first retry backoff"),

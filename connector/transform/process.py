@@ -56,6 +56,7 @@ class DecoderSpec:
     plain_topics: Mapping[str, str] = field(default_factory=dict)
     mapping_texts: tuple[tuple[str, str], ...] = ()
     log: tuple[str, str] | None = None  # (level, format): a worker logs as its parent does (None: not set up)
+    avro_decoder: str = "fastavro"  # RDC_AVRO_DECODER
 
     def build(self) -> Decoder:
         return self.build_both()[0]
@@ -63,7 +64,7 @@ class DecoderSpec:
     def build_both(self) -> tuple[Decoder, Mappings]:
         registry = registry_client(self.registry_url, self.registry_username, self.registry_password)
         catalog = SchemaCatalog.load(self.schema_dir)
-        decoder = Decoder(catalog, registry=registry, plain_topics=self.plain_topics)
+        decoder = Decoder(catalog, registry=registry, plain_topics=self.plain_topics, avro_decoder=self.avro_decoder)
         return decoder, Mappings(self.mapping_texts, catalog=catalog)
 
 
