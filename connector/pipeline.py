@@ -38,7 +38,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 
 from confluent_kafka import Consumer, Message
 
@@ -92,10 +92,13 @@ class Pipeline:
         clock: Callable[[], float] = time.monotonic,
         budget_share: Callable[[float], None] | None = None,
         default_account: str | None = DEFAULT_ACCOUNT,
+        cooperative: bool = False,
     ) -> None:
         """`lane_factory(slot, reporter)`: the slot's lane, or its lane per RD account (account name -> lane).
         `budget_share(share)`: told this member's share of the group's RD request budget at each rebalance
-        (consume/budget_share.py). `default_account`: where events whose mapping names no account go."""
+        (consume/budget_share.py). `default_account`: where events whose mapping names no account go.
+        `cooperative`: the group's rebalance protocol is COOPERATIVE (consume/rebalance_protocol.py): the
+        rebalance callbacks get only the partitions that move."""
         self._consumer = consumer
         self._topics = list(topics)
         self._transform = transform
@@ -145,10 +148,11 @@ class Pipeline:
             metrics=self._metrics,
             health=self._health,
             revoke_timeout_s=revoke_timeout_s,
-            drain=lambda timeout_s: self._drain(self._clock() + timeout_s),
+            drain=self._drain_for,
             handle_lost=lambda lost: self._handle_transformed(self._clock(), drop=lost),
             commit=lambda: self._commit(force=True),
-            abandon=self._abandon_all,
+            abandon=self._abandon,
+            cooperative=cooperative,
             budget_share=None if budget_share is None else BudgetShare(consumer, self._topics, budget_share),
         )
         self._transforming: deque[list[Message]] = deque()  # consumed, submitted to the transform, not handled
@@ -183,7 +187,7 @@ class Pipeline:
             self._commit(force=True)
             left = self._committer.report_unsettled(wait_s)
             self.stats.unsettled = left or 0
-            self._abandon_all()
+            self._abandon()
             rebalance.closing = True
             self._partitions.join_wakers()
             self._consumer.close()
@@ -210,6 +214,7 @@ class Pipeline:
             timeout = 0
         self._rebalance.begin_consume()
         messages = self._rebalance.without_stale(self._consumer.consume(_CONSUME_BATCH, timeout))
+        self._rebalance.update_budget_share()  # outside the callbacks (see there)
         now = self._clock()
         if messages:
             self._transform.submit([(m.topic(), m.value()) for m in messages if has_value(m)])  # type: ignore[misc]
@@ -263,19 +268,29 @@ class Pipeline:
 
     # -- draining ------------------------------------------------------------------------------------
 
-    def _drain(self, deadline: float) -> None:
-        """Send every open batch and wait until everything tracked is settled or `deadline` passes. A transform
-        error is raised after that: what was tracked before it still settles."""
+    def _drain(self, deadline: float, only: Collection[TopicPartitionKey] | None = None) -> None:
+        """Send every open batch and wait until everything tracked (of the partitions `only`, if given) is
+        settled or `deadline` passes; the others' acknowledgements are served and committed meanwhile. A
+        transform error is raised after that: what was tracked before it still settles."""
+        tracker = self._tracker
+
+        def unsettled() -> int:
+            return tracker.unsettled() if only is None else sum(tracker.unsettled(tp) for tp in only)
+
         try:
             self._handle_transformed(self._clock())
         finally:
             self._lanes.send_open()
-            while self._tracker.unsettled() and self._clock() < deadline and self._lanes.fatal() is None:
+            while unsettled() and self._clock() < deadline and self._lanes.fatal() is None:
                 self._health.beat()
                 self._reporter.poll(0.05)
                 self._commit()
             self._reporter.poll(0)
 
-    def _abandon_all(self) -> None:
-        self._lanes.abandon()
-        self._backpressure.clear()
+    def _drain_for(self, timeout_s: float, only: Collection[TopicPartitionKey] | None) -> None:
+        self._drain(self._clock() + timeout_s, only)
+
+    def _abandon(self, slots: Collection[int] | None = None) -> None:
+        """The lanes of `slots` (None: all) drop their work; their buffered weight goes with it."""
+        self._lanes.abandon(slots)
+        self._backpressure.clear(slots)

@@ -27,6 +27,7 @@ from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_fro
 from connector.commands.rd_accounts import account_edges, default_account_of
 from connector.config import Settings, load_settings
 from connector.config.describe import settings_help
+from connector.consume.rebalance_protocol import COOPERATIVE, rebalance_protocol
 from connector.deliver.lanes import Lane
 from connector.errors import EXIT_CONFIG, EXIT_CRASH, ConfigError, ConnectorError
 from connector.ledger.scan import Ledger
@@ -153,8 +154,9 @@ def build_pipeline(
         for edge in edges:
             edge.gate.set_share(share)
 
+    consumer_config = settings.consumer_config()
     return Pipeline(
-        consumer=new_consumer(settings.consumer_config()),
+        consumer=new_consumer(consumer_config),
         topics=settings.topics,
         transform=(
             WorkerProcess(_decoder_spec(settings, mapping_texts))
@@ -176,6 +178,7 @@ def build_pipeline(
         commit_interval_s=settings.commit_interval_ms / 1000,
         budget_share=budget_share,  # each account's budget is the group's: each member spends its share
         default_account=default_account_of([account.name for account in settings.rd_accounts()]),
+        cooperative=rebalance_protocol(consumer_config) == COOPERATIVE,
     )
 
 

@@ -139,7 +139,9 @@ class Settings:
         config: dict[str, Any] = {
             "group.id": self.group_id,
             "auto.offset.reset": "earliest",
-            "partition.assignment.strategy": "range",
+            # Cooperative rebalancing: a member joining or leaving moves only the partitions that change
+            # owner, and the others keep flowing (decision 0021). `range` (eager) stops the whole group.
+            "partition.assignment.strategy": "cooperative-sticky",
             # A fetch that finds no data waits at most this long: it bounds the latency of a lone event
             # on brokers that hold empty fetches for the whole wait (Tansu does; librdkafka's default is 500).
             "fetch.wait.max.ms": 50,

@@ -10,6 +10,7 @@ lanes sat idle (4 lanes at 50 ms ran at 2.3x one lane).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 
 from connector.consume.partitions import Partitions
 
@@ -45,6 +46,11 @@ class Backpressure:
                 self._partitions.resume(self._partitions.of_lane(lane))  # those not held otherwise
                 _log.info("resumed lane=%d buffered_bytes=%d", lane, buffered)
 
-    def clear(self) -> None:
-        """Everything buffered was abandoned (rebalance, stop): it will not be acknowledged."""
-        self.buffered = [0] * len(self.buffered)
+    def clear(self, lanes: Collection[int] | None = None) -> None:
+        """Everything buffered in `lanes` (None: all) was abandoned (rebalance, stop): it will not be
+        acknowledged."""
+        if lanes is None:
+            self.buffered = [0] * len(self.buffered)
+            return
+        for lane in lanes:
+            self.buffered[lane] = 0

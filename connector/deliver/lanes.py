@@ -19,7 +19,7 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Protocol
 
@@ -266,7 +266,8 @@ class LaneSet:
 
     def respread(self) -> None:
         """Even out the owned partitions over the lanes (loads differ by at most one), moving as few as
-        possible. Only when nothing of them is in flight: after a revoke abandoned every lane's work."""
+        possible. Only when nothing of them is in flight: after an eager revoke abandoned every lane's work,
+        or a cooperative one found every kept partition settled."""
         self._owned = spread(self._owned, len(self._slots))
         self._lane_of.update(self._owned)
 
@@ -314,10 +315,13 @@ class LaneSet:
             if batch is not None:
                 lane.submit(batch)
 
-    def abandon(self) -> None:
-        """Every lane drops what it was given (nothing of it is settled, so nothing of it is committed)."""
-        for lane in self.lanes:
-            lane.abandon()
+    def abandon(self, slots: Collection[int] | None = None) -> None:
+        """The lanes of `slots` (None: every lane) drop what they were given (nothing of it is settled, so
+        nothing of it is committed). A lane sends in order and its batches mix its partitions' events, so a
+        lane is abandoned whole; the caller reads its kept partitions again (consume/rebalance.py)."""
+        for index, lane, _ in self._channels:
+            if slots is None or index in slots:
+                lane.abandon()
 
     def fatal(self) -> ConnectorError | None:
         return next((lane.fatal for lane in self.lanes if lane.fatal is not None), None)

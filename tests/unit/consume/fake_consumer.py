@@ -14,7 +14,7 @@ from connector.partition_keys import TopicPartitionKey
 class FakeConsumer:
     def __init__(self, committed: dict[TopicPartitionKey, int] | None = None) -> None:
         self.paused: set[TopicPartitionKey] = set()
-        self.calls: list[tuple[str, list[TopicPartitionKey]]] = []  # ("pause" | "resume" | "assign", keys)
+        self.calls: list[tuple[str, list[TopicPartitionKey]]] = []  # ("pause" | "resume" | "assign"..., keys)
         self.seeks: list[tuple[TopicPartitionKey, int]] = []
         self.commits: list[dict[TopicPartitionKey, int]] = []
         self.committed_offsets = committed or {}
@@ -37,6 +37,9 @@ class FakeConsumer:
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.calls.append(("assign", [(p.topic, p.partition) for p in partitions]))
+
+    def incremental_assign(self, partitions: list[TopicPartition]) -> None:
+        self.calls.append(("incremental_assign", [(p.topic, p.partition) for p in partitions]))
 
     def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
         if self.fail_committed:

@@ -61,6 +61,7 @@ class Rig:
         ledger: FakeLedger | None = None,
         committed: dict[TopicPartitionKey, int] | None = None,
         lanes: int = 1,
+        cooperative: bool = False,
     ) -> None:
         self.consumer = FakeConsumer(committed)
         self.lanes = LaneSet([IdleLane() for _ in range(lanes)], 1000, 10, 1.0)
@@ -80,11 +81,20 @@ class Rig:
             metrics=Metrics(),
             health=self.health,
             revoke_timeout_s=7.0,
-            drain=lambda timeout_s: self.log.append(("drain", timeout_s)),
+            drain=self._drain,
             handle_lost=lambda lost: self.log.append(("handle_lost", lost)),
             commit=lambda: self.log.append("commit"),
-            abandon=lambda: self.log.append("abandon"),
+            abandon=lambda slots: self.log.append(("abandon", None if slots is None else sorted(slots))),
+            cooperative=cooperative,
         )
+        self.settle_on_drain: set[TopicPartitionKey] = set()  # what "RD" finishes while a revoke waits
+
+    def _drain(self, timeout_s: float, only: Any) -> None:
+        self.log.append(("drain", timeout_s, None if only is None else sorted(only)))
+        for tp in self.settle_on_drain:
+            part = self.tracker._parts.get(tp)
+            if part is not None:
+                self.tracker.settle(tp, list(part.pending))
 
     def assign(self, *tps: TopicPartitionKey) -> None:
         self.rebalance.on_assign(self.consumer, [TopicPartition(*tp) for tp in tps])
@@ -135,7 +145,7 @@ def test_when_the_committed_offsets_are_unknown_nothing_is_skipped() -> None:
 
 def test_a_scan_finishing_after_its_partition_was_revoked_is_ignored() -> None:
     ledger = FakeLedger()
-    rig = Rig(ledger)
+    rig = Rig(ledger, cooperative=True)
     rig.assign(A0, A1)
     rig.revoke(A0)
     ledger.done = [_scan(A0, {1})]
@@ -146,19 +156,101 @@ def test_a_scan_finishing_after_its_partition_was_revoked_is_ignored() -> None:
     assert ledger.cancelled == 1  # nothing owned: the running scans stop
 
 
-def test_a_revoke_drains_commits_abandons_then_rewinds_what_is_kept_and_forgets_the_rest() -> None:
-    rig = Rig()
-    rig.assign(A0, A1)
-    for tp in (A0, A1):
+def _track(rig: Rig, *tps: TopicPartitionKey) -> None:
+    """Offsets 5, 6, 7 of each partition in flight, 5 settled."""
+    for tp in tps:
         for offset in (5, 6, 7):
             rig.tracker.track(tp, offset)
         rig.tracker.settle(tp, (5,))
-    rig.partitions.owned[A1].at_end = True
+
+
+def test_an_eager_revoke_drains_everything_commits_abandons_every_lane_and_forgets() -> None:
+    rig = Rig(lanes=2)
+    rig.assign(A0, A1)
+    _track(rig, A0, A1)
+    rig.revoke(A0, A1)
+    assert rig.log == [("drain", 7.0, None), "commit", ("abandon", None)]
+    assert len(rig.partitions) == 0 and rig.tracker.partitions() == [] and rig.consumer.seeks == []
+
+
+def test_a_cooperative_revoke_that_settles_in_time_abandons_nothing_and_the_kept_partitions_flow_on() -> None:
+    rig = Rig(lanes=1, cooperative=True)  # one lane: the kept partition shares it with the revoked one
+    rig.assign(A0, A1)
+    _track(rig, A0, A1)
+    rig.settle_on_drain = {A0}
     rig.revoke(A0)
-    assert rig.log == [("drain", 7.0), "commit", "abandon"]
-    assert rig.consumer.seeks == [(A1, 6)]  # A1's abandoned work (6, 7) is read again
-    assert rig.tracker.first_unsettled(A1) is None and not rig.partitions.owned[A1].at_end
-    assert A0 not in rig.partitions and rig.tracker.first_unsettled(A0) is None
+    assert rig.log == [("drain", 7.0, [A0]), "commit"]  # waits for A0 only; no abandon
+    assert rig.consumer.seeks == [] and rig.tracker.first_unsettled(A1) == 6  # A1's work stays in flight
+    assert set(rig.partitions) == {A1} and rig.tracker.first_unsettled(A0) is None
+
+
+def test_a_cooperative_revoke_past_its_deadline_abandons_only_its_lanes_and_rereads_their_kept_partitions() -> None:
+    rig = Rig(lanes=2, cooperative=True)
+    b0 = ("b", 0)
+    rig.assign(A0, A1, b0)  # A0 and b0 share lane 0; A1 has lane 1
+    assert rig.lanes.lane_of(A0) == rig.lanes.lane_of(b0) != rig.lanes.lane_of(A1)
+    _track(rig, A0, A1, b0)
+    rig.partitions.owned[b0].at_end = True
+    rig.revoke(A0)
+    assert rig.log == [("drain", 7.0, [A0]), "commit", ("abandon", [rig.lanes.lane_of(b0)])]
+    assert rig.consumer.seeks == [(b0, 6)]  # b0's abandoned work (6, 7) is read again
+    assert rig.tracker.first_unsettled(b0) is None and not rig.partitions.owned[b0].at_end
+    assert rig.tracker.first_unsettled(A1) == 6  # the other lane was not touched
+    assert set(rig.partitions) == {A1, b0} and rig.tracker.first_unsettled(A0) is None
+
+
+def test_a_kept_partition_read_again_drops_what_its_consume_call_fetched_before_the_seek() -> None:
+    from tests.unit.consume.fake_consumer import FakeMessage
+
+    rig = Rig(lanes=1, cooperative=True)
+    t0 = ("t", 0)  # FakeMessage's partition
+    rig.assign(A0, t0)
+    _track(rig, A0, t0)
+    rig.rebalance.begin_consume()
+    rig.revoke(A0)  # A0 unsettled at the deadline: the shared lane is abandoned, t0 sought back to 6
+    assert rig.consumer.seeks == [(t0, 6)]
+    fetched_before: list[Any] = [FakeMessage(8), FakeMessage(9)]
+    assert rig.rebalance.without_stale(fetched_before) == []  # tracking 8 and then 6 again would crash
+    assert rig.consumer.seeks == [(t0, 6), (t0, 6)]  # still from 6, not from 8: nothing skipped
+
+
+def test_cooperative_assignments_add_incrementally_and_scan_only_the_added() -> None:
+    ledger = FakeLedger()
+    rig = Rig(ledger, cooperative=True)
+    rig.assign(A0)
+    rig.assign()  # the empty rounds of a cooperative rebalance change nothing
+    rig.assign(A1)
+    assert rig.consumer.calls == [
+        ("incremental_assign", [A0]),
+        ("pause", [A0]),
+        ("incremental_assign", [A1]),
+        ("pause", [A1]),
+    ]  # never assign(): an error under COOPERATIVE
+    assert ledger.scans == [{A0: -1001}, {A1: -1001}] and set(rig.partitions) == {A0, A1}
+
+
+def test_the_budget_share_follows_the_whole_assignment_not_the_increment() -> None:
+    from connector.consume.budget_share import BudgetShare
+
+    class Topics:
+        def list_topics(self, topic: str, timeout: float) -> Any:
+            from types import SimpleNamespace
+
+            partitions = {p: None for p in range(4)}
+            return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=partitions)})
+
+    shares: list[float] = []
+    rig = Rig(cooperative=True)
+    rig.rebalance._budget_share = BudgetShare(Topics(), ["a"], shares.append)
+    rig.assign(A0)
+    rig.rebalance.update_budget_share()
+    rig.assign(A1)  # an increment of one partition: the share is 2 of 4, not 1 of 4
+    assert shares == [0.25]  # never inside a callback: list_topics there breaks the next callback
+    rig.rebalance.update_budget_share()
+    rig.revoke(A0)
+    rig.rebalance.update_budget_share()
+    rig.rebalance.update_budget_share()  # once per change
+    assert shares == [0.25, 0.5, 0.25]
 
 
 def test_a_revoke_while_closing_only_forgets() -> None:

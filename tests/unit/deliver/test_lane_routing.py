@@ -130,3 +130,20 @@ def test_a_batch_never_mixes_accounts_and_each_accounts_order_holds(events: list
                 assert offsets == sorted(offsets)
     delivered = sorted(i.offset for s in slots for lane in s.values() for b in lane.batches for i in b.items)
     assert delivered == list(range(len(events)))
+
+
+def test_abandon_drops_the_work_of_the_given_slots_only_every_account_of_them() -> None:
+    class Counting(FakeLane):
+        def __init__(self) -> None:
+            super().__init__()
+            self.abandoned = 0
+
+        def abandon(self) -> None:
+            self.abandoned += 1
+
+    slots = [{"north": Counting(), "south": Counting()} for _ in range(3)]
+    lane_set = LaneSet(slots, 1000, 10, 1.0)
+    lane_set.abandon({1})
+    assert [[lane.abandoned for lane in slot.values()] for slot in slots] == [[0, 0], [1, 1], [0, 0]]
+    lane_set.abandon()
+    assert [[lane.abandoned for lane in slot.values()] for slot in slots] == [[1, 1], [2, 2], [1, 1]]
