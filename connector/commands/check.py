@@ -67,9 +67,10 @@ from connector.errors import (
     ConnectorError,
 )
 from connector.ops.logs import Redactor
-from connector.rd.auth import RefreshingToken, token_file_problem
+from connector.rd.auth import RefreshingToken
 from connector.rd.bounded_http import bounded_client
 from connector.rd.client import RdClient, StaticToken
+from connector.rd.token_file import token_file_problem
 from connector.rd.token_store import KafkaTokenStore
 
 __all__ = ["CheckResult", "cli", "run_checks"]
@@ -245,7 +246,7 @@ def _store_failure(settings: Settings, problem: str) -> str:
 
 def _refusal(url: str, exc: AuthFatal) -> str:
     """What RD's refusal of an account's refresh means, and what to do: `exc` says it in the account's own
-    settings (rd/auth.py `_refusal_message`)."""
+    settings (rd/token_refusal.py `refusal_message`)."""
     return f"RD refused the refresh credentials (HTTP {exc.status} from {url}): {exc}"
 
 

@@ -1,7 +1,7 @@
 """RD's OAuth refresh flow: an access token from `POST {base}/auth/token`, refreshed ahead of its expiry
 and once after a 401, shared by every lane (one refresh at a time, under a lock).
 
-A rotated refresh token is kept and written atomically to `RDC_RD_TOKEN_FILE` (JSON, mode 0600), which
+A rotated refresh token is kept and written atomically to `RDC_RD_TOKEN_FILE` (`token_file.py`), which
 also takes precedence over `RDC_RD_REFRESH_TOKEN` at start, so a restart uses the newest token. `run` and
 `check` both build their `RefreshingToken` with `refresh_flow()` (or `account_tokens()` for an account), so
 they read and write that file alike. The file only ever holds what this process obtained from RD.
@@ -35,9 +35,7 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -50,8 +48,10 @@ from connector.config import Secret, Settings
 from connector.config.accounts import DEFAULT_ACCOUNT, Account
 from connector.errors import AuthFatal, AuthUnavailable, ConnectorError
 from connector.ops.logs import redact_also
-from connector.rd.bounded_http import Answer, bounded_request
+from connector.rd.bounded_http import bounded_request
 from connector.rd.client import StaticToken, TokenProvider
+from connector.rd.token_file import read_token_file, write_token_file
+from connector.rd.token_refusal import refusal_kinds, refusal_message
 from connector.rd.token_store import WRITER_ID, AccountTokenStore, KafkaTokenStore, StoredTokens, TokenStoreLike
 
 __all__ = [
@@ -60,7 +60,6 @@ __all__ = [
     "refresh_flow",
     "refresh_margin",
     "refresh_spread",
-    "token_file_problem",
 ]
 
 _log = logging.getLogger("connector.rd.auth")
@@ -68,7 +67,7 @@ _log = logging.getLogger("connector.rd.auth")
 TOKEN_PATH = "/auth/token"
 
 # RD's token answer is an access token (a JWT of ~1 KB), a refresh token (~50 B) and expires_in: 64 KiB is
-# 50x that, and all of an error page that `_refusal_message` needs.
+# 50x that, and all of an error page that `token_refusal.refusal_message` needs.
 TOKEN_ANSWER_MAX_BYTES = 64 * 1024
 
 #: After INVALID_REFRESH_TOKEN: read the store at once, then after each of these pauses (2.5 s in all); the
@@ -135,7 +134,7 @@ class RefreshingToken:
         self._client_id = client_id
         self._client_secret = client_secret
         self._token_file = token_file
-        self._refresh_token = _stored_refresh_token(token_file) or refresh_token
+        self._refresh_token = read_token_file(token_file) or refresh_token
         self._own_refresh_token = self._refresh_token  # the configured one (or the file's): a last resort
         self._clock = clock
         self._wall = wall
@@ -327,9 +326,9 @@ class RefreshingToken:
         if response.status_code == 429 or response.status_code >= 500:
             raise AuthUnavailable(f"token endpoint answered {response.status_code}")
         if response.status_code != 200:
-            if "INVALID_REFRESH_TOKEN" in _refusal_kinds(response):
-                raise _RefreshTokenRefused(_refusal_message(response, self.account), response.status_code)
-            raise AuthFatal(_refusal_message(response, self.account), response.status_code)
+            if "INVALID_REFRESH_TOKEN" in refusal_kinds(response):
+                raise _RefreshTokenRefused(refusal_message(response, self.account), response.status_code)
+            raise AuthFatal(refusal_message(response, self.account), response.status_code)
         if not response.complete:
             raise AuthUnavailable(f"token endpoint answered 200 with more than {TOKEN_ANSWER_MAX_BYTES} bytes")
         try:
@@ -406,29 +405,13 @@ class RefreshingToken:
             return
         self.unsaved = None
         try:
-            self._store_file(rotated)
+            write_token_file(self._token_file, rotated)
         except OSError as exc:  # keep delivering; only a restart would need the file
             self.unsaved = f"writing {self._token_file} failed ({type(exc).__name__})"
             _log.error(
                 "token_file_write_failed path=%s error=%s: a restart will not know the rotated refresh token",
                 self._token_file, type(exc).__name__,
             )  # fmt: skip
-
-    def _store_file(self, refresh_token: str) -> None:
-        assert self._token_file is not None
-        directory = self._token_file.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".rdc-token-", dir=directory)
-        try:
-            with os.fdopen(fd, "w") as handle:
-                json.dump({"refresh_token": refresh_token}, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, self._token_file)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
 
 class _StoreUnreadable(Exception):
@@ -494,64 +477,3 @@ def _refreshing(
         store=shared,
         account=account.name,
     )
-
-
-def token_file_problem(token_file: Path) -> str | None:
-    """Why a rotated refresh token could not be written to `token_file` (None: it can, as far as a check
-    without writing can tell)."""
-    if token_file.is_dir():
-        return "is a directory"
-    directory = token_file.parent
-    while not directory.exists() and directory != directory.parent:
-        directory = directory.parent  # `_store` creates the missing directories
-    if not directory.is_dir() or not os.access(directory, os.W_OK | os.X_OK):
-        return f"cannot be written: {directory} is not a writable directory"
-    return None
-
-
-def _stored_refresh_token(token_file: Path | None) -> Secret | None:
-    if token_file is None or not token_file.exists():
-        return None
-    try:
-        value = json.loads(token_file.read_text())["refresh_token"]
-    except (ValueError, KeyError, TypeError, OSError):
-        _log.warning("token_file_unreadable path=%s (using RDC_RD_REFRESH_TOKEN)", token_file)
-        return None
-    return Secret(value) if isinstance(value, str) and value else None
-
-
-def _refusal_kinds(response: Answer) -> set[Any]:
-    """The `error_type`s of a refusal (RD answers an error list or an error object)."""
-    try:
-        errors = json.loads(response.body).get("errors")
-    except (ValueError, AttributeError):
-        errors = None
-    kinds = {e.get("error_type") for e in errors if isinstance(e, dict)} if isinstance(errors, list) else set()
-    if isinstance(errors, dict):
-        kinds.add(errors.get("error_type"))
-    return kinds
-
-
-def _refusal_message(response: Answer, account: str = "default") -> str:
-    """What RD's refusal means and which settings to fix (the account's own keys for a named account). The
-    error type is not written `NAME: value`: the log redactor would take the words after it for a token."""
-    kinds = _refusal_kinds(response)
-    named = account != "default"
-    where = f" of account {account}" if named else ""
-    refresh = f"rd_refresh_token of [accounts.{account}]" if named else "RDC_RD_REFRESH_TOKEN"
-    app = (
-        f"rd_client_id and rd_client_secret of [accounts.{account}]"
-        if named
-        else "RDC_RD_CLIENT_ID and RDC_RD_CLIENT_SECRET"
-    )
-    if "INVALID_REFRESH_TOKEN" in kinds:
-        stale = (
-            " (and, with the token store off, remove RDC_RD_TOKEN_FILE if it holds the old one)" if not named else ""
-        )
-        return (
-            f"RD refused the refresh token{where} as INVALID_REFRESH_TOKEN (invalid or revoked). Authorise the app "
-            f"again and set {refresh} to the new token{stale}"
-        )
-    if "ACCESS_DENIED" in kinds:
-        return f"RD refused the app credentials{where} (ACCESS_DENIED): check {app}"
-    return f"RD's token endpoint refused the refresh{where} with HTTP {response.status_code}: check {refresh} and {app}"
