@@ -153,6 +153,25 @@ def cpu_s(pid: int | None, children: bool = False) -> float:
     return total
 
 
+def thread_cpu_s(pid: int, prefix: str = "") -> dict[str, float]:
+    """CPU seconds per thread of a live process and of its descendants (the decode worker), by thread name
+    (`worker:` before a child's threads), threads of one name summed: where a run's CPU went."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                key = prefix + name
+                out[key] = round(out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    for key, value in thread_cpu_s(int(child), prefix + "worker:").items():
+                        out[key] = round(out.get(key, 0.0) + value, 2)
+    return out
+
+
 class LineReader(threading.Thread):
     """Reads a child's pipe, timestamps the first line containing `marker`, keeps the last lines."""
 
@@ -231,6 +250,7 @@ class Run:
     exit_code: int | None = None
     peak_rss_mib: float | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the run, per process
+    cpu_threads: dict[str, float] = field(default_factory=dict)  # CPU seconds of the measured process, per thread
     requests: int | None = None
     accepted: int | None = None
     body_mean: float | None = None
@@ -280,6 +300,7 @@ class Bench:
         """Peak RSS and CPU seconds of the measured process with its children (the decode worker), and the
         CPU the mock and the broker spent since `others_before`."""
         run.peak_rss_mib = vm_hwm_mib(pid)
+        run.cpu_threads = thread_cpu_s(pid)
         mock_cpu, broker_cpu = self.others_cpu()
         run.cpu_s = {
             "self": round(cpu_s(pid, children=True), 2),
@@ -514,6 +535,8 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "fill_max": round(mid.body_max / CAP, 4) if mid and mid.body_max is not None else None,
         "peak_rss_mib": round(max(r.peak_rss_mib or 0 for r in runs), 1) if runs else None,
         "cpu_s": mid.cpu_s if mid else None,
+        "cpu_threads": mid.cpu_threads if mid else None,
+        "runs_cpu_s": [r.cpu_s.get("self") for r in runs],
         "non_200": [r.non_200 for r in runs if r.non_200],
         "exit_codes": [r.exit_code for r in runs],
         "errors": [r.error for r in runs if r.error],
