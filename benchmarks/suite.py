@@ -322,7 +322,9 @@ class Bench:
         decoder = dict(item.split("=", 1) for item in self.args.connector_env).get("RDC_AVRO_DECODER")
         if decoder:  # the ceiling decodes as the connector runs do (the peer's venv has fastavro only)
             cmd += ["--avro-decoder", decoder]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+        # PYTHONPATH: this checkout's `connector`, not the one an editable install of another checkout maps
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"ceiling failed: {out.stderr[-2000:]}")
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -426,8 +428,10 @@ class Bench:
             recorder = rd._app.recorder  # timestamp acceptance exactly (benchmark only)
             original = recorder.record_accepted
 
-            def record_accepted(events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None) -> None:
-                original(events, uuids, batch_uuid)
+            def record_accepted(
+                events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None, *rest: Any
+            ) -> None:
+                original(events, uuids, batch_uuid, *rest)  # rest: the account (the mock's multi-account change)
                 now = time.monotonic()
                 for event_uuid in uuids:
                     accepted_at[event_uuid] = now
