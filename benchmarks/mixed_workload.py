@@ -14,9 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from decimal import Decimal
 from typing import Any
 
 from connector.avro import Decoder, default_catalog
+from connector.avro.catalog import NAMESPACE
 from connector.avro.encoder import Encoder
 from connector.commands import sample
 from connector.commands.sample import SampleMessage
@@ -24,7 +26,7 @@ from connector.errors import RecordError
 from connector.mapping import encode_event, map_record
 
 ORDER_SHARE = 0.70
-_N = sample.NAMESPACE + "."
+_N = NAMESPACE + "."
 _ORDERS = (_N + "OrderPlaced", _N + "OrderPaid")
 _OTHERS = {name: weight for name, weight in sample.RECORD_KINDS.items() if name not in _ORDERS}
 _VARIANTS = ("Tamanho P / Azul-marinho", "Tamanho M / Preto", "Tamanho G / Branco", "Único / Natural", "42 / Cinza")
@@ -45,7 +47,7 @@ class _MixedGen(sample._Gen):  # benchmark only: reuses the sample generator's r
                     "variant_title": self.rng.choice(_VARIANTS) if with_variant else None,
                     "product_url": f"https://loja.example.com/p/{pid.lower()}",
                     "image_url": f"https://cdn.example.com/img/{pid.lower()}.jpg",
-                    "unit_price": sample.Decimal(price),
+                    "unit_price": Decimal(price),
                     "quantity": self.rng.choice((1, 1, 1, 2, 3)),
                     "categories": list(categories),
                 }

@@ -429,9 +429,9 @@ class Bench:
             original = recorder.record_accepted
 
             def record_accepted(
-                events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None, *rest: Any
+                events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None, account: str | None = None
             ) -> None:
-                original(events, uuids, batch_uuid, *rest)  # rest: the account (the mock's multi-account change)
+                original(events, uuids, batch_uuid, account)
                 now = time.monotonic()
                 for event_uuid in uuids:
                     accepted_at[event_uuid] = now
