@@ -1,7 +1,8 @@
 """The ceiling: consume + decode + map + encode only, no HTTP, no results, no commits.
 
 A bare loop: one confluent_kafka Consumer with `assign()` (no group join) + `consume(1000)` + the
-connector's `Decoder.decode`, `map_record`, `encode_event`. Prints one JSON line: records, seconds from
+connector's `Decoder.decode`, `map_record`, `encode_event` (the decode worker's work per record, the same
+compiled mapping with its RD payload checks). Prints one JSON line: records, seconds from
 the first record received to the last one encoded, events/s, peak RSS.
 
     .venv/bin/python benchmarks/ceiling.py --bootstrap HOST:PORT --topic T --partitions 8 --count N
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -29,12 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, required=True)
     parser.add_argument("--count", type=int, required=True)
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--avro-decoder", default=os.environ.get("RDC_AVRO_DECODER", "fastavro"),
+                        help="fastavro (default), cavro or auto (RDC_AVRO_DECODER, as the connector)")  # fmt: skip
     args = parser.parse_args(argv)
     consumer = Consumer(
         {"bootstrap.servers": args.bootstrap, "group.id": "rdc-bench-ceiling", "enable.auto.commit": False}
     )
     consumer.assign([TopicPartition(args.topic, p, 0) for p in range(args.partitions)])
-    decode, topic = Decoder(default_catalog()).decode, args.topic
+    decode, topic = Decoder(default_catalog(), avro_decoder=args.avro_decoder).decode, args.topic
     seen = encoded = failed = 0
     out_bytes = 0
     first = 0.0

@@ -1,12 +1,15 @@
 """Profile `rd-connector run` end to end with py-spy while it drains a workload (benchmark helper).
 
 Starts the embedded broker and the mock RD API (own process), produces `--count` sample events, runs the
-connector as a real process and attaches `py-spy record` (raw collapsed stacks, per thread) until every
-event is settled. Prints the top functions by self time and by inclusive time, per thread.
+connector as a real process and attaches `py-spy record --subprocesses` (raw collapsed stacks, per process
+and thread: the pipeline process and its decode worker) until every event is settled. Prints the share of
+each process and thread and the top functions by self time and by inclusive time.
 
     .venv/bin/pip install py-spy   # once
     .venv/bin/python benchmarks/profile_connector.py [--count 200000] [--out benchmarks/results/profile.txt]
         [--lanes 4 --latency-ms 50 --partitions 3]   # the suite's lane runs
+        [--workload mixed --count 100000 --partitions 3]   # issue 20's mixed workload
+        [--connector-env RDC_AVRO_DECODER=cavro]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import sys
 import time
 from pathlib import Path
 
+from mixed_workload import generate_mixed
 from suite import ROOT, CommitWatcher, MockProcess, connector_env, stop_process
 
 from connector.commands.sample import generate_messages
@@ -39,11 +43,14 @@ def report(raw: Path, top: int) -> str:
         count = int(count_text)
         frames = stack.split(";")
         samples += count
-        by_thread[frames[0]] += count
-        self_time[f"{frames[0].split(' ')[0]} | {frames[-1]}"] += count
-        for frame in set(frames[1:]):
+        # with --subprocesses the first frame is the process, then the thread
+        head = 2 if frames[0].startswith("process ") else 1
+        thread = " ".join(f.split(" (")[0].split(":")[0] if i == 0 else f for i, f in enumerate(frames[:head]))
+        by_thread[thread] += count
+        self_time[f"{thread} | {frames[-1]}"] += count
+        for frame in set(frames[head:]):
             total_time[frame] += count
-    lines = [f"{samples} samples (non-idle) at 100 Hz", "", "by thread:"]
+    lines = [f"{samples} samples (non-idle)", "", "by process | thread:"]
     lines += [f"  {n / samples:6.1%}  {name}" for name, n in by_thread.most_common()]
     lines += ["", f"top {top} by self time (thread | frame):"]
     lines += [f"  {n / samples:6.1%}  {name}" for name, n in self_time.most_common(top)]
@@ -59,13 +66,16 @@ def main() -> int:
     parser.add_argument("--lanes", type=int, default=1, help="RDC_MAX_IN_FLIGHT (default 1)")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="the mock's latency (default 0)")
     parser.add_argument("--partitions", type=int, default=8, help="source partitions (default 8)")
+    parser.add_argument("--workload", choices=("default", "mixed"), default="default")
+    parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second (default 100)")
+    parser.add_argument("--connector-env", action="append", default=[], metavar="RDC_X=V")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "profile.txt"))
     args = parser.parse_args()
     py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
     if py_spy is None:
         print("py-spy is not installed: .venv/bin/pip install py-spy", file=sys.stderr)
         return 2
-    messages = generate_messages(args.count, seed=7)
+    messages = generate_mixed(args.count) if args.workload == "mixed" else generate_messages(args.count, seed=7)
     raw = Path(args.out).with_suffix(".raw")
     raw.parent.mkdir(parents=True, exist_ok=True)
     with EmbeddedBroker() as broker:
@@ -75,11 +85,12 @@ def main() -> int:
             mock.reset(args.latency_ms)
             ends = produce_acked(broker.bootstrap_servers, topic, ((m.key, m.value) for m in messages))
             results, dlq = broker.unique_topic("prof-results"), broker.unique_topic("prof-dlq")
-            env = connector_env(broker.bootstrap_servers, topic, "prof", results, dlq, mock.url, args.lanes)
+            extra = dict(item.split("=", 1) for item in args.connector_env)
+            env = connector_env(broker.bootstrap_servers, topic, "prof", results, dlq, mock.url, args.lanes, **extra)
             proc = subprocess.Popen([sys.executable, "-m", "connector.cli", "run"], env=env, cwd=ROOT,
                                     stderr=open(raw.with_suffix(".log"), "w"))  # fmt: skip  # noqa: SIM115
             spy = subprocess.Popen([py_spy, "record", "--pid", str(proc.pid), "--format", "raw", "--threads",
-                                    "--rate", "100", "--output", str(raw)],
+                                    "--subprocesses", "--rate", str(args.rate), "--output", str(raw)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
             watcher = CommitWatcher(broker.bootstrap_servers, "prof", topic, ends)
             began = time.monotonic()

@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 from confluent_kafka import Consumer, Producer, TopicPartition
+from mixed_workload import describe, generate_mixed
 
 from connector.commands.sample import SampleMessage, generate_messages
 from connector.deliver.lanes import place
@@ -152,6 +153,25 @@ def cpu_s(pid: int | None, children: bool = False) -> float:
     return total
 
 
+def thread_cpu_s(pid: int, prefix: str = "") -> dict[str, float]:
+    """CPU seconds per thread of a live process and of its descendants (the decode worker), by thread name
+    (`worker:` before a child's threads), threads of one name summed: where a run's CPU went."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                name = (task / "comm").read_text().strip()
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                key = prefix + name
+                out[key] = round(out.get(key, 0.0) + (int(fields[11]) + int(fields[12])) / tick, 2)
+            with contextlib.suppress(OSError):
+                for child in (task / "children").read_text().split():
+                    for key, value in thread_cpu_s(int(child), prefix + "worker:").items():
+                        out[key] = round(out.get(key, 0.0) + value, 2)
+    return out
+
+
 class LineReader(threading.Thread):
     """Reads a child's pipe, timestamps the first line containing `marker`, keeps the last lines."""
 
@@ -230,6 +250,7 @@ class Run:
     exit_code: int | None = None
     peak_rss_mib: float | None = None
     cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds during the run, per process
+    cpu_threads: dict[str, float] = field(default_factory=dict)  # CPU seconds of the measured process, per thread
     requests: int | None = None
     accepted: int | None = None
     body_mean: float | None = None
@@ -279,6 +300,7 @@ class Bench:
         """Peak RSS and CPU seconds of the measured process with its children (the decode worker), and the
         CPU the mock and the broker spent since `others_before`."""
         run.peak_rss_mib = vm_hwm_mib(pid)
+        run.cpu_threads = thread_cpu_s(pid)
         mock_cpu, broker_cpu = self.others_cpu()
         run.cpu_s = {
             "self": round(cpu_s(pid, children=True), 2),
@@ -297,7 +319,12 @@ class Bench:
     def ceiling(self, topic: str, partitions: int, count: int) -> dict[str, Any]:
         cmd = [sys.executable, str(ROOT / "benchmarks" / "ceiling.py"), "--bootstrap", self.bootstrap,
                "--topic", topic, "--partitions", str(partitions), "--count", str(count)]  # fmt: skip
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600, check=False)
+        decoder = dict(item.split("=", 1) for item in self.args.connector_env).get("RDC_AVRO_DECODER")
+        if decoder:  # the ceiling decodes as the connector runs do (the peer's venv has fastavro only)
+            cmd += ["--avro-decoder", decoder]
+        # PYTHONPATH: this checkout's `connector`, not the one an editable install of another checkout maps
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=600, check=False)
         if out.returncode != 0:
             raise RuntimeError(f"ceiling failed: {out.stderr[-2000:]}")
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
@@ -401,8 +428,10 @@ class Bench:
             recorder = rd._app.recorder  # timestamp acceptance exactly (benchmark only)
             original = recorder.record_accepted
 
-            def record_accepted(events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None) -> None:
-                original(events, uuids, batch_uuid)
+            def record_accepted(
+                events: list[dict[str, Any]], uuids: list[str], batch_uuid: str | None, account: str | None = None
+            ) -> None:
+                original(events, uuids, batch_uuid, account)
                 now = time.monotonic()
                 for event_uuid in uuids:
                     accepted_at[event_uuid] = now
@@ -510,6 +539,8 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "fill_max": round(mid.body_max / CAP, 4) if mid and mid.body_max is not None else None,
         "peak_rss_mib": round(max(r.peak_rss_mib or 0 for r in runs), 1) if runs else None,
         "cpu_s": mid.cpu_s if mid else None,
+        "cpu_threads": mid.cpu_threads if mid else None,
+        "runs_cpu_s": [r.cpu_s.get("self") for r in runs],
         "non_200": [r.non_200 for r in runs if r.non_200],
         "exit_codes": [r.exit_code for r in runs],
         "errors": [r.error for r in runs if r.error],
@@ -551,8 +582,6 @@ def machine() -> dict[str, Any]:
 
 def table(doc: dict[str, Any]) -> str:
     scen = doc["scenarios"]
-    ceiling = scen.get("ceiling", {}).get("events_per_s")
-    peer = scen.get("peer_quix", {}).get("events_per_s")
     header = ("scenario", "events", "events/s", "/ceiling", "/peer", "requests", "mean body/cap", "max body/cap",
               "peak RSS MiB", "p50/p99 ms")  # fmt: skip
     rows = [header]
@@ -563,24 +592,32 @@ def table(doc: dict[str, Any]) -> str:
     def pct(value: float | None) -> str:
         return f"{value:.1%}" if value is not None else "-"
 
-    for key, label in (("ceiling", "1 ceiling (no HTTP)"), ("connector", "2 rd-connector, 0 ms"),
-                       ("connector_4lanes", "2 rd-connector, 0 ms, 4 lanes"),
-                       ("lanes1_50ms", "3 rd-connector, 50 ms, 1 lane"),
-                       ("lanes4_50ms", "3 rd-connector, 50 ms, 4 lanes"),
-                       ("peer_quix", "4 peer: Quix Streams, 0 ms"),
-                       ("rss_million", "rd-connector 1M drain, 0 ms")):  # fmt: skip
-        s = scen.get(key)
-        if not s:
-            continue
-        rate = s.get("events_per_s")
-        rows.append((
-            label, f"{s.get('events', 0):,}", _fmt_rate(rate),
-            ratio(rate, ceiling) if key != "ceiling" else "1.00",
-            ratio(rate, peer),
-            str(s.get("requests") if s.get("requests") is not None else "-"),
-            pct(s.get("fill_mean")), pct(s.get("fill_max")),
-            f"{s['peak_rss_mib']:.0f}" if s.get("peak_rss_mib") else "-", "-",
-        ))  # fmt: skip
+    groups = (
+        ("", (("ceiling", "1 ceiling (no HTTP)"), ("connector", "2 rd-connector, 0 ms"),
+              ("connector_4lanes", "2 rd-connector, 0 ms, 4 lanes"),
+              ("lanes1_50ms", "3 rd-connector, 50 ms, 1 lane"),
+              ("lanes4_50ms", "3 rd-connector, 50 ms, 4 lanes"),
+              ("peer_quix", "4 peer: Quix Streams, 0 ms"),
+              ("rss_million", "rd-connector 1M drain, 0 ms"))),
+        ("mixed_", (("mixed_ceiling", "mixed: ceiling (no HTTP)"), ("mixed_connector", "mixed: rd-connector, 0 ms"),
+                    ("mixed_peer_quix", "mixed: peer Quix Streams, 0 ms"))),
+    )  # fmt: skip
+    for prefix, keys in groups:
+        ceiling = scen.get(prefix + "ceiling", {}).get("events_per_s")
+        peer = scen.get(prefix + "peer_quix", {}).get("events_per_s")
+        for key, label in keys:
+            s = scen.get(key)
+            if not s:
+                continue
+            rate = s.get("events_per_s")
+            rows.append((
+                label, f"{s.get('events', 0):,}", _fmt_rate(rate),
+                ratio(rate, ceiling) if key != prefix + "ceiling" else "1.00",
+                ratio(rate, peer),
+                str(s.get("requests") if s.get("requests") is not None else "-"),
+                pct(s.get("fill_mean")), pct(s.get("fill_max")),
+                f"{s['peak_rss_mib']:.0f}" if s.get("peak_rss_mib") else "-", "-",
+            ))  # fmt: skip
     lat = scen.get("latency")
     if lat:
         rows.append((f"5 latency @ {lat['rate_per_s']:.0f} ev/s", f"{lat['events']:,}", "-", "-", "-",
@@ -597,10 +634,17 @@ def table(doc: dict[str, Any]) -> str:
     four = scen.get("lanes4_50ms", {}).get("events_per_s")
     one = scen.get("lanes1_50ms", {}).get("events_per_s")
     con = scen.get("connector", {})
-    targets = [
-        f"end to end / ceiling  {ratio(con.get('events_per_s'), ceiling)}  (target >= 0.80)",
-        f"end to end / peer     {ratio(con.get('events_per_s'), peer)}  (target >= 2.0)",
-        f"mean body / cap       {pct(con.get('fill_mean'))}  (target >= 98%)",
+    targets = []
+    for prefix, name in (("", "default"), ("mixed_", "mixed")):
+        rate = scen.get(prefix + "connector", {}).get("events_per_s")
+        ceiling = scen.get(prefix + "ceiling", {}).get("events_per_s")
+        peer = scen.get(prefix + "peer_quix", {}).get("events_per_s")
+        if rate:
+            targets += [f"{name}: end to end / ceiling  {ratio(rate, ceiling)}  (target >= 0.9)",
+                        f"{name}: end to end / peer     {ratio(rate, peer)}  (target >= 2.0)"]  # fmt: skip
+    targets += [
+        f"mean body / cap       {pct(con.get('fill_mean'))} (default), "
+        f"{pct(scen.get('mixed_connector', {}).get('fill_mean'))} (mixed)  (target >= 98%)",
         f"max body / cap        {pct(max(s.get('fill_max') or 0 for s in scen.values() if isinstance(s, dict)))}"
         "  (all runs; target <= 100%)",
         f"4 lanes / 1 lane @50ms {ratio(four, one)}  (target >= 2.7 on 3 partitions, 0.9 x the 3x ideal; "
@@ -611,6 +655,96 @@ def table(doc: dict[str, Any]) -> str:
     if lat:
         targets.append(f"p99 latency @ low rate {lat['p99_ms']} ms  (target <= linger + 100 = {LINGER_MS + 100})")
     return "\n".join(lines) + "\n\n" + "\n".join(targets)
+
+
+def core_scenarios(
+    bench: Bench, args: argparse.Namespace, skip: set[str], scen: dict[str, Any], prefix: str,
+    topic: str, ends: dict[int, int], partitions: int,
+) -> None:  # fmt: skip
+    """The scenarios both workloads run: ceiling, connector (1 lane, mock at 0 ms), peer; `prefix` names them."""
+    count = sum(ends.values())
+    if "ceiling" not in skip:
+        runs = [bench.ceiling(topic, partitions, count) for _ in range(args.repeat)]
+        for r in runs:
+            log(f"{prefix}ceiling: {r['events_per_s']:,.0f} ev/s")
+        rates = [r["events_per_s"] for r in runs]
+        scen[prefix + "ceiling"] = {"events": count, "events_per_s": statistics.median(rates),
+                                    "runs_events_per_s": rates,
+                                    "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
+                                    "mean_event_bytes": runs[0]["mean_event_bytes"]}  # fmt: skip
+    if "connector" not in skip:
+        runs_c = [bench.connector(f"{prefix}connector#{i}", topic, ends, lanes=1, latency_ms=0)
+                  for i in range(args.repeat)]  # fmt: skip
+        scen[prefix + "connector"] = median_run(runs_c)
+    if "peer" not in skip:
+        runs_p = [bench.peer(f"{prefix}peer#{i}", topic, ends) for i in range(args.repeat)]
+        scen[prefix + "peer_quix"] = median_run(runs_p)
+
+
+def mixed_workload(bench: Bench, args: argparse.Namespace, skip: set[str], doc: dict[str, Any]) -> None:
+    """Issue 20's order-heavy workload (benchmarks/mixed_workload.py) on a topic of its own: core scenarios only."""
+    log(f"generating {args.mixed_count:,} mixed events")
+    messages = generate_mixed(args.mixed_count)
+    described = describe(messages)
+    log(f"mixed workload: mean Avro value {described['mean_value_bytes']} B, mean RD JSON event "
+        f"{described['mean_rd_json_bytes']} B, orders {described['order_share']:.1%}")  # fmt: skip
+    doc["workloads"]["mixed"] = {
+        "events": args.mixed_count,
+        "partitions": args.mixed_partitions,
+        **described,
+        "mix": "benchmarks/mixed_workload.py generate_mixed(seed=20): 70 % OrderPlaced/OrderPaid of 2-4 line items, "
+        "the rest the other bundled kinds",
+    }
+    topic, ends = bench.produce("bench-mixed", messages, args.mixed_partitions)
+    del messages
+    core_scenarios(bench, args, skip, doc["scenarios"], "mixed_", topic, ends, args.mixed_partitions)
+    delete_topics(bench.bootstrap, [topic])
+
+
+def default_workload(bench: Bench, args: argparse.Namespace, skip: set[str], doc: dict[str, Any]) -> None:
+    """The suite's own workload (the sample mix) and every scenario of it."""
+    scen = doc["scenarios"]
+    broker = bench.broker
+    log(f"generating {args.count:,} sample events")
+    messages = generate_messages(args.count, seed=7)
+    doc["workloads"]["default"] = {
+        "events": args.count,
+        **describe(messages),
+        "partitions": args.partitions,
+        "mix": "connector.commands.sample.generate_messages(seed=7): 8 e-commerce records, ~3 line items, 0 malformed",
+    }
+    topic, ends = bench.produce("bench-src", messages, args.partitions)
+    core_scenarios(bench, args, skip, scen, "", topic, ends, args.partitions)
+    if "connector" not in skip:
+        runs_c4 = [
+            bench.connector(f"connector 4 lanes#{i}", topic, ends, lanes=4, latency_ms=0) for i in range(args.repeat)
+        ]
+        scen["connector_4lanes"] = median_run(runs_c4)
+        scen["connector_4lanes"]["partitions_per_lane"] = lane_spread(topic, args.partitions, 4)
+    if "lanes" not in skip:
+        # Its own topic, of `--lanes-partitions` partitions (default 3: fewer partitions than lanes,
+        # where a hash made lanes collide) and `--lanes-count` events.
+        small = messages[: args.lanes_count]
+        small_topic, small_ends = bench.produce("bench-src-lanes", small, args.lanes_partitions)
+        for lanes in (1, 4):
+            runs_l = [bench.connector(f"{lanes} lane(s) 50ms #{i}", small_topic, small_ends, lanes=lanes,
+                                      latency_ms=50) for i in range(args.repeat)]  # fmt: skip
+            scen[f"lanes{lanes}_50ms"] = median_run(runs_l)
+            scen[f"lanes{lanes}_50ms"]["partitions_per_lane"] = lane_spread(small_topic, args.lanes_partitions, lanes)
+        delete_topics(broker.bootstrap_servers, [small_topic])
+    if "latency" not in skip:
+        try:
+            scen["latency"] = bench.latency(messages, args.latency_rate, args.latency_seconds)
+        except Exception as exc:  # record it and go on: the other figures are still worth printing
+            log(f"latency failed: {exc}")
+            scen["latency_error"] = str(exc)[:2000]
+    if args.rss_million:
+        delete_topics(broker.bootstrap_servers, [topic])
+        million = [messages[i % len(messages)] for i in range(1_000_000)]
+        big_topic, big_ends = bench.produce("bench-src-1m", million, args.partitions)
+        del million
+        run = bench.connector("1M drain", big_topic, big_ends, lanes=1, latency_ms=0, timeout=900)
+        scen["rss_million"] = median_run([run])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -629,75 +763,29 @@ def main(argv: list[str] | None = None) -> int:
                         "ceiling,connector,lanes,peer,latency")  # fmt: skip
     parser.add_argument("--connector-env", action="append", default=[], metavar="RDC_X=V",
                         help="extra environment for the connector runs (experiments), repeatable")  # fmt: skip
+    parser.add_argument("--workloads", default="default,mixed",
+                        help="which workloads: default (the sample mix, every scenario), mixed (issue 20's "
+                        "order-heavy mix: ceiling, connector, peer), or both (default)")  # fmt: skip
+    parser.add_argument("--mixed-count", type=int, default=100_000, help="mixed workload events (default 100,000)")
+    parser.add_argument("--mixed-partitions", type=int, default=3, help="mixed workload partitions (default 3)")
     parser.add_argument("--json-out", default=str(ROOT / "benchmarks" / "results" / "latest.json"))
     args = parser.parse_args(argv)
     skip = set(filter(None, args.skip.split(",")))
+    workloads = set(filter(None, args.workloads.split(",")))
+    if not workloads <= {"default", "mixed"}:
+        parser.error("--workloads: default, mixed or both (comma-separated)")
     wall = time.monotonic()
-    doc: dict[str, Any] = {"benchmark": "rd-connector suite", "machine": machine(), "scenarios": {}}
+    doc: dict[str, Any] = {"benchmark": "rd-connector suite", "machine": machine(), "workloads": {}, "scenarios": {}}
     if args.connector_env:
         doc["connector_env"] = args.connector_env
-    scen = doc["scenarios"]
-    log(f"generating {args.count:,} sample events")
-    messages = generate_messages(args.count, seed=7)
-    doc["workload"] = {
-        "events": args.count,
-        "mean_value_bytes": round(sum(len(m.value or b"") for m in messages) / len(messages), 1),
-        "partitions": args.partitions,
-        "mix": "connector.commands.sample.generate_messages(seed=7): 8 e-commerce records, ~3 line items, 0 malformed",
-    }
     with EmbeddedBroker() as broker:
         mock = MockProcess()
         try:
             bench = Bench(broker, mock, args)
-            topic, ends = bench.produce("bench-src", messages, args.partitions)
-            if "ceiling" not in skip:
-                runs = [bench.ceiling(topic, args.partitions, args.count) for _ in range(args.repeat)]
-                for r in runs:
-                    log(f"ceiling: {r['events_per_s']:,.0f} ev/s")
-                rates = [r["events_per_s"] for r in runs]
-                scen["ceiling"] = {"events": args.count, "events_per_s": statistics.median(rates),
-                                   "runs_events_per_s": rates,
-                                   "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
-                                   "mean_event_bytes": runs[0]["mean_event_bytes"]}  # fmt: skip
-            if "connector" not in skip:
-                runs_c = [bench.connector(f"connector#{i}", topic, ends, lanes=1, latency_ms=0)
-                          for i in range(args.repeat)]  # fmt: skip
-                scen["connector"] = median_run(runs_c)
-                runs_c4 = [
-                    bench.connector(f"connector 4 lanes#{i}", topic, ends, lanes=4, latency_ms=0)
-                    for i in range(args.repeat)
-                ]
-                scen["connector_4lanes"] = median_run(runs_c4)
-                scen["connector_4lanes"]["partitions_per_lane"] = lane_spread(topic, args.partitions, 4)
-            if "peer" not in skip:
-                runs_p = [bench.peer(f"peer#{i}", topic, ends) for i in range(args.repeat)]
-                scen["peer_quix"] = median_run(runs_p)
-            if "lanes" not in skip:
-                # Its own topic, of `--lanes-partitions` partitions (default 3: fewer partitions than lanes,
-                # where a hash made lanes collide) and `--lanes-count` events.
-                small = messages[: args.lanes_count]
-                small_topic, small_ends = bench.produce("bench-src-lanes", small, args.lanes_partitions)
-                for lanes in (1, 4):
-                    runs_l = [bench.connector(f"{lanes} lane(s) 50ms #{i}", small_topic, small_ends, lanes=lanes,
-                                              latency_ms=50) for i in range(args.repeat)]  # fmt: skip
-                    scen[f"lanes{lanes}_50ms"] = median_run(runs_l)
-                    scen[f"lanes{lanes}_50ms"]["partitions_per_lane"] = lane_spread(
-                        small_topic, args.lanes_partitions, lanes
-                    )
-                delete_topics(broker.bootstrap_servers, [small_topic])
-            if "latency" not in skip:
-                try:
-                    scen["latency"] = bench.latency(messages, args.latency_rate, args.latency_seconds)
-                except Exception as exc:  # record it and go on: the other figures are still worth printing
-                    log(f"latency failed: {exc}")
-                    scen["latency_error"] = str(exc)[:2000]
-            if args.rss_million:
-                delete_topics(broker.bootstrap_servers, [topic])
-                million = [messages[i % len(messages)] for i in range(1_000_000)]
-                big_topic, big_ends = bench.produce("bench-src-1m", million, args.partitions)
-                del million
-                run = bench.connector("1M drain", big_topic, big_ends, lanes=1, latency_ms=0, timeout=900)
-                scen["rss_million"] = median_run([run])
+            if "mixed" in workloads:
+                mixed_workload(bench, args, skip, doc)
+            if "default" in workloads:
+                default_workload(bench, args, skip, doc)
         finally:
             mock.close()
     doc["wall_s"] = round(time.monotonic() - wall, 1)
