@@ -135,14 +135,17 @@ class Rebalance:
             return
         self._gone.update(revoked)
         _log.info("revoked partitions=%s protocol=%s", [f"{t}/{p}" for t, p in revoked], self._protocol)
+        abandoned = False
         if not self.closing:
             if self.cooperative:
-                self._revoke_some(revoked)
+                abandoned = self._revoke_some(revoked)
             else:
                 self._revoke_all()
         self.forget(revoked)
-        # A partition changes lane only when nothing of it is in flight (per-partition order).
-        if not self.closing and not self._tracker.unsettled():
+        # A partition changes lane only when nothing of it is in flight (per-partition order). After an abandon
+        # the kept partitions read again are not tracked, but a POST of theirs may still be out on the abandoned
+        # lane (an HTTP request cannot be cancelled): they stay on that lane, whose next request waits for it.
+        if not self.closing and not abandoned and not self._tracker.unsettled():
             self._lanes.respread()
 
     def _revoke_all(self) -> None:
@@ -153,14 +156,15 @@ class Rebalance:
             _log.warning("revoke_abandoned unsettled=%d (they will be redelivered)", self._tracker.unsettled())
         self._abandon(None)
 
-    def _revoke_some(self, revoked: list[TopicPartitionKey]) -> None:
+    def _revoke_some(self, revoked: list[TopicPartitionKey]) -> bool:
         """COOPERATIVE: only `revoked` goes. Wait for its work (the others flow meanwhile), commit, and if some
-        of it is still unsettled, abandon only the lanes holding it and read their kept partitions again."""
+        of it is still unsettled, abandon only the lanes holding it and read their kept partitions again.
+        Returns whether lanes were abandoned."""
         self._drain(self._revoke_timeout_s, revoked)
         self._commit()
         left = {tp: n for tp in revoked if (n := self._tracker.unsettled(tp))}
         if not left:
-            return
+            return False
         slots = {self._lanes.lane_of(tp) for tp in left}
         kept = [tp for tp in self._partitions if tp not in set(revoked) and self._lanes.lane_of(tp) in slots]
         _log.warning(
@@ -170,6 +174,7 @@ class Rebalance:
         self._abandon(slots)
         for tp in kept:
             self.rewind(tp)
+        return True
 
     def on_lost(self, consumer: Any, partitions: list[TopicPartition]) -> None:
         lost = [(p.topic, p.partition) for p in partitions]

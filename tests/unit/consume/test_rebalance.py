@@ -199,6 +199,20 @@ def test_a_cooperative_revoke_past_its_deadline_abandons_only_its_lanes_and_rere
     assert set(rig.partitions) == {A1, b0} and rig.tracker.first_unsettled(A0) is None
 
 
+def test_partitions_read_again_after_an_abandon_keep_their_lane_while_its_post_may_be_out() -> None:
+    """An abandoned lane may still wait on a POST of a kept partition's events (HTTP cannot be cancelled): a
+    respread moving that partition would let its events read again reach RD before the old request."""
+    rig = Rig(lanes=2, cooperative=True)
+    idle, z0, z1 = ("b", 0), ("z", 0), ("z", 1)
+    rig.assign(A0, idle, z0, z1)
+    for tp in (A0, idle, z0, z1):  # all on lane 0 (as after earlier rebalances), lane 1 empty
+        rig.lanes._owned[tp] = rig.lanes._lane_of[tp] = 0
+    _track(rig, A0, z0, z1)
+    rig.revoke(A0)  # past its deadline: lane 0 is abandoned, z0 and z1 read again (nothing tracked any more)
+    assert ("abandon", [0]) in rig.log and rig.tracker.unsettled() == 0
+    assert rig.lanes.lane_of(z0) == rig.lanes.lane_of(z1) == 0  # not spread out while lane 0 may have a POST out
+
+
 def test_a_kept_partition_read_again_drops_what_its_consume_call_fetched_before_the_seek() -> None:
     from tests.unit.consume.fake_consumer import FakeMessage
 
