@@ -21,19 +21,20 @@ import threading
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import Protocol
+from typing import Protocol, cast
 
 from connector.config.accounts import DEFAULT_ACCOUNT
 from connector.deliver.attempt import Sender, _Abandoned
 from connector.deliver.batch import Batch, Batcher
 from connector.errors import AuthFatal, ConnectorError, LaneCrashed
+from connector.in_flight import Item
 from connector.ops.metrics import Metrics
 from connector.ops.probe_server import Health
 from connector.partition_keys import TopicPartitionKey, stable_slot
 from connector.rd.client import RdClient
 from connector.rd.rate import RateGate
 from connector.rd.retry import MAX_HINTED_WAIT_S
-from connector.settle.reporter import Reporter
+from connector.settle.reporter import DeadLetter, Reporter
 
 __all__ = ["HELD_RECHECK_S", "Lane", "LaneLike", "LaneSet", "place", "spread"]
 
@@ -75,10 +76,14 @@ class Lane:
         self._wake = threading.Event()
         self._metrics = metrics or Metrics()
         self._health = health or Health()
+        # Only a lane that may block retries a batch after a refusal, so only it needs to know what of the batch
+        # was settled meanwhile (the recording costs a set update per delivered event: not on the single-account
+        # hot path).
+        self._settled = _SettledRecorder(reporter) if blocked_retry_s is not None else None
         self._sender = Sender(
             index,
             client,
-            reporter,
+            cast(Reporter, self._settled) if self._settled is not None else reporter,
             backoff_initial_s=backoff_initial_s,
             backoff_max_s=backoff_max_s,
             max_bytes=max_bytes,
@@ -147,26 +152,34 @@ class Lane:
 
     def _deliver(self, batch: Batch, abandoned: Callable[[], bool]) -> None:
         """Deliver `batch`; while RD refuses the account's credentials and the lane may block, wait and try
-        it again (nothing after it goes first: each partition's order holds)."""
+        again what of it is not settled yet (a bisection may have delivered or dead-lettered part of it before
+        the refusal); nothing after it goes first: each partition's order holds."""
+        items = batch.items
+        if self._settled is not None:
+            self._settled.done.clear()
         while True:
             try:
-                self._sender.deliver(batch.items, abandoned)
+                self._sender.deliver(items, abandoned)
             except AuthFatal as exc:
-                if self._blocked_retry_s is None:
+                if self._blocked_retry_s is None or self._settled is None:
                     raise
                 if not self.blocked:
                     self._set_blocked(True)
                 _log.error(
                     "account_blocked account=%s lane=%d events=%d retry_in_s=%g error=%s: RD refuses the account's "
                     "credentials; its events wait uncommitted, the other accounts keep flowing",
-                    self.account, self.index, len(batch), self._blocked_retry_s, exc,
+                    self.account, self.index, len(items), self._blocked_retry_s, exc,
                 )  # fmt: skip
                 self._wake.clear()
+                if not (abandoned() or self._closed):
+                    self._wake.wait(self._blocked_retry_s)
                 if abandoned() or self._closed:
+                    self._set_blocked(False)  # this lane waits no more (its work is dropped, not settled)
                     raise _Abandoned from None
-                self._wake.wait(self._blocked_retry_s)
-                if abandoned() or self._closed:
-                    raise _Abandoned from None
+                done = self._settled.done
+                items = [i for i in items if (i.topic, i.partition, i.offset) not in done]
+                if not items:
+                    return
                 continue
             if self.blocked:
                 self._set_blocked(False)
@@ -175,14 +188,34 @@ class Lane:
             return
 
     def _set_blocked(self, blocked: bool) -> None:
+        """This lane waits (or no longer waits) for the account's credentials; the account is blocked while any
+        of its lanes is."""
         self.blocked = blocked
-        self._metrics.account_blocked(self.account, blocked)
-        self._health.set_account_blocked(self.account, blocked)
-        self._health.set_token_valid(not blocked, self.account)
+        self._health.set_account_blocked(self.account, blocked, self.index)
+        account_blocked = self._health.account_blocked(self.account)
+        self._metrics.account_blocked(self.account, account_blocked)
+        self._health.set_token_valid(not account_blocked, self.account)
 
     def _abandoned_since(self, generation: int) -> bool:
         """Whether `abandon()` was called after work of `generation` was submitted."""
         return generation != self._generation
+
+
+class _SettledRecorder:
+    """The reporter as a blocking lane's `Sender` sees it: passes results and dead letters on, and remembers the
+    records of the current batch they settle (topic, partition, offset)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+        self.done: set[tuple[str, int, int]] = set()
+
+    def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
+        self._reporter.publish_results(items, uuids, batch_uuid)
+        self.done.update((item.topic, item.partition, item.offset) for item in items)
+
+    def dead_letter(self, letter: DeadLetter) -> None:
+        self._reporter.dead_letter(letter)
+        self.done.add((letter.topic, letter.partition, letter.offset))
 
 
 #: How soon a due batch held behind its lane's queue is looked at again (see `LaneSet.poll_timeout`).
@@ -303,7 +336,7 @@ class LaneSet:
         timeout = 0.1
         for _, lane, batcher in self._channels:
             deadline = batcher.deadline()
-            if deadline is not None:
+            if deadline is not None and not getattr(lane, "blocked", False):  # a blocked lane's batch waits on it
                 wait = deadline - now
                 timeout = min(timeout, max(wait, HELD_RECHECK_S) if lane.queued() else wait)
         return max(0.0, timeout)

@@ -75,7 +75,8 @@ class Health:
       that makes /readyz fail at once (`rd_answer_not_recognised`), until an answer from RD proves the path.
     - `set_token_valid(False, account)` when RD refused the account's token and it cannot be refreshed; True
       after a refresh.
-    - `set_account_blocked(account, True)` while RD refuses an account's credentials and its delivery waits
+    - `set_account_blocked(account, True, lane)` while RD refuses an account's credentials and that lane's
+      delivery waits (an account is blocked while any of its lanes is); `account_blocked(account)` says so
       (several accounts: the others keep flowing); False once RD accepts them again.
     - `set_quota_exhausted_until(epoch)` when RD's 429 for the account asks for a long wait (a daily quota):
       not ready until that wall-clock time, or until `record_request_ok()`.
@@ -97,7 +98,7 @@ class Health:
         self._last_beat = clock()
         self._assigned = False
         self._invalid_tokens: set[str] = set()  # accounts whose token RD refused
-        self._blocked: set[str] = set()  # accounts whose delivery waits for valid credentials
+        self._blocked: dict[str, set[int]] = {}  # account -> its lanes waiting for valid credentials
         self._failing_since: float | None = None
         self._not_rd = False
         self._quota_until: float | None = None  # wall-clock epoch seconds
@@ -114,11 +115,15 @@ class Health:
         else:
             self._invalid_tokens.add(account)
 
-    def set_account_blocked(self, account: str, blocked: bool) -> None:
+    def set_account_blocked(self, account: str, blocked: bool, lane: int = 0) -> None:
+        lanes = self._blocked.setdefault(account, set())
         if blocked:
-            self._blocked.add(account)
+            lanes.add(lane)
         else:
-            self._blocked.discard(account)
+            lanes.discard(lane)
+
+    def account_blocked(self, account: str) -> bool:
+        return bool(self._blocked.get(account))
 
     def record_request_ok(self) -> None:
         self._failing_since = None
@@ -152,7 +157,7 @@ class Health:
         if invalid == ["default"]:
             reasons.append("token_invalid")
         reasons += [f"token_invalid account={name}" for name in invalid if invalid != ["default"]]
-        reasons += [f"account_blocked={name}" for name in sorted(self._blocked)]
+        reasons += [f"account_blocked={name}" for name, lanes in sorted(self._blocked.items()) if lanes]
         failing_since = self._failing_since
         if failing_since is not None and self._clock() - failing_since > self.max_failing_s:
             reasons.append(f"rd_failing_for_s={self._clock() - failing_since:.0f}")

@@ -147,3 +147,13 @@ def test_abandon_drops_the_work_of_the_given_slots_only_every_account_of_them() 
     assert [[lane.abandoned for lane in slot.values()] for slot in slots] == [[0, 0], [1, 1], [0, 0]]
     lane_set.abandon()
     assert [[lane.abandoned for lane in slot.values()] for slot in slots] == [[1, 1], [2, 2], [1, 1]]
+
+
+def test_a_blocked_lanes_overdue_batch_does_not_make_the_pipeline_poll_every_5_ms() -> None:
+    lane = FakeLane()
+    lane_set = LaneSet([lane], 1000, 10, linger_s=1.0)
+    lane_set.batcher(0).add(_item(0), 0.0)
+    lane.waiting = 1
+    assert lane_set.poll_timeout(5.0) == HELD_RECHECK_S  # held behind a busy lane: looked at again soon
+    lane.blocked = True  # type: ignore[attr-defined]  # RD refuses its account: it may wait for an hour
+    assert lane_set.poll_timeout(5.0) == 0.1

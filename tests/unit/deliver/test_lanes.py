@@ -656,3 +656,46 @@ def test_one_account_alone_still_stops_on_refused_credentials(make_lane: LaneFac
     rig.lane.submit(batch_of(make_items(1)))
     wait_until(lambda: rig.lane.fatal is not None)
     assert isinstance(rig.lane.fatal, AuthFatal) and "account 'solo'" in str(rig.lane.fatal)
+
+
+def test_a_blocked_lane_retries_only_what_a_bisection_left_unsettled(make_lane: LaneFactory) -> None:
+    """RD rejects the batch (400: bisected), takes the first half, then refuses the credentials for the second:
+    after the block only the second half is sent again; nothing is published twice."""
+    refusing = threading.Event()
+
+    def script(n: int, request: httpx.Request) -> httpx.Response:
+        if n == 0:
+            return rd_error(400)  # the whole batch: split in halves
+        if n == 1:
+            refusing.set()
+            return ok(request)  # the first half is delivered
+        return rd_error(401, "UNAUTHORIZED") if refusing.is_set() else ok(request)
+
+    rig = make_lane(script, account="b", blocked_retry_s=0.05)
+    rig.lane.submit(batch_of(make_items(4)))
+    wait_until(lambda: rig.lane.blocked)
+    refusing.clear()
+    wait_until(lambda: rig.lane.batches == 1)
+    assert sorted(i.offset for i in rig.reporter.published()) == [0, 1, 2, 3]  # each once
+    retried = [[e["n"] for e in orjson.loads(seen.body)] for seen in rig.rd.seen[2:]]
+    assert retried[-1] == [2, 3] and all(batch == [2, 3] for batch in retried)
+
+
+def test_an_account_stays_blocked_while_any_of_its_lanes_is_and_an_abandon_clears_that_lane() -> None:
+    health = Health()
+    health.set_account_blocked("b", True, 0)
+    health.set_account_blocked("b", True, 1)
+    health.set_account_blocked("b", False, 1)  # lane 1 delivered: lane 0 still waits
+    assert health.account_blocked("b") and "account_blocked=b" in cast(list[str], health.readiness()[1]["reasons"])
+    health.set_account_blocked("b", False, 0)
+    assert not health.account_blocked("b")
+
+
+def test_an_abandoned_blocked_lane_no_longer_counts_as_blocked(make_lane: LaneFactory) -> None:
+    health = Health()
+    rig = make_lane(lambda _n, _r: rd_error(401, "UNAUTHORIZED"), account="b", blocked_retry_s=60.0, health=health)
+    rig.lane.submit(batch_of(make_items(1)))
+    wait_until(lambda: health.account_blocked("b"))
+    rig.lane.abandon()
+    wait_until(lambda: not health.account_blocked("b"))
+    assert rig.reporter.results == []
