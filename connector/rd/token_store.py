@@ -279,6 +279,9 @@ class KafkaTokenStore:
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
                         high = max(high, message.offset())
+                        # At the end: offsets below it that never came (compacted away, transaction markers)
+                        # are not waited for.
+                        self._next_offset = max(self._next_offset, message.offset())
                         continue
                     raise ConnectorError(f"token store: cannot read RDC_TOKEN_STORE_TOPIC={self.topic}: {error}")
                 self._take(message.offset(), message.key(), message.value())
