@@ -9,14 +9,13 @@ its own lanes (deliver/lanes.py). `check` builds its token providers here too, s
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
 import httpx
 
 from connector.config import Secret, Settings
-from connector.config.accounts import DEFAULT_ACCOUNT, Account
+from connector.config.accounts import Account
 from connector.errors import ConnectorError
 from connector.ledger.scan import rd_destination
 from connector.ops.metrics import Metrics
@@ -27,7 +26,7 @@ from connector.rd.client import RdClient, TokenProvider
 from connector.rd.rate import RateGate
 from connector.rd.token_store import KafkaTokenStore
 
-__all__ = ["AccountEdge", "account_edges", "default_account_of", "destination_of", "token_store_of", "tokens_of"]
+__all__ = ["AccountEdge", "account_edges", "destination_of", "token_store_of", "tokens_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +138,3 @@ def account_edges(
 
 def _rate_of(gate: RateGate) -> float:
     return gate.rate_per_s
-
-
-def default_account_of(names: Sequence[str]) -> str | None:
-    """Where events whose mapping names no account go: `default`, or the only account (None: several, none
-    of them `default`)."""
-    if DEFAULT_ACCOUNT in names:
-        return DEFAULT_ACCOUNT
-    return names[0] if len(names) == 1 else None

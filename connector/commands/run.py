@@ -24,8 +24,9 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic  # type: ignore[attr-defined]
 
 from connector.avro import DELIVERY_RESULT, Decoder, SchemaCatalog, registry_from_settings
-from connector.commands.rd_accounts import account_edges, default_account_of
+from connector.commands.rd_accounts import account_edges
 from connector.config import Settings, load_settings
+from connector.config.accounts import default_account_of
 from connector.config.describe import settings_help
 from connector.consume.rebalance_protocol import COOPERATIVE, rebalance_protocol
 from connector.deliver.lanes import Lane

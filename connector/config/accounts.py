@@ -12,7 +12,7 @@ reader are arguments.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -20,7 +20,7 @@ from typing import Any, Final
 from connector.config.secret import Secret
 from connector.errors import ConfigError
 
-__all__ = ["DEFAULT_ACCOUNT", "Account", "parse_accounts"]
+__all__ = ["DEFAULT_ACCOUNT", "Account", "default_account_of", "parse_accounts"]
 
 #: The account the plain RDC_RD_* settings define.
 DEFAULT_ACCOUNT: Final = "default"
@@ -169,3 +169,11 @@ def _credential(
 
 def _as_secret(value: str | None) -> Secret | None:
     return Secret(value) if value else None
+
+
+def default_account_of(names: Sequence[str]) -> str | None:
+    """Where events whose mapping names no account go: `default`, or the only account (None: several, none
+    of them `default`)."""
+    if DEFAULT_ACCOUNT in names:
+        return DEFAULT_ACCOUNT
+    return names[0] if len(names) == 1 else None

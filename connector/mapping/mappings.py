@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from connector.avro.catalog import SchemaCatalog, SchemaEntry, default_catalog
-from connector.config.accounts import DEFAULT_ACCOUNT
+from connector.config.accounts import default_account_of
 from connector.errors import ConfigError, MappingError
 from connector.mapping.compile_account import check_account_names
 from connector.mapping.compiler import MapFunction, compile_mapping
@@ -193,7 +193,7 @@ class Mappings:
         """The accounts each mapping names checked against `accounts` (the configured ones): one (mapping,
         problems) per mapping. With several accounts and none called `default`, a user mapping must name one
         (a bundled mapping is only checked for the names it gives)."""
-        default = DEFAULT_ACCOUNT if DEFAULT_ACCOUNT in accounts or len(accounts) == 1 else None
+        default = default_account_of(accounts)
         results = [(spec, check_account_names(spec, accounts, default)) for f in self.user_files for spec in f.mappings]
         for spec in (m for f in self.bundled_files for m in f.mappings):
             results.append((spec, check_account_names(spec, accounts, default) if spec.account is not None else []))

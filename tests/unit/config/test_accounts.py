@@ -650,3 +650,12 @@ def test_errors_never_show_a_secret(secret: str, drop: str, twice: tuple[str, ..
         with pytest.raises(ConfigError) as info:
             _parse({"north": table}, {"X": secret}, {"/s": secret})
         assert secret not in str(info.value) and "[accounts.north]" in str(info.value)
+
+
+def test_the_default_account_is_default_or_the_only_one() -> None:
+    from connector.config.accounts import default_account_of
+
+    assert default_account_of(["north", "default"]) == "default"
+    assert default_account_of(["north"]) == "north"
+    assert default_account_of(["north", "south"]) is None
+    assert default_account_of([]) is None
