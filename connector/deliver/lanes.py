@@ -226,6 +226,7 @@ class LaneLike(Protocol):
     """What `LaneSet` needs of a lane (`deliver.lane.Lane`; tests pass fakes)."""
 
     fatal: ConnectorError | None
+    blocked: bool  # RD refuses its account's credentials: it holds its batch and retries (see `Lane._deliver`)
 
     def submit(self, batch: Batch) -> None: ...
     def queued(self) -> int: ...
@@ -336,7 +337,7 @@ class LaneSet:
         timeout = 0.1
         for _, lane, batcher in self._channels:
             deadline = batcher.deadline()
-            if deadline is not None and not getattr(lane, "blocked", False):  # a blocked lane's batch waits on it
+            if deadline is not None and not lane.blocked:  # a blocked lane's batch waits on it
                 wait = deadline - now
                 timeout = min(timeout, max(wait, HELD_RECHECK_S) if lane.queued() else wait)
         return max(0.0, timeout)

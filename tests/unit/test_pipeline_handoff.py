@@ -111,6 +111,7 @@ class InstantLane:
     """Delivers every batch at once: each event is settled as delivered when submitted."""
 
     fatal = None
+    blocked = False
     delivered: list[int]
 
     def __init__(self, index: int, reporter: FakeReporter) -> None:

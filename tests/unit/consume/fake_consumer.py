@@ -104,6 +104,7 @@ class FakeLane:
     fatal: ConnectorError | None = None
 
     def __init__(self) -> None:
+        self.blocked = False
         self.batches: list[Batch] = []
         self.waiting = 0
 

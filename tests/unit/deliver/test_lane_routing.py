@@ -155,5 +155,5 @@ def test_a_blocked_lanes_overdue_batch_does_not_make_the_pipeline_poll_every_5_m
     lane_set.batcher(0).add(_item(0), 0.0)
     lane.waiting = 1
     assert lane_set.poll_timeout(5.0) == HELD_RECHECK_S  # held behind a busy lane: looked at again soon
-    lane.blocked = True  # type: ignore[attr-defined]  # RD refuses its account: it may wait for an hour
+    lane.blocked = True  # RD refuses its account: it may wait for an hour
     assert lane_set.poll_timeout(5.0) == 0.1
