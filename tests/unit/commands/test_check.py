@@ -40,7 +40,18 @@ def _refresh_env(tmp_path: Path) -> dict[str, str]:
 def _rd(
     env: dict[str, str], answer: Callable[[httpx.Request], httpx.Response], config: Path | None = None
 ) -> tuple[dict[str, CheckResult], list[httpx.Request]]:
-    """The RD results of `run_checks` against `answer` (by name), and the requests it got."""
+    """The RD results of `run_checks` against `answer` (by name), and the requests it got; Kafka is not
+    configured, so the checks before RD's are skipped."""
+    results, requests = _run(env, answer, config)
+    by_name = {r.name: r for r in results}
+    assert [by_name[n].status for n in ("brokers", "topics", "schema-registry")] == ["SKIP"] * 3
+    return {n: r for n, r in by_name.items() if n.startswith("rd-")}, requests
+
+
+def _run(
+    env: dict[str, str], answer: Callable[[httpx.Request], httpx.Response], config: Path | None = None
+) -> tuple[list[CheckResult], list[httpx.Request]]:
+    """Every result of `run_checks` with RD answered by `answer`, and the requests RD got."""
     requests: list[httpx.Request] = []
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -48,10 +59,7 @@ def _rd(
         return answer(request)
 
     with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        results = run_checks(load_settings(env, config), timeout_s=2, http=http)
-    by_name = {r.name: r for r in results}
-    assert [by_name[n].status for n in ("brokers", "topics", "schema-registry")] == ["SKIP"] * 3
-    return {n: r for n, r in by_name.items() if n.startswith("rd-")}, requests
+        return run_checks(load_settings(env, config), timeout_s=2, http=http), requests
 
 
 def _batch(status: int, body: bytes = b'{"errors": []}') -> Callable[[httpx.Request], httpx.Response]:
@@ -216,14 +224,8 @@ def store(monkeypatch: pytest.MonkeyPatch) -> MemoryTokenStore:
 def _rd_with_kafka(
     env: dict[str, str], answer: Callable[[httpx.Request], httpx.Response], config: Path | None = None
 ) -> tuple[dict[str, CheckResult], list[httpx.Request]]:
-    requests: list[httpx.Request] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        requests.append(request)
-        return answer(request)
-
-    with httpx.Client(transport=httpx.MockTransport(handler)) as http:
-        results = run_checks(load_settings(env, config), timeout_s=2, http=http)
+    """The RD results of `run_checks` against `answer`, Kafka faked (see `store`)."""
+    results, requests = _run(env, answer, config)
     return {r.name: r for r in results if r.name.startswith("rd-")}, requests
 
 
