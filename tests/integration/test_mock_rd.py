@@ -6,6 +6,7 @@ No Kafka broker needed. Each test gets its own server on a free port (starting o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -934,9 +935,11 @@ def test_garbage_request_line_gets_400(rd: MockRdServer) -> None:
 # --- CLI ----------------------------------------------------------------------------------------------------
 
 
-def test_cli_serves_until_sigint() -> None:
+@contextlib.contextmanager
+def _mock_cli(*args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """`python -m connector.testing.mock_rd --port 0 *args` and the URL it prints; killed if still running."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "connector.testing.mock_rd", "--port", "0", "--latency-ms", "1", "--seed", "1"],
+        [sys.executable, "-m", "connector.testing.mock_rd", "--port", "0", *args],
         stdout=subprocess.PIPE,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -945,18 +948,22 @@ def test_cli_serves_until_sigint() -> None:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         assert line.startswith("mock-rd listening on http://127.0.0.1:")
-        url = line.split()[-1]
-        assert httpx.post(url + BATCH, json=[conversion()], headers=AUTH).status_code == 200
-        config = httpx.get(url + "/_mock/config").json()
-        assert config["latency_ms"] == 1 and config["seed"] == 1
-        proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=5) == 0
+        yield proc, line.split()[-1]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_cli_serves_until_sigint() -> None:
+    with _mock_cli("--latency-ms", "1", "--seed", "1") as (proc, url):
+        assert httpx.post(url + BATCH, json=[conversion()], headers=AUTH).status_code == 200
+        config = httpx.get(url + "/_mock/config").json()
+        assert config["latency_ms"] == 1 and config["seed"] == 1
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=5) == 0
 
 
 def test_cli_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
@@ -966,23 +973,7 @@ def test_cli_rejects_bad_settings(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_cli_serves_named_accounts(capsys: pytest.CaptureFixture[str]) -> None:
     accounts = {"a": {**A_CREDS, "static_tokens": ["st-a"], "rate_limit_per_s": 1}, "b": B_CREDS}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "connector.testing.mock_rd",
-            "--port",
-            "0",
-            "--accounts",
-            orjson.dumps(accounts).decode(),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().split()[-1]
+    with _mock_cli("--accounts", orjson.dumps(accounts).decode()) as (proc, url):
         assert httpx.get(url + "/_mock/accounts").json()["a"] == {
             "client_id": "id-a",
             "refuse_refresh": False,
@@ -992,12 +983,6 @@ def test_cli_serves_named_accounts(capsys: pytest.CaptureFixture[str]) -> None:
         assert httpx.get(url + "/_mock/stats").json()["accounts"]["a"]["accepted_events"] == 1
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=5) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
     with pytest.raises(SystemExit):  # argparse: exit 2 and the reason
         cli(["--port", "0", "--accounts", '{"a": {"client_id": "x"}}'])
     assert "client_secret" in capsys.readouterr().err
