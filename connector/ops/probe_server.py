@@ -153,10 +153,10 @@ class Health:
             reasons.append("loop_stuck")
         if not self._assigned:
             reasons.append("not_assigned")
-        invalid = sorted(self._invalid_tokens)
-        if invalid == ["default"]:
-            reasons.append("token_invalid")
-        reasons += [f"token_invalid account={name}" for name in invalid if invalid != ["default"]]
+        reasons += [
+            "token_invalid" if name == "default" else f"token_invalid account={name}"
+            for name in sorted(self._invalid_tokens)
+        ]
         reasons += [f"account_blocked={name}" for name, lanes in sorted(self._blocked.items()) if lanes]
         failing_since = self._failing_since
         if failing_since is not None and self._clock() - failing_since > self.max_failing_s:
