@@ -330,9 +330,17 @@ class Bench:
         return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
     def connector(
-        self, name: str, topic: str, ends: dict[int, int], *, lanes: int, latency_ms: float, timeout: float = 300
+        self,
+        name: str,
+        topic: str,
+        ends: dict[int, int],
+        *,
+        lanes: int,
+        latency_ms: float,
+        timeout: float = 300,
+        variant: Sequence[str] = (),
     ) -> Run:
-        extra = dict(item.split("=", 1) for item in self.args.connector_env)
+        extra = dict(item.split("=", 1) for item in [*self.args.connector_env, *variant])
         count = sum(ends.values())
         run = Run(name, count)
         self.mock.reset(latency_ms)
@@ -594,12 +602,14 @@ def table(doc: dict[str, Any]) -> str:
 
     groups = (
         ("", (("ceiling", "1 ceiling (no HTTP)"), ("connector", "2 rd-connector, 0 ms"),
+              ("connector_variant", "2 rd-connector, 0 ms, --variant"),
               ("connector_4lanes", "2 rd-connector, 0 ms, 4 lanes"),
               ("lanes1_50ms", "3 rd-connector, 50 ms, 1 lane"),
               ("lanes4_50ms", "3 rd-connector, 50 ms, 4 lanes"),
               ("peer_quix", "4 peer: Quix Streams, 0 ms"),
               ("rss_million", "rd-connector 1M drain, 0 ms"))),
         ("mixed_", (("mixed_ceiling", "mixed: ceiling (no HTTP)"), ("mixed_connector", "mixed: rd-connector, 0 ms"),
+                    ("mixed_connector_variant", "mixed: rd-connector, 0 ms, --variant"),
                     ("mixed_peer_quix", "mixed: peer Quix Streams, 0 ms"))),
     )  # fmt: skip
     for prefix, keys in groups:
@@ -673,9 +683,16 @@ def core_scenarios(
                                     "peak_rss_mib": max(r["peak_rss_mib"] for r in runs),
                                     "mean_event_bytes": runs[0]["mean_event_bytes"]}  # fmt: skip
     if "connector" not in skip:
-        runs_c = [bench.connector(f"{prefix}connector#{i}", topic, ends, lanes=1, latency_ms=0)
-                  for i in range(args.repeat)]  # fmt: skip
+        runs_c: list[Run] = []
+        runs_v: list[Run] = []
+        for i in range(args.repeat):  # with --variant: A, B, A, B... (a machine that slows slows both)
+            runs_c.append(bench.connector(f"{prefix}connector#{i}", topic, ends, lanes=1, latency_ms=0))
+            if args.variant:
+                runs_v.append(bench.connector(f"{prefix}connector {' '.join(args.variant)}#{i}", topic, ends,
+                                              lanes=1, latency_ms=0, variant=args.variant))  # fmt: skip
         scen[prefix + "connector"] = median_run(runs_c)
+        if runs_v:
+            scen[prefix + "connector_variant"] = {"env": args.variant, **median_run(runs_v)}
     if "peer" not in skip:
         runs_p = [bench.peer(f"{prefix}peer#{i}", topic, ends) for i in range(args.repeat)]
         scen[prefix + "peer_quix"] = median_run(runs_p)
@@ -763,6 +780,9 @@ def main(argv: list[str] | None = None) -> int:
                         "ceiling,connector,lanes,peer,latency")  # fmt: skip
     parser.add_argument("--connector-env", action="append", default=[], metavar="RDC_X=V",
                         help="extra environment for the connector runs (experiments), repeatable")  # fmt: skip
+    parser.add_argument("--variant", action="append", default=[], metavar="RDC_X=V",
+                        help="A/B: also run the 1-lane connector with this environment, alternating with the "
+                        "runs without it (repeatable: one variant of several settings)")  # fmt: skip
     parser.add_argument("--workloads", default="default,mixed",
                         help="which workloads: default (the sample mix, every scenario), mixed (issue 20's "
                         "order-heavy mix: ceiling, connector, peer), or both (default)")  # fmt: skip

@@ -41,7 +41,7 @@ from connector.ops.probe_server import Health, ProbeServer
 from connector.pipeline import Pipeline
 from connector.settle.letter_limit import learn_letter_limit, producer_config_for
 from connector.settle.reporter import Reporter, SettledCallback
-from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
+from connector.transform.process import DecoderSpec, InProcess, WorkerPool
 
 __all__ = ["build_pipeline", "cli"]
 
@@ -160,7 +160,7 @@ def build_pipeline(
         consumer=new_consumer(consumer_config),
         topics=settings.topics,
         transform=(
-            WorkerProcess(_decoder_spec(settings, mapping_texts))
+            WorkerPool(_decoder_spec(settings, mapping_texts), decode_workers(settings))
             if decode_workers(settings)
             else InProcess(decoder, mappings)
         ),

@@ -67,13 +67,13 @@ def _float_between(low: float, high: float) -> Parser:
 
 
 def _workers(name: str, raw: Any) -> int | None:
-    """`auto` (None: decided at start from the usable CPUs), 0 or 1."""
+    """`auto` (None: decided at start from the usable CPUs) or 0-64 worker processes."""
     if isinstance(raw, str) and raw.strip().lower() == "auto":
         return None
     try:
-        return int(_int_between(0, 1)(name, raw))
+        return int(_int_between(0, 64)(name, raw))
     except ConfigError:
-        raise ConfigError(f"{name}={raw!r} is invalid: expected auto, 0 or 1") from None
+        raise ConfigError(f"{name}={raw!r} is invalid: expected auto or a number of worker processes, 0-64") from None
 
 
 def _avro_decoder(name: str, raw: Any) -> str:
@@ -210,7 +210,8 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "decode_workers",
         _workers,
-        "1: decode, map and encode in a worker process (a second core); auto: 1 if 2+ CPUs are usable",
+        "1: decode, map and encode in a worker process (a second core); n: n such processes; "
+        "auto: 1 if 2+ CPUs are usable",
     ),
     Spec(
         "avro_decoder",

@@ -5,10 +5,11 @@ outcome per pair, in order (`outcomes.py`: `Ready`, `Refused`, `RegistryDown`, `
 exception while decoding, mapping or encoding one record is `Refused` (reason `unexpected_error`, its class
 and repr in the message), never raised: one record must not stop the worker or the pipeline.
 
-`InProcess` calls the decoder directly. `WorkerProcess` (`RDC_DECODE_WORKERS=1`) runs the same function in a
-spawned process, and overlaps: the pipeline submits batch N+1 and only then collects batch N, so while it
-batches, tracks and reports N, the worker decodes N+1 on another core. (A first version waited for each
-batch: the two processes then took turns and it bought only +9%.)
+`InProcess` calls the decoder directly. `WorkerProcess` runs the same function in a spawned process, and
+overlaps: the pipeline submits batch N+1 and only then collects batch N, so while it batches, tracks and
+reports N, the worker decodes N+1 on another core. (A first version waited for each batch: the two processes
+then took turns and it bought only +9%.) `WorkerPool` (`RDC_DECODE_WORKERS=n`) gives whole batches to n such
+workers in turn and collects them in the same order: the pipeline keeps n batches in flight.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ __all__ = [
     "DecoderSpec",
     "InProcess",
     "Transform",
+    "WorkerPool",
     "WorkerProcess",
 ]
 
@@ -69,8 +71,9 @@ class DecoderSpec:
 
 
 class Transform(Protocol):
-    #: Whether work submitted runs while the caller does something else (then keep one batch in flight).
-    overlaps: bool
+    #: How many submitted batches may stay in flight while the caller handles older ones: 0 when `submit`
+    #: does the work itself; one per worker process when the work runs while the caller does something else.
+    depth: int
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
         """Queue one batch of (topic, value) pairs."""
@@ -122,7 +125,7 @@ def _unexpected(stage: str, name: str | None, exc: Exception) -> Outcome:
 class InProcess:
     """Transforms in the calling thread, at `submit` (with the bundled mappings unless given others)."""
 
-    overlaps = False
+    depth = 0
 
     def __init__(self, decoder: Decoder, mappings: Mappings | None = None) -> None:
         self._decoder = decoder
@@ -199,7 +202,7 @@ class WorkerProcess:
         self._receiver.start()
         atexit.register(self.close)  # after start(): runs before multiprocessing's own exit handler (LIFO)
 
-    overlaps = True
+    depth = 1
 
     def _send_all(self) -> None:
         while True:
@@ -237,10 +240,44 @@ class WorkerProcess:
     def close(self, timeout: float = 5.0) -> None:
         """Stop the worker and reap it, always: ask (None on the pipe), wait up to `timeout`, then kill it
         (it ignores the stop signals, not SIGKILL). Idempotent."""
+        self.ask_to_stop()
+        self.reap(timeout)
+
+    def ask_to_stop(self) -> None:
         atexit.unregister(self.close)
         self._outbox.put(None)
+
+    def reap(self, timeout: float) -> None:
+        """After `ask_to_stop`: wait up to `timeout` for the worker to stop, then kill it."""
         self._sender.join(timeout)
         self._process.join(timeout)
         if self._process.exitcode is None:
             self._process.kill()
             self._process.join()
+
+
+class WorkerPool:
+    """Transforms in `n` worker processes (`RDC_DECODE_WORKERS=n`): whole batches go to the workers in turn
+    and come back in the order submitted, so records keep their order without any merging."""
+
+    def __init__(self, spec: DecoderSpec, n: int) -> None:
+        self._workers = [WorkerProcess(spec) for _ in range(n)]
+        self._next = 0
+        self._pending: deque[WorkerProcess] = deque()  # the worker of each batch in flight, oldest first
+        self.depth = n
+
+    def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
+        worker = self._workers[self._next]
+        self._next = (self._next + 1) % len(self._workers)
+        worker.submit(work)
+        self._pending.append(worker)
+
+    def collect(self) -> list[Outcome]:
+        return self._pending.popleft().collect()
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop every worker (all asked first, so they stop together) and reap them. Idempotent."""
+        for worker in self._workers:
+            worker.ask_to_stop()
+        for worker in self._workers:
+            worker.reap(timeout)

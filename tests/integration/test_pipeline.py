@@ -39,7 +39,7 @@ def _assert_results_match_mock(bootstrap: str, topics: Topics, rd: MockRdServer,
     assert len(coordinates) == delivered
 
 
-@pytest.mark.parametrize("workers", ["0", "1"], ids=["in-process", "decode-worker"])
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["in-process", "two-decode-workers"])
 def test_mixed_events_delivered_exactly_results_and_commits(
     kafka_bootstrap: str, topics: Topics, rd: MockRdServer, workers: str
 ) -> None:

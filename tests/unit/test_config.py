@@ -97,7 +97,7 @@ def test_defaults() -> None:
     )
 
 
-@pytest.mark.parametrize(("raw", "parsed"), [("auto", None), (" AUTO ", None), ("0", 0), ("1", 1)])
+@pytest.mark.parametrize(("raw", "parsed"), [("auto", None), (" AUTO ", None), ("0", 0), ("1", 1), ("2", 2)])
 def test_decode_workers(raw: str, parsed: int | None) -> None:
     assert load_settings({"RDC_DECODE_WORKERS": raw}).decode_workers == parsed
 
@@ -157,7 +157,9 @@ def test_empty_variable_counts_as_unset() -> None:
         pytest.param({"RDC_EFFECTIVELY_ONCE": "maybe"}, "expected true or false", id="bool"),
         pytest.param({"RDC_LOG_FORMAT": "xml"}, "expected kv or json", id="log-format"),
         pytest.param(
-            {"RDC_DECODE_WORKERS": "2"}, "RDC_DECODE_WORKERS='2' is invalid: expected auto, 0 or 1", id="workers"
+            {"RDC_DECODE_WORKERS": "65"},
+            "RDC_DECODE_WORKERS='65' is invalid: expected auto or a number of worker processes, 0-64",
+            id="workers",
         ),
     ],
 )

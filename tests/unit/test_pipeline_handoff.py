@@ -67,7 +67,7 @@ class FakeTransform:
     """Overlapping. The `down` value answers RegistryDown, the `broken` one an outcome the pipeline cannot
     handle (a bug: no bytes); from collect number `dies_at` on, collect raises (a dead worker)."""
 
-    overlaps = True
+    depth = 1
 
     def __init__(
         self, down: bytes = b"", broken: bytes = b"", dies_at: int = 0, skip: bytes = b"", trims: int = 0

@@ -13,7 +13,7 @@ import pytest
 from connector.commands.sample import generate_messages
 from connector.errors import ConnectorError
 from connector.transform.outcomes import Ready, Refused
-from connector.transform.process import DecoderSpec, InProcess, WorkerProcess
+from connector.transform.process import DecoderSpec, InProcess, WorkerPool, WorkerProcess
 
 
 def test_worker_process_gives_the_in_process_outcomes() -> None:
@@ -117,3 +117,28 @@ def test_an_exit_without_close_does_not_wait_forever_for_the_worker() -> None:
     assert done.returncode == 0, done.stderr
     with pytest.raises(ProcessLookupError):
         os.kill(int(done.stdout), 0)  # the worker is gone too
+
+
+def test_a_pool_returns_every_batch_in_the_order_submitted() -> None:
+    # Batches of different sizes go to the workers in turn; the smaller ones finish first in a worker, so
+    # only collecting in submission order keeps records in order.
+    batches = [
+        [("orders", m.value) for m in generate_messages(n, seed=n, malformed=n // 50)] for n in (400, 3, 250, 1, 0, 60)
+    ]
+    in_process = InProcess(DecoderSpec().build())
+    expected = [in_process.many(batch) for batch in batches]
+    pool = WorkerPool(DecoderSpec(), 3)
+    try:
+        assert pool.depth == 3
+        for batch in batches[:4]:
+            pool.submit(batch)
+        got = [pool.collect(), pool.collect()]
+        for batch in batches[4:]:
+            pool.submit(batch)
+        got += [pool.collect() for _ in range(4)]
+        assert got == expected
+        pids = {worker._process.pid for worker in pool._workers}
+        assert len(pids) == 3
+    finally:
+        pool.close()
+    assert all(worker._process.exitcode == 0 for worker in pool._workers)  # asked to stop: none was killed
