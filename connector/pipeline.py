@@ -214,11 +214,12 @@ class Pipeline:
             timeout = 0
         self._rebalance.begin_consume()
         messages = self._rebalance.without_stale(self._consumer.consume(_CONSUME_BATCH, timeout))
-        self._rebalance.update_budget_share()  # outside the callbacks (see there)
         now = self._clock()
         if messages:
             self._transform.submit([(m.topic(), m.value()) for m in messages if has_value(m)])  # type: ignore[misc]
             self._transforming.append(messages)
+        self._rebalance.update_budget_share()  # outside the callbacks (see there); after the submit: a worker
+        # transforms while its metadata call waits
         # A transform in worker processes keeps the newest batches in flight (one per worker) while this thread
         # handles the ones before.
         self._handle_transformed(now, keep=self._transform.depth if messages else 0)

@@ -267,6 +267,40 @@ def test_the_budget_share_follows_the_whole_assignment_not_the_increment() -> No
     assert shares == [0.25, 0.5, 0.25]
 
 
+def test_a_gained_share_waits_for_the_scans_a_lost_one_does_not() -> None:
+    from types import SimpleNamespace
+
+    from connector.consume.budget_share import BudgetShare
+
+    class Topics:
+        calls = 0
+
+        def list_topics(self, topic: str, timeout: float) -> Any:
+            Topics.calls += 1
+            return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions=dict.fromkeys(range(4)))})
+
+    shares: list[float] = []
+    ledger = FakeLedger()
+    rig = Rig(ledger, cooperative=True)
+    rig.rebalance._budget_share = BudgetShare(Topics(), ["a"], shares.append)
+    rig.assign(A0, A1)
+    rig.rebalance.update_budget_share()
+    assert shares == [] and Topics.calls == 0  # A0 and A1 send nothing before their scans end
+    ledger.done = [_scan(A0, set())]
+    rig.rebalance.finish_scans()
+    rig.rebalance.update_budget_share()
+    assert shares == []  # A1 still scanning
+    ledger.done = [_scan(A1, set())]
+    rig.rebalance.finish_scans()
+    rig.rebalance.update_budget_share()
+    assert shares == [0.5]
+    rig.revoke(A0)
+    rig.revoke(A1)
+    rig.assign(("a", 2))  # two gone, one gained (scanning): the share falls at once, no wait for the scan
+    rig.rebalance.update_budget_share()
+    assert shares == [0.5, 0.25]
+
+
 def test_a_revoke_while_closing_only_forgets() -> None:
     rig = Rig()
     rig.assign(A0)
