@@ -549,6 +549,10 @@ def median_run(runs: list[Run]) -> dict[str, Any]:
         "cpu_s": mid.cpu_s if mid else None,
         "cpu_threads": mid.cpu_threads if mid else None,
         "runs_cpu_s": [r.cpu_s.get("self") for r in runs],
+        # the pipeline process alone (its threads, without the decode worker's): each run's
+        "runs_cpu_pipeline_s": [
+            round(sum(v for k, v in r.cpu_threads.items() if not k.startswith("worker:")), 2) for r in runs
+        ],
         "non_200": [r.non_200 for r in runs if r.non_200],
         "exit_codes": [r.exit_code for r in runs],
         "errors": [r.error for r in runs if r.error],

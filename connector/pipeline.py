@@ -258,15 +258,16 @@ class Pipeline:
             self._metrics.values_trimmed.inc(self.stats.trimmed - trimmed)
         self._metrics.buffered_bytes.set(self._backpressure.total())
 
-    def _on_settled(self, topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:
-        """Kafka acknowledged the result (delivered) or the dead letter of this record."""
-        self._tracker.settle((topic, partition), (offset,))
+    def _on_settled(self, topic: str, partition: int, offsets: Sequence[int], weight: int, delivered: bool) -> None:
+        """Kafka acknowledged the results (delivered) or the dead letters of these records of one partition."""
+        tp = (topic, partition)
+        self._tracker.settle(tp, offsets)
         if weight:
-            self._backpressure.buffered[self._lanes.lane_of((topic, partition))] -= weight
+            self._backpressure.buffered[self._lanes.lane_of(tp)] -= weight
         if delivered:
-            self.stats.delivered += 1
+            self.stats.delivered += len(offsets)
         else:
-            self.stats.dead_lettered += 1
+            self.stats.dead_lettered += len(offsets)
 
     def _commit(self, force: bool = False) -> None:
         self._committer.commit(force)

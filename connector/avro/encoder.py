@@ -126,7 +126,7 @@ def encode_delivery_results(
     on the batch, the source partition and the account, so they are one piece, encoded once per partition
     and account of the batch."""
     header = _result_header() if schema_id is None else confluent_header(schema_id)
-    batch_uuid = _string(event_batch_uuid)
+    batch_uuid = _string(event_batch_uuid)  # the field after event_uuid: one piece with those after it
     stamp = _long(delivered_at_ms) + _optional_string(writer_group)
     shared: dict[tuple[str, str, int, str], tuple[bytes, bytes]] = {}
     values: list[bytes] = []
@@ -135,7 +135,7 @@ def encode_delivery_results(
         if pieces is None:
             base = base_of(topic, partition) if base_of is not None else None
             pieces = shared[(event_type, topic, partition, account)] = (
-                _string(event_type) + _string(topic) + _long(partition),
+                batch_uuid + _string(event_type) + _string(topic) + _long(partition),
                 stamp
                 + _optional_string(_destination(destinations, account))
                 + (b"\x00" if base is None else b"\x02" + _long(base))
@@ -144,7 +144,7 @@ def encode_delivery_results(
             )
         middle, tail = pieces
         optional = b"\x00" if event_id is None else b"\x02" + _string(event_id)
-        values.append(b"".join((header, _string(event_uuid), batch_uuid, middle, _long(offset), optional, tail)))
+        values.append(b"".join((header, _string(event_uuid), middle, _long(offset), optional, tail)))
     return values
 
 
@@ -172,9 +172,14 @@ def _long(value: int) -> bytes:
     return bytes(out)
 
 
+#: `_long(n)` of the lengths a short string has (UUIDs, event ids, names): a lookup, not a call per string.
+_SHORT_LENGTHS = [bytes((n << 1,)) for n in range(64)]
+
+
 def _string(value: str) -> bytes:
     data = value.encode()
-    return _long(len(data)) + data
+    n = len(data)
+    return (_SHORT_LENGTHS[n] if n < 64 else _long(n)) + data
 
 
 def _optional_string(value: str | None) -> bytes:

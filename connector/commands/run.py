@@ -121,7 +121,7 @@ def build_pipeline(
             reporting_producer,
             metrics,
             results_partition=ledger.results_partition if ledger else None,
-            on_result_offset=ledger.result_acked if ledger else None,
+            on_result_offsets=ledger.results_acked if ledger else None,
             letter_max_bytes=letter_limit.bytes,
             log_values=settings.log_record_values,
             writer=(settings.group_id, destinations),

@@ -65,8 +65,9 @@ class Watermarks:
         self._acked: dict[TopicPartitionKey, list[tuple[int, int]]] = {}  # (source offset, results offset)
         self._floor: dict[TopicPartitionKey, int] = {}  # results offset after the last result below the watermark
 
-    def acked(self, tp: TopicPartitionKey, source_offset: int, results_offset: int) -> None:
-        self._acked.setdefault(tp, []).append((source_offset, results_offset))
+    def acked(self, tp: TopicPartitionKey, written: Iterable[tuple[int, int]]) -> None:
+        """Results of `tp` acknowledged: (source offset, results offset) each."""
+        self._acked.setdefault(tp, []).extend(written)
 
     def checkpoint_offset(self, tp: TopicPartitionKey, committed: int) -> int | None:
         """A results offset at or below the first result of any source offset >= `committed` (None: unknown,

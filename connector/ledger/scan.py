@@ -14,7 +14,7 @@ the 200 to the acknowledgement is that window, measured per batch (`window_s`).
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
 from connector.avro.decoder import Decoder
@@ -81,9 +81,9 @@ class Ledger:
         for tp in tps:
             self._base.pop(tp, None)
 
-    def result_acked(self, topic: str, partition: int, source_offset: int, results_offset: int) -> None:
-        """Kafka acknowledged the result of (topic, partition, source_offset) at `results_offset`."""
-        self.marks.acked((topic, partition), source_offset, results_offset)
+    def results_acked(self, topic: str, partition: int, written: Sequence[tuple[int, int]]) -> None:
+        """Kafka acknowledged the results of these (source offset, results offset) of (topic, partition)."""
+        self.marks.acked((topic, partition), written)
 
     def results_partition(self, topic: str, partition: int) -> int:
         """`results_partition()` of this results topic, remembered (thread-safe: a dict read or write)."""

@@ -3,7 +3,9 @@
 `produce` may be called from any thread (confluent-kafka's Producer is thread-safe), but delivery reports
 are served only by the pipeline thread (`poll`), so `on_settled` always runs there. A record is settled
 only when Kafka acknowledged its report; a failed report is produced again by the next `poll` (never
-dropped, never settled without an acknowledgement, never produced from inside a delivery callback).
+dropped, never settled without an acknowledgement, never produced from inside a delivery callback). A
+result's acknowledgement is noted by its own delivery callback and settled at the end of the `poll` that
+served it, in bulk: one `on_settled` per source partition per poll, not a chain of calls per result.
 When librdkafka's local queue is full, the pipeline thread serves delivery reports to make room; a lane
 thread waits for the pipeline thread to do so.
 
@@ -28,17 +30,20 @@ from confluent_kafka import KafkaError, KafkaException
 
 from connector.avro.encoder import encode_delivery_results
 from connector.config.accounts import DEFAULT_ACCOUNT
-from connector.in_flight import Item, item_weight
+from connector.in_flight import Item, items_weight
 from connector.ops.metrics import Metrics
 from connector.settle.connect_headers import connect_headers
 from connector.settle.dead_letters import MIN_LIMIT, DeadLetter, Fitted, Headers, fit_letter
 
-__all__ = ["DeadLetter", "Headers", "KafkaProducer", "Reporter"]
+__all__ = ["DeadLetter", "Headers", "KafkaProducer", "Reporter", "ResultOffsetsCallback", "SettledCallback"]
 
 _log = logging.getLogger("connector.settle.reporter")
 
-#: (topic, partition, offset, buffered bytes released, delivered to RD (else dead-lettered))
-SettledCallback = Callable[[str, int, int, int, bool], None]
+#: (topic, partition, offsets, buffered bytes they all released, delivered to RD (else dead-lettered)): Kafka
+#: acknowledged the result (or the dead letter) of each of these offsets of one source partition.
+SettledCallback = Callable[[str, int, Sequence[int], int, bool], None]
+#: (topic, partition, [(source offset, results offset)]): where Kafka wrote the results of one source partition
+ResultOffsetsCallback = Callable[[str, int, Sequence[tuple[int, int]]], None]
 
 
 class KafkaProducer(Protocol):
@@ -74,7 +79,7 @@ class Reporter:
         producer_factory: Callable[[], KafkaProducer] | None = None,
         metrics: Metrics | None = None,
         results_partition: Callable[[str, int], int] | None = None,
-        on_result_offset: Callable[[str, int, int, int], None] | None = None,
+        on_result_offsets: ResultOffsetsCallback | None = None,
         letter_max_bytes: int = 1_000_000,
         log_values: bool = False,
         writer: tuple[str, Mapping[str, str] | str] | None = None,
@@ -94,7 +99,7 @@ class Reporter:
         self._stale = False
         self._metrics = metrics
         self._results_partition = results_partition  # source (topic, partition) -> results partition
-        self._on_result_offset = on_result_offset  # (topic, partition, source offset, results offset)
+        self._on_result_offsets = on_result_offsets
         self._results_topic = results_topic
         self._dlq_topic = dlq_topic
         self._on_settled = on_settled
@@ -109,6 +114,7 @@ class Reporter:
         self._letter_limit = letter_max_bytes
         self._log_values = log_values
         self._failed: list[Callable[[], None]] = []  # reports to produce again at the next poll
+        self._acked: list[tuple[Item, int | None]] = []  # results acknowledged (results offset), not yet settled
 
     def publish_results(self, items: Sequence[Item], uuids: Sequence[str], batch_uuid: str) -> None:
         """One DeliveryResult per item, `uuids[i]` for `items[i]`. Call the moment RD answers 200: until
@@ -124,10 +130,20 @@ class Reporter:
             destinations=self._destinations,
             base_of=self._base_of,
         )
+        topic, acked, partition_of = self._results_topic, self._result_acked, self._results_partition
+        partitions: dict[tuple[str, int], int] = {}  # source partition -> results partition, for this batch
         for item, value in zip(items, values, strict=True):
-            partition = self._results_partition(item.topic, item.partition) if self._results_partition else -1
-            retry = partial(self._result_acked, item, value, partition, acks)
-            self._produce(self._results_topic, item.key, value, None, retry, partition)
+            partition = -1
+            if partition_of is not None:
+                source = (item.topic, item.partition)
+                partition = partitions.get(source, -1)
+                if partition < 0:
+                    partition = partitions[source] = partition_of(*source)
+            on_delivery = partial(acked, item, value, partition, acks)  # ties the acknowledgement to its item
+            try:  # `_produce` only when the queue is full: one call less per result
+                self._producer.produce(topic, value, item.key, partition=partition, on_delivery=on_delivery)
+            except BufferError:
+                self._produce(topic, item.key, value, None, on_delivery, partition)
         acks.handed_over_s = time.monotonic() - acks.answered_at
 
     def produce_plain(self, topic: str, key: bytes, value: bytes) -> None:
@@ -210,17 +226,36 @@ class Reporter:
             retry = partial(self._result_acked, item, value, partition, acks)
             self._failed.append(partial(self._produce, self._results_topic, item.key, value, None, retry, partition))
             return
-        if self._on_result_offset is not None and msg is not None:
-            self._on_result_offset(item.topic, item.partition, item.offset, msg.offset())
-        latency = msg.latency() if msg is not None and hasattr(msg, "latency") else None
-        if latency is not None:
-            acks.latest_ack_s = max(acks.latest_ack_s, latency)
+        if msg is None:  # a test's fake producer
+            self._acked.append((item, None))
+        else:
+            self._acked.append((item, msg.offset()))
+            latency = msg.latency()
+            if latency is not None and latency > acks.latest_ack_s:
+                acks.latest_ack_s = latency
         acks.remaining -= 1
         if acks.remaining == 0 and self._metrics is not None:
             # The window closes when the broker acknowledged the last result (librdkafka's own latency),
             # not when this callback got its turn on the pipeline thread.
             self._metrics.observe_result_window(acks.handed_over_s + acks.latest_ack_s)
-        self._on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
+
+    def _settle_acked(self) -> None:
+        """Settle the results acknowledged since the last call (pipeline thread): per source partition, one
+        ledger call with their results offsets, then one `on_settled`."""
+        if not self._acked:
+            return
+        acked, self._acked = self._acked, []
+        by_source: dict[tuple[str, int], list[tuple[Item, int | None]]] = {}
+        for entry in acked:
+            item = entry[0]
+            by_source.setdefault((item.topic, item.partition), []).append(entry)
+        for (topic, partition), entries in by_source.items():
+            if self._on_result_offsets is not None:
+                written = [(item.offset, at) for item, at in entries if at is not None]
+                if written:
+                    self._on_result_offsets(topic, partition, written)
+            offsets = [item.offset for item, _ in entries]
+            self._on_settled(topic, partition, offsets, items_weight([item for item, _ in entries]), True)
 
     def _letter_acked(self, letter: DeadLetter, fitted: Fitted, err: Any, _msg: Any) -> None:
         if err is not None:
@@ -231,7 +266,7 @@ class Reporter:
                 _log.warning("dead_letter_retry topic=%s offset=%d error=%s", letter.topic, letter.offset, err)
             self._failed.append(partial(self._produce_letter, letter, fitted))
             return
-        self._on_settled(letter.topic, letter.partition, letter.offset, letter.weight, False)
+        self._on_settled(letter.topic, letter.partition, (letter.offset,), letter.weight, False)
 
     def _note_failure(self, err: Any) -> None:
         code = err.code() if hasattr(err, "code") else None
@@ -251,7 +286,8 @@ class Reporter:
         self._retired.append(old)
 
     def poll(self, timeout: float = 0.0) -> int:
-        """Serve delivery reports, then produce again the reports that failed (pipeline thread only)."""
+        """Serve delivery reports, produce again the reports that failed, settle the results acknowledged
+        (pipeline thread only)."""
         served = self._poll(self._producer, timeout)
         for old in list(self._retired):
             served += self._poll(old, 0)
@@ -262,6 +298,7 @@ class Reporter:
         failed, self._failed = self._failed, []
         for produce_again in failed:
             produce_again()
+        self._settle_acked()
         return served
 
     def _poll(self, producer: KafkaProducer, timeout: float) -> int:
@@ -281,7 +318,9 @@ class Reporter:
             return 0
 
     def flush(self, timeout: float) -> int:
-        return self._producer.flush(timeout) + sum(old.flush(0) for old in self._retired)
+        left = self._producer.flush(timeout) + sum(old.flush(0) for old in self._retired)
+        self._settle_acked()
+        return left
 
 
 def _too_large(err: Any) -> bool:

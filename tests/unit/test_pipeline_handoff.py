@@ -121,7 +121,7 @@ class InstantLane:
     def submit(self, batch: Batch) -> None:
         for item in batch.items:
             self.delivered.append(item.offset)
-            self._reporter.on_settled(item.topic, item.partition, item.offset, item_weight(item), True)
+            self._reporter.on_settled(item.topic, item.partition, (item.offset,), item_weight(item), True)
 
     def queued(self) -> int:
         return 0

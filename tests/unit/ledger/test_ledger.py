@@ -37,19 +37,19 @@ def test_results_partition_is_stable_and_in_range() -> None:
 
 def test_checkpoint_is_the_first_result_at_or_above_the_commit() -> None:
     marks = Watermarks()
-    for source, result in [(0, 10), (1, 11), (2, 15), (3, 16)]:
-        marks.acked(TP, source, result)
+    marks.acked(TP, [(0, 10), (1, 11)])
+    marks.acked(TP, [(2, 15), (3, 16)])
     assert marks.checkpoint_offset(TP, 2) == 15  # results of offsets >= 2 start at 15
     assert marks.checkpoint_offset(TP, 4) == 17  # all below the commit: after the last one
     assert marks.checkpoint_offset(TP, 9) == 17  # nothing new: stays
-    marks.acked(TP, 9, 30)
+    marks.acked(TP, [(9, 30)])
     assert marks.checkpoint_offset(TP, 9) == 30
 
 
 def test_unknown_until_a_result_is_acknowledged() -> None:
     marks = Watermarks()
     assert marks.checkpoint_offset(TP, 5) is None  # keep whatever checkpoint there was
-    marks.acked(TP, 5, 3)
+    marks.acked(TP, [(5, 3)])
     marks.forget([TP])
     assert marks.checkpoint_offset(TP, 6) is None
 
@@ -71,9 +71,10 @@ def test_checkpoint_never_skips_a_result_above_the_commit(gaps: list[int], commi
         results.append((source, result))
     fed = 0
     for committed in sorted(commits):
+        first = fed
         while fed < len(results) and results[fed][0] < committed + 3:  # some results ahead of the commit
-            marks.acked(TP, *results[fed])
             fed += 1
+        marks.acked(TP, results[first:fed])  # acknowledged in bulk (a poll's worth)
         start = marks.checkpoint_offset(TP, committed)
         later = [r for s, r in results if s >= committed]
         if start is not None and later:

@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from connector.avro import DELIVERY_RESULT, Decoder, Encoder, default_catalog, encode_delivery_results
 
-_text = st.text(max_size=40)
+_text = st.text(max_size=80)  # beyond 63 bytes too: a length that takes two varint bytes
 _long = st.integers(min_value=-(2**63), max_value=2**63 - 1)
 _ACCOUNTS = ["default", "shop-br", "conta-é"]
 _row = st.tuples(

@@ -6,17 +6,17 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, Message
 
 from connector.avro import Decoder, default_catalog
 from connector.in_flight import Item, item_weight
 from connector.settle.dead_letters import record_size
-from connector.settle.reporter import DeadLetter, Reporter
+from connector.settle.reporter import DeadLetter, Reporter, SettledCallback
 
 RESULTS = "rd.results"
 DLQ = "rd.dlq"
@@ -96,7 +96,14 @@ class FakeProducer:
         return 0
 
 
-Settled = tuple[str, int, int, int, bool]
+Settled = tuple[str, int, tuple[int, ...], int, bool]  # one `on_settled` call: (topic, partition, offsets, ...)
+
+
+def recorder(settled: list[Settled]) -> SettledCallback:
+    def on_settled(topic: str, partition: int, offsets: Sequence[int], weight: int, delivered: bool) -> None:
+        settled.append((topic, partition, tuple(offsets), weight, delivered))
+
+    return on_settled
 
 
 @dataclass
@@ -110,11 +117,7 @@ class Rig:
 def rig() -> Rig:
     producer = FakeProducer()
     settled: list[Settled] = []
-
-    def on_settled(topic: str, partition: int, offset: int, weight: int, delivered: bool) -> None:
-        settled.append((topic, partition, offset, weight, delivered))
-
-    return Rig(producer, Reporter(producer, RESULTS, DLQ, on_settled), settled)
+    return Rig(producer, Reporter(producer, RESULTS, DLQ, recorder(settled)), settled)
 
 
 def make_item(offset: int, *, key: bytes | None = None, event_id: str | None = None) -> Item:
@@ -249,9 +252,45 @@ def test_result_settles_only_after_the_ack(rig: Rig) -> None:
     assert rig.settled == []
 
     rig.producer.produced[1].ack()
-    assert rig.settled == [("orders", 2, 6, item_weight(items[1]), True)]
+    assert rig.settled == []  # acknowledged: settled by the poll that served the acknowledgement
+    rig.reporter.poll()
+    assert rig.settled == [("orders", 2, (6,), item_weight(items[1]), True)]
     rig.producer.produced[0].ack()
-    assert rig.settled == [("orders", 2, 6, item_weight(items[1]), True), ("orders", 2, 5, item_weight(items[0]), True)]
+    rig.reporter.poll()
+    assert rig.settled[1:] == [("orders", 2, (5,), item_weight(items[0]), True)]
+    rig.reporter.poll()
+    assert len(rig.settled) == 2  # each once
+
+
+def test_a_polls_acknowledgements_settle_in_one_call_per_source_partition_with_their_results_offsets() -> None:
+    producer = FakeProducer()
+    settled: list[Settled] = []
+    written: list[tuple[str, int, tuple[tuple[int, int], ...]]] = []
+    reporter = Reporter(
+        producer,
+        RESULTS,
+        DLQ,
+        recorder(settled),
+        results_partition=lambda topic, partition: partition % 2,
+        on_result_offsets=lambda topic, partition, pairs: written.append((topic, partition, tuple(pairs))),
+    )
+    items = [make_item(5), make_item(6), make_item(7)._replace(partition=3), make_item(8)]
+    reporter.publish_results(items, ["u-5", "u-6", "u-7", "u-8"], "b")
+    for index in (3, 2, 0):  # in any order, item 6's still outstanding
+        report = producer.produced[index]
+        report.on_delivery(None, Message(topic=RESULTS, partition=0, offset=100 + index, latency=0.001))
+    assert settled == [] and written == []
+    reporter.poll()
+    assert written == [("orders", 2, ((8, 103), (5, 100))), ("orders", 3, ((7, 102),))]
+    assert settled == [
+        ("orders", 2, (8, 5), item_weight(items[3]) + item_weight(items[0]), True),
+        ("orders", 3, (7,), item_weight(items[2]), True),
+    ]
+    reporter.poll()
+    assert len(settled) == 2  # nothing twice
+    producer.produced[1].ack()  # a test's ack carries no message: settled, no results offset
+    reporter.poll()
+    assert settled[2:] == [("orders", 2, (6,), item_weight(items[1]), True)] and len(written) == 2
 
 
 def test_failed_result_is_produced_again_and_settles_on_a_later_success(rig: Rig) -> None:
@@ -274,7 +313,8 @@ def test_failed_result_is_produced_again_and_settles_on_a_later_success(rig: Rig
     assert third.value == first.value
 
     third.ack()
-    assert rig.settled == [("orders", 2, 8, item_weight(item), True)]
+    rig.reporter.poll()
+    assert rig.settled == [("orders", 2, (8,), item_weight(item), True)]
     assert len(rig.producer.produced) == 3  # nothing more after the success
 
 
@@ -309,7 +349,7 @@ def test_dead_letter_keeps_key_value_and_appends_rdc_and_kafka_connect_headers(r
     ]
     assert rig.settled == []
     produced.ack()
-    assert rig.settled == [("orders", 1, 42, 99, False)]
+    assert rig.settled == [("orders", 1, (42,), 99, False)]
 
 
 def test_dead_letter_without_original_headers_key_or_value(rig: Rig) -> None:
@@ -385,7 +425,7 @@ def test_failed_dead_letter_is_produced_again_and_settles_on_a_later_success(rig
     second = rig.producer.produced[1]
     assert (second.topic, second.key, second.value, second.headers) == (DLQ, first.key, first.value, first.headers)
     second.ack()
-    assert rig.settled == [("orders", 1, 42, 99, False)]
+    assert rig.settled == [("orders", 1, (42,), 99, False)]
 
 
 # --- back-pressure and delegation ---------------------------------------------------------------------------
@@ -397,7 +437,8 @@ def test_buffer_error_on_a_result_is_retried(rig: Rig) -> None:
     assert rig.producer.attempts == 4
     assert len(rig.producer.produced) == 1
     rig.producer.produced[0].ack()
-    assert rig.settled == [("orders", 2, 1, item_weight(make_item(1, key=b"k")), True)]
+    rig.reporter.poll()
+    assert rig.settled == [("orders", 2, (1,), item_weight(make_item(1, key=b"k")), True)]
 
 
 def test_buffer_error_on_a_dead_letter_is_retried(rig: Rig) -> None:
@@ -407,7 +448,7 @@ def test_buffer_error_on_a_dead_letter_is_retried(rig: Rig) -> None:
     [produced] = rig.producer.produced
     assert produced.topic == DLQ
     produced.ack()
-    assert rig.settled == [("orders", 1, 42, 99, False)]
+    assert rig.settled == [("orders", 1, (42,), 99, False)]
 
 
 def test_buffer_error_while_reproducing_a_failed_report_is_retried(rig: Rig) -> None:
@@ -418,7 +459,8 @@ def test_buffer_error_while_reproducing_a_failed_report_is_retried(rig: Rig) -> 
     assert rig.producer.attempts == 4
     assert len(rig.producer.produced) == 2
     rig.producer.produced[1].ack()
-    assert [s[2] for s in rig.settled] == [3]
+    rig.reporter.poll()
+    assert [s[2] for s in rig.settled] == [(3,)]
 
 
 def test_poll_and_flush_delegate_to_the_producer(rig: Rig) -> None:
@@ -462,7 +504,7 @@ def test_timed_out_report_replaces_the_producer_and_is_produced_on_the_new_one()
 
     settled: list[Settled] = []
     first = factory()
-    reporter = Reporter(first, RESULTS, DLQ, lambda *a: settled.append(a), None, factory)
+    reporter = Reporter(first, RESULTS, DLQ, recorder(settled), None, factory)
     reporter.publish_results([make_item(1), make_item(2)], ["u-1", "u-2"], "b")
     timed_out = first.outstanding.pop(0)
     timed_out.on_delivery(KafkaTimeout(), None)  # item 1 timed out; item 2 is still queued in `first`
@@ -472,7 +514,8 @@ def test_timed_out_report_replaces_the_producer_and_is_produced_on_the_new_one()
     assert sorted(p.value is not None for p in second.produced) == [True, True]  # ...and both went to the new one
     for report in list(second.outstanding):
         report.ack()
-    assert sorted(s[2] for s in settled) == [1, 2]
+    reporter.poll()
+    assert sorted(o for s in settled for o in s[2]) == [1, 2]
     reporter.poll()
     assert len(made) == 2  # no further replacement once reports succeed
 
@@ -498,14 +541,15 @@ def test_a_fatal_error_from_poll_retires_the_producer_instead_of_stopping_the_co
 
     settled: list[Settled] = []
     first = FatalOnPollProducer()
-    reporter = Reporter(first, RESULTS, DLQ, lambda *a: settled.append(a), None, factory)
+    reporter = Reporter(first, RESULTS, DLQ, recorder(settled), None, factory)
     reporter.publish_results([make_item(1)], ["u-1"], "b")
     reporter.poll()  # the fatal error: no exception escapes, the producer is replaced
     assert len(made) == 1 and first.purged
     reporter.poll()  # the purged report (served by the retired producer) is produced on the new one
     [report] = made[0].outstanding
     report.ack()
-    assert [s[2] for s in settled] == [1]
+    reporter.poll()
+    assert [s[2] for s in settled] == [(1,)]
 
 
 def test_an_error_from_poll_that_is_not_fatal_still_raises() -> None:
@@ -569,7 +613,7 @@ def _size(produced: Produced) -> int:
 
 
 def test_a_dead_letter_over_the_limit_is_produced_cut_to_fit(rig: Rig) -> None:
-    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=50_000)
+    reporter = Reporter(rig.producer, RESULTS, DLQ, recorder(rig.settled), letter_max_bytes=50_000)
     original = b"\xff" * 200_000
     reporter.dead_letter(make_letter(value=original, weight=0))
     [produced] = rig.producer.produced
@@ -578,25 +622,25 @@ def test_a_dead_letter_over_the_limit_is_produced_cut_to_fit(rig: Rig) -> None:
     headers = dict(produced.headers or [])
     assert headers["rdc.original.size"] == b"200000" and headers["rdc.truncated"] == b"value"
     produced.ack()
-    assert rig.settled == [("orders", 1, 42, 0, False)]
+    assert rig.settled == [("orders", 1, (42,), 0, False)]
 
 
 def test_a_letter_refused_in_produce_as_too_large_is_cut_further_at_once() -> None:
     producer = SizeCheckingProducer(max_bytes=60_000)
     settled: list[Settled] = []
-    reporter = Reporter(producer, RESULTS, DLQ, lambda *a: settled.append(a), letter_max_bytes=1_000_000)
+    reporter = Reporter(producer, RESULTS, DLQ, recorder(settled), letter_max_bytes=1_000_000)
     reporter.dead_letter(make_letter(value=b"v" * 500_000))  # misjudged limit: must not raise
     [produced] = producer.produced
     assert _size(produced) <= 60_000
     assert producer.attempts == 5  # 500 KB, then cut to 250 KB, 125 KB, 62.5 KB, 31 KB
     produced.ack()
-    assert [s[2] for s in settled] == [42]
+    assert [s[2] for s in settled] == [(42,)]
     reporter.dead_letter(make_letter(offset=43, value=b"v" * 500_000))  # later letters get the lower limit
     assert producer.attempts == 6
 
 
 def test_a_letter_the_broker_refuses_as_too_large_is_cut_to_half_and_produced_again(rig: Rig) -> None:
-    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=1_000_000)
+    reporter = Reporter(rig.producer, RESULTS, DLQ, recorder(rig.settled), letter_max_bytes=1_000_000)
     original = b"v" * 800_000
     reporter.dead_letter(make_letter(value=original))
     first = rig.producer.produced[0]
@@ -608,11 +652,11 @@ def test_a_letter_the_broker_refuses_as_too_large_is_cut_to_half_and_produced_ag
     assert second.value is not None and original.startswith(second.value)
     assert dict(second.headers or [])["rdc.original.sha256"] == hashlib.sha256(original).hexdigest().encode()
     second.ack()
-    assert rig.settled == [("orders", 1, 42, 99, False)]
+    assert rig.settled == [("orders", 1, (42,), 99, False)]
 
 
 def test_other_errors_on_a_cut_letter_produce_the_same_bytes_again(rig: Rig) -> None:
-    reporter = Reporter(rig.producer, RESULTS, DLQ, lambda *a: rig.settled.append(a), letter_max_bytes=50_000)
+    reporter = Reporter(rig.producer, RESULTS, DLQ, recorder(rig.settled), letter_max_bytes=50_000)
     reporter.dead_letter(make_letter(value=b"v" * 200_000))
     first = rig.producer.produced[0]
     first.fail("Broker: Not enough in-sync replicas")
