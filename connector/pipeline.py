@@ -228,11 +228,7 @@ class Pipeline:
         self._rebalance.finish_scans()
         self._holds.release_due(now)
         self._backpressure.apply()
-        # Caught up (nothing consumed, nothing transforming, everything tracked settled): commit what settled
-        # now instead of at the next interval, so the end of a burst is committed as soon as it is delivered
-        # (100,000 events: ~0.2 s less from the last POST to committed, ~5 % of the whole run).
-        caught_up = not messages and not self._transforming and not self._tracker.unsettled()
-        self._commit(force=caught_up and bool(self._tracker.committable()))
+        self._commit()
 
     def _handle_transformed(self, now: float, keep: int = 0, drop: frozenset[TopicPartitionKey] = frozenset()) -> None:
         """Handle the consumed batches whose transform is done, oldest first, leaving `keep` in flight.

@@ -235,7 +235,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec(
         "commit_interval_ms",
         _int_between(10, 600_000),
-        "how often settled offsets are committed (and at once when everything consumed has settled)",
+        "how often settled offsets are committed",
     ),
     Spec("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     Spec("log_format", _log_format, "kv (key=value lines) or json (one object per line)"),

@@ -157,7 +157,6 @@ def _pipeline(
     transform: FakeTransform,
     lane_type: type[InstantLane] = InstantLane,
     batch_max_events: int = 1,
-    commit_interval_s: float = 0.0,
 ) -> tuple[Pipeline, list[InstantLane]]:
     lanes: list[InstantLane] = []
 
@@ -176,7 +175,7 @@ def _pipeline(
         batch_max_events=batch_max_events,
         linger_s=0.0,  # a batch that is not full is due as soon as it is checked
         shutdown_timeout_s=1.0,
-        commit_interval_s=commit_interval_s,
+        commit_interval_s=0.0,
     )
     consumer.pipeline = pipeline
     return pipeline, lanes
@@ -296,31 +295,3 @@ def test_records_a_revoke_left_behind_are_not_tracked_and_the_partition_is_read_
     assert pipeline.run() == 0
     assert lanes[0].delivered == [0, 1, 2, 3, 4, 5]  # 3 and 4 once: the copies from before the revoke dropped
     assert max(consumer.commits) == 6 and consumer.closed
-
-
-class IdleThenStop(FakeConsumer):
-    """Hands out the batches, then one empty consume (caught up), then asks the pipeline to stop and notes
-    what was committed by then (the final commit of the stop comes after)."""
-
-    def __init__(self, batches: list[list[int]]) -> None:
-        super().__init__(batches)
-        self.idle_polls = 0
-        self.committed_before_stop: list[int] = []
-
-    def consume(self, count: int, timeout: float) -> list[FakeMessage]:
-        if not self.batches and self.idle_polls == 0:
-            self.idle_polls += 1
-            return []
-        if not self.batches:
-            self.committed_before_stop = list(self.commits)
-        return super().consume(count, timeout)
-
-
-def test_caught_up_commits_at_once_not_at_the_next_interval() -> None:
-    consumer = IdleThenStop([[0, 1, 2], [3, 4, 5]])
-    pipeline, lanes = _pipeline(consumer, FakeTransform(), commit_interval_s=3600.0)
-    assert pipeline.run() == 0
-    assert lanes[0].delivered == [0, 1, 2, 3, 4, 5]
-    # The interval's first commit came at the first step (nothing settled yet); everything settled and nothing
-    # more came: committed at once, where a one-hour interval would otherwise wait for the stop.
-    assert consumer.committed_before_stop == [6]
