@@ -21,11 +21,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-import httpx
-
 from connector.errors import DecodeError, SchemaRegistryUnavailable
 
 if TYPE_CHECKING:
+    import httpx
+
     from connector.config import Settings
 
 __all__ = ["SchemaRegistryClient", "registry_client", "registry_from_settings"]
@@ -47,6 +47,8 @@ class SchemaRegistryClient:
         timeout: float = 10.0,
         client: httpx.Client | None = None,
     ) -> None:
+        import httpx  # here, not with the module: a decode worker without a registry never loads it (3-4 MiB)
+
         auth = httpx.BasicAuth(username, password or "") if username is not None else None
         self._client = client or httpx.Client(timeout=timeout)
         self._owns_client = client is None
@@ -131,6 +133,8 @@ class SchemaRegistryClient:
         return int(response.json()["id"])
 
     def _request(self, method: str, path: str, json: Any = None) -> httpx.Response:
+        import httpx  # (loaded by __init__: a lookup in sys.modules)
+
         url = self._base + path
         try:
             response = self._client.request(method, url, json=json, auth=self._auth, headers={"Accept": _CONTENT_TYPE})
