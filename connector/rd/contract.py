@@ -362,7 +362,9 @@ def accepts(event_type: str, field: str) -> str | None:
 _STR = "v.__class__ is str"
 #: Valid emails and URLs already seen (exact `str`s, at most `_SEEN_MAX` of each, `_SEEN_LEN` characters):
 #: a set lookup instead of the pattern (measured ~35 ns instead of ~260 ns for a 40-character URL; product
-#: and image URLs and customers' emails repeat across records). Only ever holds a string the pattern matched.
+#: and image URLs and customers' emails repeat across records: `Mappings.map` on the mixed workload 7.0 ->
+#: 6.1 us per record; a string never seen before costs one lookup and one insert more). Only ever holds a
+#: string the pattern matched, so the answer is the pattern's.
 _SEEN_MAX: Final = 4096
 _SEEN_LEN: Final = 256
 _seen_emails: Final[set[str]] = set()
