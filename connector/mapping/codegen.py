@@ -11,6 +11,7 @@ from connector.mapping import convert
 from connector.mapping.avro_view import RecordView, Step
 from connector.mapping.event import Skipped, finish
 from connector.mapping.spec import MappingSpec, Problem
+from connector.rd import contract
 
 __all__ = ["Code", "Generation", "access"]
 
@@ -37,6 +38,7 @@ class Generation:
             "_SKIPPED": Skipped(spec.name),
             "_ifb": int.from_bytes,
             "_c": convert,
+            **contract.CONDITION_NAMES,
         }
 
     def problem(self, line: int, where: str | None, message: str) -> None:

@@ -9,6 +9,7 @@ from typing import Any, Final
 from connector.mapping import fit
 from connector.mapping.avro_view import AvroType, PathError, Step
 from connector.mapping.codegen import Code, Generation, access
+from connector.mapping.compile_check import write_check
 from connector.mapping.convert import Where
 from connector.mapping.fit import Misfit
 from connector.mapping.spec import ConstValue, CountValue, EachValue, PathValue, SumValue, Value
@@ -53,14 +54,20 @@ class PayloadCompiler:
         self.gen, self.view = gen, gen.view
 
     def builder(self, code: Code, name: str, event_type: str, root: AvroType) -> None:
-        code.add(0, f"def {name}(r):", "    p = {}")
+        """`def name(r)`: the payload of `event_type`, finished with its own check (`compile_check`)."""
+        body = Code()
+        body.add(0, f"def {name}(r):", "    p = {}")
         required = set(contract.EVENT_TYPES[event_type])
+        fields: dict[str, tuple[str, ...] | None] = {}
         for key, value in self.gen.spec.payload.items():
             kind = contract.accepts(event_type, key)
             if kind is None:
                 continue  # sent only with the event types that accept it
-            self.value(code, 1, value, kind, ("r", root, ""), ("p", key, f"payload.{key}"), event_type, key in required)
-        code.add(1, f"return _finish({event_type!r}, p)")
+            fields[key] = _object_keys(value)
+            self.value(body, 1, value, kind, ("r", root, ""), ("p", key, f"payload.{key}"), event_type, key in required)
+        write_check(code, f"{name}_ok", event_type, fields)
+        code.lines += body.lines
+        code.add(1, f"return _finish({event_type!r}, p, {name}_ok)")
 
     def value(
         self,
@@ -256,3 +263,12 @@ class PayloadCompiler:
                 )
         code.add(depth + 1, "items.append(q)")
         code.add(depth, f"{target[0]}[{target[1]!r}] = items")
+
+
+def _object_keys(value: Value) -> tuple[str, ...] | None:
+    """The keys of the objects a list value (line items, legal bases) can hold; None: not a list of objects."""
+    if isinstance(value, EachValue):
+        return tuple(value.payload)
+    if isinstance(value, ConstValue) and isinstance(value.value, list):
+        return tuple(dict.fromkeys(k for x in value.value if isinstance(x, dict) for k in x))
+    return None

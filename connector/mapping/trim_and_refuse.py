@@ -14,13 +14,14 @@ from typing import Any
 from connector.errors import MappingError
 from connector.rd import contract
 
-__all__ = ["check_payload", "trim_payload"]
+__all__ = ["NEEDS_ITEMS", "check_payload", "trim_payload"]
 
 _LINE_ITEMS = contract.LIMITS["line_items"]
 _CATEGORIES = contract.LIMITS["categories"]
 _PAYMENT_METHODS = contract.LIMITS["payment_methods"]
 _TITLE = contract.LIMITS["product_title"]
-_NEEDS_ITEMS = frozenset({"ECOMMERCE_CHECKOUT_STARTED", "ECOMMERCE_CART_ABANDONED"})
+#: Event types whose total_items must not be 0 (checked here: contract does not).
+NEEDS_ITEMS = frozenset({"ECOMMERCE_CHECKOUT_STARTED", "ECOMMERCE_CART_ABANDONED"})
 _PATH_PART = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
 # The value quoted in a message: bounded in depth and length (a plain repr of a list nested 1000 levels, as
 # orjson parses, would raise RecursionError; of a 200 KB string, copy it whole before the cut).
@@ -64,7 +65,7 @@ def check_payload(event_type: str, payload: Mapping[str, Any]) -> None:
     """Raise `MappingError` for the first thing RD would refuse in `payload` (after trimming)."""
     errors = contract.payload_errors(event_type, payload)
     if not errors:
-        if event_type in _NEEDS_ITEMS and payload.get("total_items") == 0:
+        if event_type in NEEDS_ITEMS and payload.get("total_items") == 0:
             # RD: total_items >= 1 for checkout and cart (rd-api.md "Totals"); contract does not check it.
             raise MappingError("invalid_quantity", f"{event_type}: total_items=0: a checkout or cart needs an item")
         return
