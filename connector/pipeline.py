@@ -35,6 +35,7 @@ that deadline (or settled but not committed) is logged (`shutdown_unsettled`) an
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from collections import deque
@@ -216,7 +217,16 @@ class Pipeline:
         messages = self._rebalance.without_stale(self._consumer.consume(_CONSUME_BATCH, timeout))
         now = self._clock()
         if messages:
-            self._transform.submit([(m.topic(), m.value()) for m in messages if has_value(m)])  # type: ignore[misc]
+            # `has_value` inline, each value read once; each topic interned: one string object per topic, which
+            # pickle then writes once per batch, not once per record (pickling 1,000 pairs to the worker 392 ->
+            # 67 us; interning costs 24: -0.3 us a record of the pipeline thread).
+            intern = sys.intern
+            work = [
+                (intern(m.topic()), v)  # type: ignore[arg-type]
+                for m in messages
+                if m.error() is None and (v := m.value()) is not None
+            ]
+            self._transform.submit(work)
             self._transforming.append(messages)
         self._rebalance.update_budget_share()  # outside the callbacks (see there); after the submit: a worker
         # transforms while its metadata call waits
