@@ -244,8 +244,10 @@ class Pipeline:
         """Handle the consumed batches whose transform is done, oldest first, leaving `keep` in flight.
         Records of partitions in `drop` (lost) are left alone: never tracked, never sent."""
         handle = self._router.handle  # bound once: called per record
+        holds = self._holds
         while len(self._transforming) > keep:
             messages = self._transforming.popleft()
+            held = holds.count
             consumed, tombstones, trimmed = self.stats.consumed, self.stats.tombstones, self.stats.trimmed
             try:
                 outcomes = iter(self._transform.collect())
@@ -259,6 +261,11 @@ class Pipeline:
                 # tracked is never committed and is redelivered.
                 self._transforming.clear()
                 raise
+            if holds.count != held:
+                # A partition was held and sought back: the batches still in flight were fetched before the
+                # seek, so they are handled now, while it is held (its records are dropped and read again), not
+                # after a release: with several workers one could come back later and be taken as read again.
+                keep = 0
             self._metrics.events_consumed.inc(self.stats.consumed - consumed)  # once per batch, not per event
             self._metrics.tombstones_skipped.inc(self.stats.tombstones - tombstones)
             self._metrics.values_trimmed.inc(self.stats.trimmed - trimmed)

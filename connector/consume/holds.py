@@ -3,7 +3,10 @@
 A record whose schema cannot be fetched now is not its own fault, so it is never dead-lettered for it: its
 partition is paused and sought back to it, and `REGISTRY_RETRY_S` later resumed (unless something else still
 holds it). Records of a held partition consumed meanwhile (already fetched) are ignored: they are read again
-after the seek. A stop while held leaves the partition uncommitted from that record on (`run` exits 6).
+after the seek. So every batch fetched before the seek must be handled while the partition is still held: the
+pipeline handles all the batches it has in flight as soon as a hold happens (with several decode workers some
+could otherwise come back after the release and be taken as read again). A stop while held leaves the
+partition uncommitted from that record on (`run` exits 6).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class RegistryHolds:
         self._consumer = consumer
         self._partitions = partitions
         self._retry_s = retry_s
+        self.count = 0  # holds so far: the pipeline sees that one happened while it handled a batch
 
     def hold(self, tp: TopicPartitionKey, offset: int, now: float, error: object) -> None:
         state = self._partitions.owned.get(tp)
@@ -36,6 +40,7 @@ class RegistryHolds:
         _log.warning("registry_unavailable topic=%s partition=%d offset=%d retry_s=%.1f error=%s",
                      tp[0], tp[1], offset, self._retry_s, error)  # fmt: skip
         state.held_until = now + self._retry_s
+        self.count += 1
         state.at_end = False
         partition = TopicPartition(tp[0], tp[1], offset)
         self._consumer.pause([partition])
