@@ -214,6 +214,7 @@ class Reporter:
             except BufferError:  # local queue full: acknowledgements must be served to make room
                 if threading.get_ident() == self._owner:
                     self._producer.poll(0.005)
+                    self._settle_acked()  # at once, as `poll` does: a drain, rewind or commit may look next
                 else:
                     time.sleep(0.005)
 

@@ -441,6 +441,25 @@ def test_buffer_error_on_a_result_is_retried(rig: Rig) -> None:
     assert rig.settled == [("orders", 2, (1,), item_weight(make_item(1, key=b"k")), True)]
 
 
+def test_acknowledgements_served_to_make_room_settle_at_once(rig: Rig) -> None:
+    # The pipeline thread serves reports itself when the queue is full; the results acknowledged there settle
+    # before it goes on (a drain, a rewind or a commit may look next), not at the next `poll`.
+    acked: list[Produced] = []
+
+    def poll(timeout: float = 0.0) -> int:
+        for produced in rig.producer.produced:
+            if produced not in acked:
+                acked.append(produced)
+                produced.ack()
+        return len(acked)
+
+    rig.producer.poll = poll  # type: ignore[method-assign]
+    rig.reporter.publish_results([make_item(1)], ["u-1"], "b")
+    rig.producer.buffer_errors = 2  # the direct produce and the first retry: one poll in between
+    rig.reporter.publish_results([make_item(2)], ["u-2"], "b")  # full: serves (and acknowledges) the first
+    assert rig.settled == [("orders", 2, (1,), item_weight(make_item(1)), True)]
+
+
 def test_buffer_error_on_a_dead_letter_is_retried(rig: Rig) -> None:
     rig.producer.buffer_errors = 2
     rig.reporter.dead_letter(make_letter())
