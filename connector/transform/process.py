@@ -261,7 +261,13 @@ class WorkerPool:
     and come back in the order submitted, so records keep their order without any merging."""
 
     def __init__(self, spec: DecoderSpec, n: int) -> None:
-        self._workers = [WorkerProcess(spec) for _ in range(n)]
+        self._workers: list[WorkerProcess] = []
+        try:
+            for _ in range(n):
+                self._workers.append(WorkerProcess(spec))
+        except BaseException:  # the ones started are stopped now, not left to the exit handler
+            self.close()
+            raise
         self._next = 0
         self._pending: deque[WorkerProcess] = deque()  # the worker of each batch in flight, oldest first
         self.depth = n
