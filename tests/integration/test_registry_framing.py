@@ -52,7 +52,7 @@ def test_confluent_framing_in_and_out_with_basic_auth(
         assert f"{topics.results}-value" in registry.subjects
 
 
-@pytest.mark.parametrize("workers", ["0", "1"], ids=["in-process", "decode-worker"])
+@pytest.mark.parametrize("workers", ["0", "2"], ids=["in-process", "two-decode-workers"])
 def test_registry_outage_holds_the_partition_and_loses_nothing(
     kafka_bootstrap: str, make_topic: Callable[..., str], group_id: str, workers: str
 ) -> None:
