@@ -108,7 +108,7 @@ class RecordRouter:
         value = message.value()
         self.stats.consumed += 1
         if state.skip and offset in state.skip:  # delivered before a crash (ledger)
-            state.skip.discard(offset)
+            # Kept until a commit passes it (`Committer`): a cooperative rewind may read it again.
             tracker.track(tp, offset)
             tracker.settle(tp, (offset,))
             self.stats.duplicates_suppressed += 1

@@ -36,6 +36,7 @@ class PartitionProgress(Protocol):
     held_until: float | None
     committed: int | None
     unsettled_since: tuple[int, float] | None
+    skip: set[int]  # offsets the ledger found delivered: those below a commit are dropped from it
 
 
 class Committer:
@@ -84,6 +85,8 @@ class Committer:
             state = self._owned.get(tp)
             if state is not None:
                 state.committed = position
+                if state.skip:  # the ledger's delivered offsets below the commit are never read again
+                    state.skip = {offset for offset in state.skip if offset >= position}
         if self._ledger is not None:  # after the commit: a crash in between only lengthens a scan
             for key, value in self._ledger.checkpoint(positions):
                 self._reporter.produce_plain(self._ledger.topic, key, value)

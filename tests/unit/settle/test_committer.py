@@ -121,3 +121,13 @@ def test_the_stop_report_names_unsettled_held_and_uncommitted_work() -> None:
     consumer.fail_commits = 1
     committer.commit(force=True)
     assert committer.report_unsettled(1.0) == 1
+
+
+def test_a_commit_drops_the_ledgers_delivered_offsets_below_it() -> None:
+    committer, _consumer, tracker, _clock, _, partitions = _rig()
+    partitions.owned[A0].skip = {1, 3, 7}
+    for offset in range(4):
+        tracker.track(A0, offset)
+    tracker.settle(A0, range(4))
+    committer.commit(force=True)
+    assert partitions.owned[A0].committed == 4 and partitions.owned[A0].skip == {7}
