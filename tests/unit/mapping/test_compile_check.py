@@ -203,7 +203,8 @@ def _outcome(event_type: str, payload: dict[str, Any], check: Any) -> tuple[Any,
     return ("sent", repr(event))  # repr: a NaN in a field nobody checks is not == itself
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# CI runs 400 and 300 examples (~7 s together); both passed 4,000 and 2,500 once when this was written.
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_payloads())
 @example(("ECOMMERCE_ORDER_PAID", {"email": None, "line_items": ("price",)}, {"email": "a@b.c", "line_items": []}))
 @example(("ECOMMERCE_CART_ABANDONED", _CART, {**VALID["ECOMMERCE_CART_ABANDONED"], "total_items": 0}))
@@ -246,7 +247,7 @@ def _orders(draw: st.DrawFn) -> tuple[str, dict[str, Any], dict[str, Any]]:
 _PINNED = ("product_id", "product_title", "price", "quantity")
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_orders())
 @example(
     (
