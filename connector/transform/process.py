@@ -15,6 +15,7 @@ workers in turn and collects them in the same order: the pipeline keeps n batche
 from __future__ import annotations
 
 import atexit
+import itertools
 import multiprocessing
 import queue
 import signal
@@ -268,13 +269,12 @@ class WorkerPool:
         except BaseException:  # the ones started are stopped now, not left to the exit handler
             self.close()
             raise
-        self._next = 0
+        self._turns = itertools.cycle(self._workers)
         self._pending: deque[WorkerProcess] = deque()  # the worker of each batch in flight, oldest first
         self.depth = n
 
     def submit(self, work: Sequence[tuple[str, bytes]]) -> None:
-        worker = self._workers[self._next]
-        self._next = (self._next + 1) % len(self._workers)
+        worker = next(self._turns)
         worker.submit(work)
         self._pending.append(worker)
 
