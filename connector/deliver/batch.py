@@ -77,7 +77,7 @@ class Batcher:
         `arrived_at`, when the event reached Kafka (default `now`), matters only for the first event of a
         batch, and only in `due(now, caught_up=True)`."""
         length = len(item.event)
-        if length + 2 > self.max_bytes:  # not fits_alone(): a call per event
+        if not self.fits_alone(length):
             raise ValueError(f"event of {length} bytes cannot fit a body of at most {self.max_bytes} bytes")
         closed: list[Batch] = []
         batch = self._open
