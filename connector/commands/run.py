@@ -156,14 +156,13 @@ def build_pipeline(
             edge.gate.set_share(share)
 
     consumer_config = settings.consumer_config()
+    workers = decode_workers(settings)
     return Pipeline(
         consumer=new_consumer(consumer_config),
         topics=settings.topics,
-        transform=(
-            WorkerPool(_decoder_spec(settings, mapping_texts), decode_workers(settings))
-            if decode_workers(settings)
-            else InProcess(decoder, mappings)
-        ),
+        transform=WorkerPool(_decoder_spec(settings, mapping_texts), workers)
+        if workers
+        else InProcess(decoder, mappings),
         reporter_factory=reporter,
         lane_factory=lane,
         lanes=settings.max_in_flight,

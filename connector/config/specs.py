@@ -232,11 +232,7 @@ SPECS: Final[tuple[Spec, ...]] = (
     Spec("mappings", _nonempty, "your own records -> RD events: a mapping file, or a directory of *.yaml"),
     Spec("effectively_once", _bool, "skip records whose result is already in the results topic (the ledger)"),
     Spec("ledger_topic", _nonempty, "compacted topic of ledger checkpoints (created if missing)"),
-    Spec(
-        "commit_interval_ms",
-        _int_between(10, 600_000),
-        "how often settled offsets are committed",
-    ),
+    Spec("commit_interval_ms", _int_between(10, 600_000), "how often settled offsets are committed"),
     Spec("log_level", _log_level, "DEBUG, INFO, WARNING or ERROR"),
     Spec("log_format", _log_format, "kv (key=value lines) or json (one object per line)"),
     Spec("log_record_values", _bool, "quote the record's values (emails, names...) in log lines: for debugging only"),
