@@ -95,6 +95,20 @@ def run(body: str, data: dict[str, Any], entry: SchemaEntry = ORDER) -> RdEvent 
         return exc
 
 
+def event(body: str, data: dict[str, Any], entry: SchemaEntry = ORDER) -> RdEvent:
+    """`run`, which must give an event."""
+    result = run(body, data, entry)
+    assert isinstance(result, RdEvent), result
+    return result
+
+
+def refusal(body: str, data: dict[str, Any], entry: SchemaEntry = ORDER) -> MappingError:
+    """`run`, which must refuse the record."""
+    result = run(body, data, entry)
+    assert isinstance(result, MappingError), result
+    return result
+
+
 def order(**over: Any) -> dict[str, Any]:
     base = {
         "order_number": 7,

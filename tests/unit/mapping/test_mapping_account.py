@@ -20,7 +20,7 @@ from connector.config import load_settings
 from connector.errors import ConfigError, MappingError
 from connector.mapping.avro_view import RecordView
 from connector.mapping.compile_account import compile_account
-from connector.mapping.event import RdEvent, Skipped
+from connector.mapping.event import Skipped
 from connector.mapping.file_tests import record_from_input
 from connector.mapping.mappings import Mappings, checked_mappings
 from connector.mapping.spec import DEAD_LETTER, EventTypeSpec, MappingFileError, MappingSpec
@@ -32,9 +32,11 @@ from tests.unit.mapping.mapping_support import (
     ORDER,
     PAID,
     compiled,
+    event,
     mapping_text,
     order,
     problems,
+    refusal,
     run,
 )
 
@@ -58,18 +60,6 @@ KIND_BODY = "event_type: CONVERSION\npayload:\n  email: email\n  conversion_iden
 def routed(cases: str, path: str, otherwise: str = DEAD_LETTER, body: str = PAID) -> str:
     lines = "\n".join(f"    {line}" for line in cases.strip().splitlines())
     return body + f"account:\n  path: {path}\n  cases:\n{lines}\n  otherwise: {otherwise}\n"
-
-
-def event(body: str, data: dict[str, Any], entry: Any = ORDER) -> RdEvent:
-    result = run(body, data, entry)
-    assert isinstance(result, RdEvent), result
-    return result
-
-
-def refusal(body: str, data: dict[str, Any], entry: Any = ORDER) -> MappingError:
-    result = run(body, data, entry)
-    assert isinstance(result, MappingError), result
-    return result
 
 
 def kinds(**over: Any) -> dict[str, Any]:

@@ -27,23 +27,12 @@ from tests.unit.mapping.mapping_support import (
     ORDER_DEFINITION,
     PAID,
     compiled,
+    event,
     mapping_text,
     order,
+    refusal,
     run,
 )
-
-
-def event(body: str, data: dict[str, Any], entry: Any = ORDER) -> RdEvent:
-    result = run(body, data, entry)
-    assert isinstance(result, RdEvent), result
-    return result
-
-
-def refusal(body: str, data: dict[str, Any], entry: Any = ORDER) -> MappingError:
-    result = run(body, data, entry)
-    assert isinstance(result, MappingError), result
-    return result
-
 
 # -- paths, first present, modifiers -----------------------------------------------------------------------
 
